@@ -1,0 +1,66 @@
+"""Typed errors raised by the gateway hooks; each carries the gateway's own code and message."""
+
+from __future__ import annotations
+
+
+class SmsGatewayError(Exception):
+    """A gateway refused or failed a request.
+
+    :param message: readable text; never contains a secret (the hook scrubs it).
+    :param gateway: connection type of the gateway (``smstools``, ``smsgateway24``, ``textboost``).
+    :param code: the gateway's own error code, if it sent one.
+    :param status_code: the HTTP status, if a response arrived.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        gateway: str | None = None,
+        code: str | int | None = None,
+        status_code: int | None = None,
+    ) -> None:
+        self.message = message
+        self.gateway = gateway
+        self.code = code
+        self.status_code = status_code
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        where = f"{self.gateway}: " if self.gateway else ""
+        details = [f"HTTP {self.status_code}"] if self.status_code else []
+        if self.code not in (None, ""):
+            details.append(f"code {self.code}")
+        suffix = f" ({', '.join(details)})" if details else ""
+        return f"{where}{self.message}{suffix}"
+
+
+class SmsAuthError(SmsGatewayError):
+    """Credentials were refused (wrong secret, expired or revoked token, missing permission)."""
+
+
+class SmsValidationError(SmsGatewayError):
+    """The request was refused as invalid (bad number, missing field, unknown id); retrying will not help."""
+
+
+class SmsTransientError(SmsGatewayError):
+    """A failure that may pass (5xx, connection trouble); the request is safe to retry only if
+    ``request_sent`` is False or the request does not create messages."""
+
+    def __init__(self, message: str, *, request_sent: bool = True, **kwargs) -> None:
+        super().__init__(message, **kwargs)
+        self.request_sent = request_sent
+
+
+class SmsRateLimitError(SmsTransientError):
+    """HTTP 429: the gateway did not process the request and asks to wait ``retry_after`` seconds."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs) -> None:
+        kwargs.setdefault("request_sent", False)  # a 429 means the request was not processed
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class SmsAmbiguousSendError(SmsGatewayError):
+    """A message-creating request left, but its answer was lost: the gateway may or may not have
+    stored the messages. Look them up before sending again (see the ledger)."""

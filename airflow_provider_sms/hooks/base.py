@@ -1,0 +1,639 @@
+"""What every gateway hook shares: connection, HTTP session, retries, errors, masking, rate limit,
+paging, dates and the gateway-neutral interface.
+
+A gateway module subclasses :class:`SmsGatewayHook` and only describes its endpoints: each method
+builds a :class:`Call` and parses the answer; everything about *how* a call travels lives here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from functools import cached_property
+from typing import Any, ClassVar
+
+import aiohttp
+import pendulum
+import requests
+from airflow.sdk import BaseHook
+from airflow.sdk.log import mask_secret
+from requests.adapters import HTTPAdapter
+from tenacity import AsyncRetrying, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
+from airflow_provider_sms import __version__
+from airflow_provider_sms.exceptions import (
+    SmsAmbiguousSendError,
+    SmsAuthError,
+    SmsGatewayError,
+    SmsRateLimitError,
+    SmsTransientError,
+    SmsValidationError,
+)
+from airflow_provider_sms.messages import (
+    Contact,
+    ContactResult,
+    OutboundMessage,
+    SendResult,
+    StatusReport,
+    normalize_phone,
+)
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = f"airflow-provider-sms/{__version__}"
+DEFAULT_TIMEOUT = (10.0, 30.0)
+DEFAULT_MAX_ATTEMPTS = 5
+DEFAULT_BACKOFF = 0.5
+MAX_BACKOFF = 30.0
+MAX_RETRY_AFTER = 120.0
+# Extras whose values are secrets whatever the gateway (masked the moment they are read).
+SECRET_EXTRA_WORDS = ("secret", "token", "password", "pass", "key")
+
+
+@dataclass(frozen=True)
+class Call:
+    """One HTTP request to a gateway, described, not yet sent.
+
+    :param creates_messages: the request makes the gateway store/send messages. Such a request is
+        retried only when it provably did not reach the gateway (connect error, 429); a lost answer
+        raises :class:`SmsAmbiguousSendError` instead of a silent resend.
+    """
+
+    method: str
+    path: str
+    params: dict[str, Any] | None = None
+    json: Any = None
+    data: dict[str, Any] | None = None
+    files: dict[str, Any] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    creates_messages: bool = False
+    authenticated: bool = True
+
+
+# A page parser turns one page's payload into (items, the call for the next page or None).
+PageParser = Callable[[Any, Call], "tuple[list[Any], Call | None]"]
+
+
+class _RateLimiter:
+    """Spaces calls at least ``1 / rate`` seconds apart, across threads sharing the hook."""
+
+    def __init__(self, rate: float | None) -> None:
+        self.interval = 1.0 / rate if rate else 0.0
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def reserve(self) -> float:
+        """Book the next slot and return how long to wait for it."""
+        if not self.interval:
+            return 0.0
+        with self._lock:
+            now = time.monotonic()
+            slot = max(now, self._next)
+            self._next = slot + self.interval
+            return slot - now
+
+
+def _parse_retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        try:  # an HTTP date
+            return max(0.0, (pendulum.parse(value, strict=False) - pendulum.now("UTC")).total_seconds())
+        except Exception:
+            return None
+
+
+class SmsGatewayHook(BaseHook):
+    """Base class of the gateway hooks.
+
+    :param sms_conn_id: the Airflow connection of the gateway.
+    :param timeout: overrides the connection's ``timeout`` extra: seconds, or (connect, read).
+    :param max_attempts: overrides the connection's ``max_attempts`` extra (1 disables retries).
+    """
+
+    conn_name_attr = "sms_conn_id"
+    gateway: ClassVar[str] = ""
+    default_base_url: ClassVar[str] = ""
+    # Appended to a connection host that has no path of its own (e.g. "/getdata/").
+    default_path: ClassVar[str] = ""
+    # Largest number of messages one send request carries.
+    max_batch_size: ClassVar[int] = 1
+    # E.164 with "+" (SmsGateway24) or digits only (Smstools, TextBoost) on the wire.
+    phone_with_plus: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        sms_conn_id: str | None = None,
+        *,
+        timeout: float | tuple[float, float] | None = None,
+        max_attempts: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.sms_conn_id = sms_conn_id or self.default_conn_name
+        self._timeout_override = timeout
+        self._max_attempts_override = max_attempts
+        self._secrets: set[str] = set()
+        self._token: str | None = None
+
+    # ---------------------------------------------------------------------------------------------
+    # Connection
+
+    @cached_property
+    def connection(self):
+        """The Airflow connection, with its secrets registered for masking."""
+        return self._register(self.get_connection(self.sms_conn_id))
+
+    async def _aload_connection(self) -> None:
+        """Read the connection with the async API (for triggers), unless already loaded."""
+        if "connection" not in self.__dict__:
+            conn = await self.aget_connection(self.sms_conn_id)
+            self.__dict__["connection"] = self._register(conn)
+
+    def _register(self, conn):
+        for value in (conn.password, *self._secret_extras(conn.extra_dejson)):
+            self._remember_secret(value)
+        return conn
+
+    @staticmethod
+    def _secret_extras(extras: dict[str, Any]) -> Iterator[str]:
+        for name, value in extras.items():
+            if isinstance(value, str) and any(word in name.lower() for word in SECRET_EXTRA_WORDS):
+                yield value
+
+    def _remember_secret(self, value: str | None) -> None:
+        """Mask ``value`` in Airflow's logs and scrub it from our exception texts."""
+        if value:
+            mask_secret(value)
+            self._secrets.add(str(value))
+
+    def scrub(self, text: str) -> str:
+        """Remove every known secret from ``text`` (for exception messages and log lines)."""
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    @cached_property
+    def extras(self) -> dict[str, Any]:
+        return self.connection.extra_dejson
+
+    def extra(self, name: str, default: Any = None) -> Any:
+        """A connection extra; empty strings count as unset (the UI stores them for blank fields)."""
+        value = self.extras.get(name)
+        return default if value in (None, "") else value
+
+    @cached_property
+    def base_url(self) -> str:
+        host = (self.connection.host or "").strip()
+        if not host:
+            return self.default_base_url.rstrip("/")
+        if "://" not in host:
+            host = f"{self.connection.schema or 'https'}://{host}"
+        scheme, rest = host.split("://", 1)
+        authority, _, path = rest.partition("/")
+        if self.connection.port and ":" not in authority:
+            authority = f"{authority}:{self.connection.port}"
+        path = path.strip("/") or self.default_path.strip("/")
+        return f"{scheme}://{authority}" + (f"/{path}" if path else "")
+
+    @cached_property
+    def timezone(self) -> str:
+        return self.extra("timezone", "UTC")
+
+    @cached_property
+    def timeout(self) -> tuple[float, float]:
+        value = self._timeout_override if self._timeout_override is not None else self.extra("timeout")
+        if value is None:
+            return DEFAULT_TIMEOUT
+        if isinstance(value, (list, tuple)):
+            return float(value[0]), float(value[1])
+        return min(float(value), DEFAULT_TIMEOUT[0]), float(value)
+
+    @cached_property
+    def max_attempts(self) -> int:
+        value = self._max_attempts_override or self.extra("max_attempts", DEFAULT_MAX_ATTEMPTS)
+        return max(1, int(value))
+
+    @cached_property
+    def batch_size(self) -> int:
+        """Messages per send request: the gateway's maximum unless the ``batch_size`` extra lowers it."""
+        return max(1, min(int(self.extra("batch_size", self.max_batch_size)), self.max_batch_size))
+
+    @cached_property
+    def _limiter(self) -> _RateLimiter:
+        rate = self.extra("max_requests_per_second")
+        return _RateLimiter(float(rate) if rate else None)
+
+    # ---------------------------------------------------------------------------------------------
+    # Sync transport
+
+    @cached_property
+    def session(self) -> requests.Session:
+        """A pooled session; retries are ours (tenacity), so the adapter never retries by itself."""
+        session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=16, max_retries=0)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
+        return session
+
+    def close(self) -> None:
+        if "session" in self.__dict__:
+            self.session.close()
+            del self.__dict__["session"]
+
+    def request(self, call: Call) -> Any:
+        """Send ``call`` with retries and return the parsed payload, or raise a typed error."""
+        return self._retrying(call, Retrying)(self._request_once_with_auth, call)
+
+    def _request_once_with_auth(self, call: Call) -> Any:
+        if call.authenticated:
+            self._ensure_token()
+        try:
+            return self._request_once(call)
+        except SmsAuthError:
+            # A token that expired mid-run is fetched again once; static credentials are not retried.
+            if not call.authenticated or self._token_call() is None:
+                raise
+            self._token = None
+            self._ensure_token()
+            return self._request_once(call)
+
+    def _ensure_token(self) -> None:
+        token_call = self._token_call()
+        if token_call is not None and self._token is None:
+            self._accept_token(self._request_once(token_call))
+
+    def _request_once(self, call: Call) -> Any:
+        self._throttle()
+        call = self._authorize(call) if call.authenticated else call
+        url = self._url(call.path)
+        try:
+            response = self.session.request(
+                call.method,
+                url,
+                params=call.params,
+                json=call.json,
+                data=call.data,
+                files=call.files,
+                headers=call.headers or None,
+                timeout=self.timeout,
+            )
+        except requests.RequestException as exc:
+            raise self._transport_error(call, exc, sent=not _never_sent(exc)) from None
+        return self._handle(call, response.status_code, response.headers, response.content)
+
+    def _throttle(self) -> None:
+        wait = self._limiter.reserve()
+        if wait > 0:
+            time.sleep(wait)
+
+    # ---------------------------------------------------------------------------------------------
+    # Async transport (triggers): same calls, same parsing, aiohttp instead of requests.
+
+    async def arequest(self, call: Call) -> Any:
+        """Async :meth:`request`; reads the connection with the async API."""
+        await self._aload_connection()
+        retrying = self._retrying(call, AsyncRetrying)
+        async for attempt in retrying:
+            with attempt:
+                return await self._arequest_once_with_auth(call)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _arequest_once_with_auth(self, call: Call) -> Any:
+        if call.authenticated:
+            await self._aensure_token()
+        try:
+            return await self._arequest_once(call)
+        except SmsAuthError:
+            if not call.authenticated or self._token_call() is None:
+                raise
+            self._token = None
+            await self._aensure_token()
+            return await self._arequest_once(call)
+
+    async def _aensure_token(self) -> None:
+        token_call = self._token_call()
+        if token_call is not None and self._token is None:
+            self._accept_token(await self._arequest_once(token_call))
+
+    async def _arequest_once(self, call: Call) -> Any:
+        wait = self._limiter.reserve()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        call = self._authorize(call) if call.authenticated else call
+        connect, read = self.timeout
+        timeout = aiohttp.ClientTimeout(sock_connect=connect, sock_read=read)
+        headers = {"User-Agent": USER_AGENT, "Accept": "application/json", **call.headers}
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=timeout, headers=headers) as session,
+                session.request(
+                    call.method,
+                    self._url(call.path),
+                    params=call.params,
+                    json=call.json,
+                    data=call.data,
+                ) as response,
+            ):
+                body = await response.read()
+                return self._handle(call, response.status, response.headers, body)
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            never_sent = isinstance(exc, aiohttp.ClientConnectorError)
+            raise self._transport_error(call, exc, sent=not never_sent) from None
+
+    # ---------------------------------------------------------------------------------------------
+    # Shared request logic
+
+    def _url(self, path: str) -> str:
+        return f"{self.base_url}/{path.lstrip('/')}"
+
+    def _retrying(self, call: Call, retrying_class: type[Retrying] | type[AsyncRetrying]):
+        def should_retry(exc: BaseException) -> bool:
+            if not isinstance(exc, SmsTransientError):
+                return False
+            return not (call.creates_messages and exc.request_sent)
+
+        backoff = wait_exponential_jitter(initial=DEFAULT_BACKOFF, max=MAX_BACKOFF)
+
+        def wait(state) -> float:
+            # Honour Retry-After when the gateway sent one; otherwise back off with jitter.
+            retry_after = getattr(state.outcome.exception(), "retry_after", None)
+            return min(float(retry_after), MAX_RETRY_AFTER) if retry_after is not None else backoff(state)
+
+        return retrying_class(
+            retry=retry_if_exception(should_retry),
+            stop=stop_after_attempt(self.max_attempts),
+            wait=wait,
+            reraise=True,
+            before_sleep=lambda state: self.log.warning(
+                "%s %s failed (%s); attempt %d of %d",
+                call.method,
+                call.path,
+                state.outcome.exception(),
+                state.attempt_number,
+                self.max_attempts,
+            ),
+        )
+
+    def _transport_error(self, call: Call, exc: Exception, *, sent: bool) -> SmsGatewayError:
+        text = self.scrub(f"{type(exc).__name__} on {call.method} {call.path}: {exc}")
+        if sent and call.creates_messages:
+            return SmsAmbiguousSendError(
+                f"the answer to a send request was lost, the gateway may have stored it ({text})",
+                gateway=self.gateway,
+            )
+        return SmsTransientError(text, gateway=self.gateway, request_sent=sent)
+
+    def _handle(self, call: Call, status: int, headers: Any, body: bytes) -> Any:
+        try:
+            payload = json.loads(body) if body else None
+        except ValueError:
+            payload = body.decode("utf-8", "replace")
+        try:
+            self._raise_for_envelope(call, status, payload)
+            if status >= 400:
+                self._raise_for_status(call, status, payload, headers)
+        except SmsGatewayError as exc:
+            exc.message = self.scrub(exc.message)
+            exc.args = (exc.message,)
+            exc.gateway = exc.gateway or self.gateway
+            exc.status_code = exc.status_code or status
+            raise
+        return payload
+
+    def _raise_for_status(self, call: Call, status: int, payload: Any, headers: Any) -> None:
+        """Map an HTTP error status that the gateway's envelope did not explain to a typed error."""
+        message = self._error_text(payload) or f"HTTP {status} on {call.method} {call.path}"
+        if status == 429:
+            retry_after = _parse_retry_after(headers.get("Retry-After"))
+            raise SmsRateLimitError(message, retry_after=retry_after, status_code=status)
+        if status >= 500:
+            if call.creates_messages:
+                raise SmsAmbiguousSendError(
+                    f"HTTP {status} answering a send request; the gateway may have stored it: {message}",
+                    status_code=status,
+                )
+            raise SmsTransientError(message, status_code=status)
+        if status in (401, 403):
+            raise SmsAuthError(message, status_code=status)
+        raise SmsValidationError(message, status_code=status)
+
+    @staticmethod
+    def _error_text(payload: Any) -> str | None:
+        if isinstance(payload, dict):
+            for key in ("errorMsg", "message", "error_description"):
+                if payload.get(key):
+                    return str(payload[key])
+        if isinstance(payload, str) and payload.strip():
+            return payload.strip()[:500]
+        return None
+
+    # ---------------------------------------------------------------------------------------------
+    # What a gateway describes (override as needed)
+
+    def _raise_for_envelope(self, call: Call, status: int, payload: Any) -> None:
+        """Raise a typed error if ``payload`` is the gateway's error envelope (also on HTTP 200)."""
+
+    def _authorize(self, call: Call) -> Call:
+        """Return ``call`` with credentials attached (headers, fields or token)."""
+        return call
+
+    def _token_call(self) -> Call | None:
+        """The call that obtains a session token, for gateways that use one (None: static credentials)."""
+        return None
+
+    def _accept_token(self, payload: Any) -> None:
+        """Keep the token from the answer to :meth:`_token_call`."""
+
+    def _test_call(self) -> Call:
+        """A cheap authenticated call for :meth:`test_connection`."""
+        raise NotImplementedError
+
+    def _status_listing(self, since: datetime | None) -> tuple[Call, PageParser]:
+        """The list endpoint that reports message statuses, and how to read its pages."""
+        raise NotImplementedError
+
+    # ---------------------------------------------------------------------------------------------
+    # Paging
+
+    def paginate(self, call: Call, parse_page: PageParser) -> Iterator[Any]:
+        """Lazily yield the items of every page, starting from ``call``."""
+        next_call: Call | None = call
+        while next_call is not None:
+            items, next_call = parse_page(self.request(next_call), next_call)
+            yield from items
+
+    async def apaginate(self, call: Call, parse_page: PageParser) -> AsyncIterator[Any]:
+        """Async :meth:`paginate`."""
+        next_call: Call | None = call
+        while next_call is not None:
+            items, next_call = parse_page(await self.arequest(next_call), next_call)
+            for item in items:
+                yield item
+
+    @staticmethod
+    def with_params(call: Call, **params: Any) -> Call:
+        """``call`` with its query parameters updated (for the next page)."""
+        return replace(call, params={**(call.params or {}), **params})
+
+    # ---------------------------------------------------------------------------------------------
+    # Phones and dates on the wire
+
+    def to_wire_phone(self, e164: str) -> str:
+        """The gateway's format of an E.164 number."""
+        return e164 if self.phone_with_plus else e164.lstrip("+")
+
+    @staticmethod
+    def from_wire_phone(raw: Any) -> str:
+        """E.164 from a gateway's number (with or without "+"); unparsable values are returned as given."""
+        text = str(raw or "").strip()
+        if not text:
+            return text
+        try:
+            return normalize_phone(text if text.startswith("+") else f"+{text}")
+        except ValueError:
+            return text
+
+    def format_time(self, value: datetime, fmt: str = "YYYY-MM-DD HH:mm:ss") -> str:
+        """``value`` in the connection's timezone (naive values are taken as UTC), formatted for the wire."""
+        moment = pendulum.instance(value, tz="UTC") if value.tzinfo is None else pendulum.instance(value)
+        return moment.in_timezone(self.timezone).format(fmt)
+
+    def parse_time(self, value: Any) -> datetime | None:
+        """A gateway timestamp as an aware datetime; naive texts are in the connection's timezone."""
+        if value in (None, ""):
+            return None
+        if isinstance(value, dict):  # PHP DateTime JSON: {"date", "timezone_type", "timezone"}
+            return pendulum.parse(str(value["date"]), tz=value.get("timezone") or self.timezone)
+        try:
+            return pendulum.parse(str(value), tz=self.timezone)
+        except Exception:
+            return None
+
+    # ---------------------------------------------------------------------------------------------
+    # The gateway-neutral interface
+
+    def send_batch(self, messages: Sequence[OutboundMessage]) -> list[SendResult]:
+        """Send at most :attr:`batch_size` messages in as few requests as the gateway allows.
+
+        Returns one result per message, in order. Raises :class:`SmsAmbiguousSendError` when the
+        answer was lost: the caller must look the messages up (:meth:`find_sent`) before resending.
+        """
+        raise NotImplementedError
+
+    def send_messages(self, messages: Iterable[OutboundMessage]) -> list[SendResult]:
+        """Send ``messages`` in batches of :attr:`batch_size`; one result per message, in order."""
+        results: list[SendResult] = []
+        for batch in chunked(messages, self.batch_size):
+            results.extend(self.send_batch(batch))
+        return results
+
+    def find_sent(
+        self, messages: Sequence[OutboundMessage], since: datetime | None = None
+    ) -> dict[str, StatusReport]:
+        """Look up which of ``messages`` (by their ``key``) the gateway already holds.
+
+        Used after an ambiguous send: what is found was sent and must not be sent again.
+        """
+        raise NotImplementedError
+
+    def iter_statuses(self, since: datetime | None = None) -> Iterator[StatusReport]:
+        """Every message the gateway reports (created after ``since`` where it can filter), paged."""
+        call, parse_page = self._status_listing(since)
+        return self.paginate(call, parse_page)
+
+    async def aiter_statuses(self, since: datetime | None = None) -> AsyncIterator[StatusReport]:
+        """Async :meth:`iter_statuses`."""
+        await self._aload_connection()
+        call, parse_page = self._status_listing(since)
+        async for report in self.apaginate(call, parse_page):
+            yield report
+
+    def get_statuses(
+        self, message_ids: Iterable[str], since: datetime | None = None
+    ) -> dict[str, StatusReport]:
+        """Statuses of ``message_ids`` from the bulk list endpoint (not one request per id).
+
+        Ids the gateway does not list are absent from the result.
+        """
+        wanted = {str(i) for i in message_ids}
+        found: dict[str, StatusReport] = {}
+        for report in self.iter_statuses(since):
+            if report.message_id in wanted:
+                found[report.message_id] = report
+                if len(found) == len(wanted):
+                    break
+        return found
+
+    async def aget_statuses(
+        self, message_ids: Iterable[str], since: datetime | None = None
+    ) -> dict[str, StatusReport]:
+        """Async :meth:`get_statuses`, for triggers."""
+        wanted = {str(i) for i in message_ids}
+        found: dict[str, StatusReport] = {}
+        async for report in self.aiter_statuses(since):
+            if report.message_id in wanted:
+                found[report.message_id] = report
+                if len(found) == len(wanted):
+                    break
+        return found
+
+    def upsert_contacts(self, contacts: Sequence[Contact], list_id: str) -> list[ContactResult]:
+        """Create contacts without ``contact_id`` and update those with one, in ``list_id``."""
+        raise NotImplementedError
+
+    def delete_contacts(self, contact_ids: Iterable[str], list_id: str) -> None:
+        """Remove contacts from the gateway."""
+        raise NotImplementedError
+
+    def list_contacts(self, list_id: str) -> Iterator[Contact]:
+        """Every contact of ``list_id``, paged lazily."""
+        raise NotImplementedError
+
+    def create_list(self, name: str) -> str:
+        """Create a contact list (group / tag) and return its id."""
+        raise NotImplementedError
+
+    def find_list(self, name: str) -> str | None:
+        """The id of the contact list called ``name``, or None (if the gateway can list them)."""
+        raise NotImplementedError
+
+    def test_connection(self) -> tuple[bool, str]:
+        """For the UI's Test button: one cheap authenticated call."""
+        try:
+            self.request(self._test_call())
+        except Exception as exc:
+            return False, self.scrub(str(exc))
+        return True, f"Connection to {self.gateway} at {self.base_url} works"
+
+
+def chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """Consecutive lists of at most ``size`` items."""
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _never_sent(exc: requests.RequestException) -> bool:
+    """True when the request provably never reached the server (so resending cannot duplicate)."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    if isinstance(exc, requests.ConnectionError) and not isinstance(exc, requests.ReadTimeout):
+        reason = exc.args[0] if exc.args else None
+        reason = getattr(reason, "reason", reason)  # urllib3 MaxRetryError wraps the cause
+        return type(reason).__name__ in {"NewConnectionError", "NameResolutionError", "ConnectTimeoutError"}
+    return False

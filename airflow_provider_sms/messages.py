@@ -1,0 +1,255 @@
+"""The message model: normalised delivery statuses, phone numbers, segments and the value types."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from functools import lru_cache
+from typing import Any
+
+import phonenumbers
+
+__all__ = [
+    "Contact",
+    "ContactResult",
+    "DeliveryStatus",
+    "InvalidPhoneNumberError",
+    "OutboundMessage",
+    "SegmentCount",
+    "SendResult",
+    "StatusReport",
+    "count_segments",
+    "map_status",
+    "normalize_phone",
+]
+
+
+class DeliveryStatus(str, enum.Enum):
+    """One status vocabulary for every gateway (see gateways.md, "Normalised delivery status")."""
+
+    SCHEDULED = "scheduled"
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    UNDELIVERED = "undelivered"
+    FAILED = "failed"
+    REJECTED = "rejected"
+    RECEIVED = "received"
+    UNKNOWN = "unknown"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def is_final(self) -> bool:
+        return self in _FINAL
+
+    @property
+    def rank(self) -> int:
+        """Position in a message's life; a stored status is only replaced by a higher rank."""
+        return _RANK[self]
+
+    def advance(self, new: DeliveryStatus) -> DeliveryStatus:
+        """The status to keep when ``new`` is observed after ``self``: never move backwards."""
+        return new if new.rank > self.rank else self
+
+
+_FINAL = frozenset(
+    {DeliveryStatus.DELIVERED, DeliveryStatus.UNDELIVERED, DeliveryStatus.FAILED, DeliveryStatus.REJECTED}
+)
+# Final statuses share the top rank, so once final a message keeps its first outcome.
+_RANK = {
+    DeliveryStatus.UNKNOWN: 0,
+    DeliveryStatus.SCHEDULED: 1,
+    DeliveryStatus.QUEUED: 2,
+    DeliveryStatus.SENDING: 3,
+    DeliveryStatus.SENT: 4,
+    DeliveryStatus.RECEIVED: 5,
+    **dict.fromkeys(_FINAL, 5),
+}
+
+
+def map_status(raw: object, table: Mapping[str, DeliveryStatus]) -> DeliveryStatus:
+    """Map a gateway's raw status through ``table`` (case-insensitive); unknown values stay ``UNKNOWN``."""
+    if raw is None:
+        return DeliveryStatus.UNKNOWN
+    return table.get(str(raw).strip().lower(), DeliveryStatus.UNKNOWN)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Phone numbers
+
+
+class InvalidPhoneNumberError(ValueError):
+    """A phone number that cannot be normalised to E.164; the message says why."""
+
+    def __init__(self, raw: object, reason: str) -> None:
+        self.raw = raw
+        self.reason = reason
+        super().__init__(f"invalid phone number {raw!r}: {reason}")
+
+
+_PARSE_REASONS = {
+    phonenumbers.NumberParseException.INVALID_COUNTRY_CODE: "unknown country code (give a default region "
+    "or an international number starting with +)",
+    phonenumbers.NumberParseException.NOT_A_NUMBER: "not a phone number",
+    phonenumbers.NumberParseException.TOO_SHORT_AFTER_IDD: "too short after the international prefix",
+    phonenumbers.NumberParseException.TOO_SHORT_NSN: "too short",
+    phonenumbers.NumberParseException.TOO_LONG: "too long",
+}
+_LENGTH_REASONS = {
+    phonenumbers.ValidationResult.TOO_SHORT: "too short",
+    phonenumbers.ValidationResult.IS_POSSIBLE_LOCAL_ONLY: "too short: a local number without its area code",
+    phonenumbers.ValidationResult.TOO_LONG: "too long",
+    phonenumbers.ValidationResult.INVALID_COUNTRY_CODE: "unknown country code",
+    phonenumbers.ValidationResult.INVALID_LENGTH: "wrong length for its country",
+}
+
+
+def normalize_phone(raw: object, default_region: str | None = None) -> str:
+    """Return ``raw`` as an E.164 string (``+4915123456789``) or raise :class:`InvalidPhoneNumberError`.
+
+    Accepts spaces, dashes, dots, parentheses, a leading ``00`` and, with ``default_region``
+    (ISO 3166 alpha-2, e.g. ``"DE"``), national numbers.
+    """
+    if raw is None or (isinstance(raw, float) and raw != raw):  # None or NaN from pandas
+        raise InvalidPhoneNumberError(raw, "empty")
+    if isinstance(raw, float) and raw.is_integer():
+        raw = int(raw)  # a numeric column read as float
+    text = str(raw).strip()
+    if not text:
+        raise InvalidPhoneNumberError(raw, "empty")
+    return _normalize(text, default_region.upper() if default_region else None)
+
+
+@lru_cache(maxsize=65536)
+def _normalize(text: str, region: str | None) -> str:
+    if any(ch.isalpha() for ch in text):
+        raise InvalidPhoneNumberError(text, "contains letters")
+    if text.startswith("00"):
+        text = "+" + text[2:]
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException as exc:
+        raise InvalidPhoneNumberError(text, _PARSE_REASONS.get(exc.error_type, str(exc))) from None
+    if not phonenumbers.is_valid_number(number):
+        possible = phonenumbers.is_possible_number_with_reason(number)
+        reason = _LENGTH_REASONS.get(possible, "not a valid number for its country")
+        raise InvalidPhoneNumberError(text, reason)
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Segments (3GPP TS 23.038 GSM 7-bit default alphabet and its extension table)
+
+_GSM_BASIC = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+_GSM_EXTENSION = frozenset("^{}\\[~]|€\f")
+
+
+@dataclass(frozen=True)
+class SegmentCount:
+    """How a text travels as SMS: its encoding, length in that encoding's units, and segment count."""
+
+    encoding: str  # "GSM-7" or "UCS-2"
+    characters: int  # user-perceived code points
+    units: int  # septets (GSM-7) or UTF-16 code units (UCS-2)
+    segments: int
+
+    @property
+    def per_segment(self) -> int:
+        single, multi = (160, 153) if self.encoding == "GSM-7" else (70, 67)
+        return single if self.segments <= 1 else multi
+
+
+def count_segments(text: str) -> SegmentCount:
+    """Count the SMS segments ``text`` needs: GSM-7 at 160/153 per segment, else UCS-2 at 70/67."""
+    if all(ch in _GSM_BASIC or ch in _GSM_EXTENSION for ch in text):
+        units = len(text) + sum(ch in _GSM_EXTENSION for ch in text)
+        encoding, single, multi = "GSM-7", 160, 153
+    else:
+        units = len(text.encode("utf-16-le")) // 2  # astral characters take two units
+        encoding, single, multi = "UCS-2", 70, 67
+    segments = 1 if units <= single else -(-units // multi)
+    return SegmentCount(encoding=encoding, characters=len(text), units=units, segments=segments)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Value types: operators speak these, never a gateway's raw JSON.
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    """One SMS to send.
+
+    ``to`` is E.164. ``key`` is the idempotency key the gateway stores with the message where it
+    can (Smstools ``reference``, SmsGateway24 ``customerid``, which must be digits) so that a lost
+    answer can be looked up. ``options`` carries gateway-specific send fields (``sim``, ``type``...).
+    """
+
+    to: str
+    body: str
+    key: str | None = None
+    sender: str | None = None
+    send_at: datetime | None = None
+    options: Mapping[str, Any] = field(default_factory=dict, hash=False)
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """The gateway's answer for one :class:`OutboundMessage`, in the order they were given."""
+
+    message: OutboundMessage
+    accepted: bool
+    message_id: str | None = None
+    status: DeliveryStatus = DeliveryStatus.QUEUED
+    error: str | None = None
+    error_code: str | None = None
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    """A message's status as the gateway reports it: normalised, with the raw value kept."""
+
+    message_id: str
+    status: DeliveryStatus
+    raw_status: str | None
+    recipient: str | None = None
+    key: str | None = None
+    body: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Contact:
+    """A contact in a gateway's list; ``phone`` is E.164, ``contact_id`` is the gateway's id once known."""
+
+    phone: str
+    first_name: str | None = None
+    last_name: str | None = None
+    birthday: date | None = None
+    unsubscribed: bool = False
+    extra: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    contact_id: str | None = None
+
+    @property
+    def full_name(self) -> str | None:
+        name = " ".join(part for part in (self.first_name, self.last_name) if part)
+        return name or None
+
+
+@dataclass(frozen=True)
+class ContactResult:
+    """The outcome of writing one :class:`Contact`, in input order."""
+
+    contact: Contact
+    accepted: bool
+    contact_id: str | None = None
+    error: str | None = None
+    error_code: str | None = None
