@@ -131,6 +131,28 @@ def _normalize(text: str, region: str | None) -> str:
         raise InvalidPhoneNumberError(text, "contains letters")
     if text.startswith("00"):
         text = "+" + text[2:]
+    # Warehouses often store international numbers as bare digits ("4915123456789", the gateways'
+    # own format). Read them so when they start with the region's country code, or fail nationally.
+    bare_international = text.isdigit() and not text.startswith("0")
+    if bare_international and region:
+        country_code = str(phonenumbers.country_code_for_region(region))
+        if text.startswith(country_code):
+            try:
+                return _parse_valid("+" + text, None)
+            except InvalidPhoneNumberError:
+                pass
+    try:
+        return _parse_valid(text, region)
+    except InvalidPhoneNumberError:
+        if bare_international:
+            try:
+                return _parse_valid("+" + text, None)
+            except InvalidPhoneNumberError:
+                pass
+        raise
+
+
+def _parse_valid(text: str, region: str | None) -> str:
     try:
         number = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException as exc:

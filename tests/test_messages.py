@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+import pytest
+
+from airflow_provider_sms.messages import (
+    DeliveryStatus,
+    InvalidPhoneNumberError,
+    count_segments,
+    map_status,
+    normalize_phone,
+)
+
+
+@pytest.mark.parametrize(
+    ("raw", "region", "expected"),
+    [
+        ("+49 151 23456789", None, "+4915123456789"),  # Germany, international
+        ("0151 23456789", "DE", "+4915123456789"),  # Germany, national
+        ("(202) 555-0143", "US", "+12025550143"),  # USA, parentheses and dash
+        ("+1-202-555-0143", None, "+12025550143"),
+        ("0044 20 7946 0958", None, "+442079460958"),  # UK, leading 00
+        ("020 7946 0958", "gb", "+442079460958"),  # UK, national, lower-case region
+        ("+33 6 12 34 56 78", None, "+33612345678"),  # France
+        ("11 98765-4321", "BR", "+5511987654321"),  # Brazil, national
+        ("+55 (11) 98765-4321", None, "+5511987654321"),
+        ("+91 98765 43210", None, "+919876543210"),  # India
+        (4915123456789.0, "DE", "+4915123456789"),  # a numeric column read as float
+        ("  +4915123456789  ", None, "+4915123456789"),
+        ("4915123456789", None, "+4915123456789"),  # bare international digits, the gateways' format
+        ("4915123456789", "DE", "+4915123456789"),
+    ],
+)
+def test_normalize_phone_gives_e164(raw, region, expected):
+    assert normalize_phone(raw, region) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "region", "reason"),
+    [
+        ("123", "DE", "too short"),
+        ("+4915", None, "too short"),
+        ("+1 555 0100", None, "too short"),
+        ("call me", None, "contains letters"),
+        ("0151-CALL-NOW", "DE", "contains letters"),
+        ("", None, "empty"),
+        ("   ", None, "empty"),
+        (None, None, "empty"),
+        (float("nan"), None, "empty"),
+        ("2025550143", None, "unknown country code"),
+        ("+999 1234 5678", None, "unknown country code"),
+        ("+49 151 234567890123456", None, "too long"),
+    ],
+)
+def test_normalize_phone_rejects_with_a_reason(raw, region, reason):
+    with pytest.raises(InvalidPhoneNumberError) as info:
+        normalize_phone(raw, region)
+    assert reason in info.value.reason
+    assert reason in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "encoding", "units", "segments"),
+    [
+        ("a" * 160, "GSM-7", 160, 1),
+        ("a" * 161, "GSM-7", 161, 2),
+        ("a" * 306, "GSM-7", 306, 2),
+        ("a" * 307, "GSM-7", 307, 3),
+        ("€" + "a" * 159, "GSM-7", 161, 2),  # extension character counts two septets
+        ("{}[]" + "a" * 152, "GSM-7", 160, 1),
+        ("Ж" * 70, "UCS-2", 70, 1),
+        ("Ж" * 71, "UCS-2", 71, 2),
+        ("Ж" * 134, "UCS-2", 134, 2),
+        ("Ж" * 135, "UCS-2", 135, 3),
+        ("😀", "UCS-2", 2, 1),  # outside the BMP: two UTF-16 units
+        ("😀" * 35, "UCS-2", 70, 1),
+        ("😀" * 36, "UCS-2", 72, 2),
+        ("Olá, João! Ação às 10h", "UCS-2", 22, 1),  # ç and ã are not GSM-7
+        ("", "GSM-7", 0, 1),
+    ],
+)
+def test_count_segments(text, encoding, units, segments):
+    count = count_segments(text)
+    assert (count.encoding, count.units, count.segments) == (encoding, units, segments)
+    assert count.characters == len(text)
+
+
+def test_one_non_gsm_character_switches_the_whole_text_to_ucs2():
+    assert count_segments("a" * 69 + "Ж").segments == 1
+    assert count_segments("a" * 70 + "Ж").segments == 2
+
+
+def test_final_statuses():
+    final = {s for s in DeliveryStatus if s.is_final}
+    assert final == {"delivered", "undelivered", "failed", "rejected"}
+
+
+@pytest.mark.parametrize(
+    ("stored", "observed", "kept"),
+    [
+        ("queued", "sent", "sent"),
+        ("sent", "delivered", "delivered"),
+        ("delivered", "sent", "delivered"),  # a late "sent" never overwrites a final status
+        ("delivered", "queued", "delivered"),
+        ("undelivered", "delivered", "undelivered"),  # the first outcome stays
+        ("unknown", "queued", "queued"),
+        ("queued", "unknown", "queued"),
+        ("scheduled", "queued", "queued"),
+    ],
+)
+def test_status_never_moves_backwards(stored, observed, kept):
+    assert DeliveryStatus(stored).advance(DeliveryStatus(observed)) is DeliveryStatus(kept)
+
+
+def test_map_status_is_case_insensitive_and_keeps_unknowns_unknown():
+    table = {"delivered": DeliveryStatus.DELIVERED}
+    assert map_status("Delivered", table) is DeliveryStatus.DELIVERED
+    assert map_status(" DELIVERED ", table) is DeliveryStatus.DELIVERED
+    assert map_status("carrier said no", table) is DeliveryStatus.UNKNOWN
+    assert map_status(None, table) is DeliveryStatus.UNKNOWN
