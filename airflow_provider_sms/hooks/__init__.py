@@ -1,1 +1,30 @@
+"""Gateway hooks; :func:`get_gateway_hook` picks one from a connection's type."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from airflow.sdk import BaseHook
+
+if TYPE_CHECKING:
+    from airflow_provider_sms.hooks.base import SmsGatewayHook
+
+HOOKS = {
+    "smstools": "airflow_provider_sms.hooks.smstools.SmstoolsHook",
+    "smsgateway24": "airflow_provider_sms.hooks.smsgateway24.SmsGateway24Hook",
+    "textboost": "airflow_provider_sms.hooks.textboost.TextBoostHook",
+}
+
+
+def get_gateway_hook(sms_conn_id: str) -> SmsGatewayHook:
+    """The hook for the gateway behind ``sms_conn_id``, chosen from the connection's type,
+    so one DAG can switch gateways by connection id."""
+    from airflow.sdk.module_loading import import_string
+
+    conn_type = BaseHook.get_connection(sms_conn_id).conn_type
+    if conn_type not in HOOKS:
+        raise ValueError(
+            f"connection {sms_conn_id!r} has type {conn_type!r}; SMS connections are of type "
+            + ", ".join(sorted(HOOKS))
+        )
+    return import_string(HOOKS[conn_type])(sms_conn_id)

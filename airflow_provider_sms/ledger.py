@@ -1,0 +1,185 @@
+"""The message ledger: one row per (campaign, recipient), written before anything is sent.
+
+It is what makes a bulk send exactly-once across task retries, worker crashes and re-runs:
+``pending`` (recorded) → ``sending`` (a request is about to leave) → ``accepted`` (gateway id known)
+or ``rejected`` (with the reason); ``suppressed`` never leaves; ``ambiguous`` is a ``sending`` row
+whose fate the gateway could not tell. Works on any Airflow SQL connection (common-sql).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from airflow_provider_sms.sql import SqlTable, utcnow
+
+PENDING, SENDING, ACCEPTED, REJECTED, SUPPRESSED, AMBIGUOUS = (
+    "pending",
+    "sending",
+    "accepted",
+    "rejected",
+    "suppressed",
+    "ambiguous",
+)
+STATES = (PENDING, SENDING, ACCEPTED, REJECTED, SUPPRESSED, AMBIGUOUS)
+DONE = frozenset({ACCEPTED, REJECTED, SUPPRESSED})
+
+COLUMNS: list[tuple[str, str]] = [
+    ("campaign_key", "VARCHAR(250) NOT NULL"),
+    ("recipient", "VARCHAR(250) NOT NULL"),
+    ("idempotency_key", "VARCHAR(32) NOT NULL"),
+    ("gateway", "VARCHAR(32)"),
+    ("conn_id", "VARCHAR(250)"),
+    ("source_row", "BIGINT"),
+    ("body_hash", "VARCHAR(64)"),
+    ("segments", "INTEGER"),
+    ("state", "VARCHAR(16) NOT NULL"),
+    ("message_id", "VARCHAR(128)"),
+    ("status", "VARCHAR(16)"),
+    ("raw_status", "VARCHAR(250)"),
+    ("error", "TEXT"),
+    ("attempts", "INTEGER NOT NULL"),
+    ("created_at", "TIMESTAMP"),
+    ("updated_at", "TIMESTAMP"),
+    ("sent_at", "TIMESTAMP"),
+]
+KEY = ("campaign_key", "recipient")
+
+
+def idempotency_key(campaign_key: str, recipient: str) -> str:
+    """A stable, digits-only key per (campaign, recipient): gateways like SmsGateway24 store only integers."""
+    digest = hashlib.sha256(f"{campaign_key}\x1f{recipient}".encode()).digest()
+    return str(int.from_bytes(digest[:6], "big"))  # 48 bits: fits every gateway's integer field
+
+
+def body_hash(body: str) -> str:
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """A ledger row as the operator sees it."""
+
+    recipient: str
+    state: str
+    idempotency_key: str
+    message_id: str | None = None
+    body_hash: str | None = None
+    segments: int | None = None
+    error: str | None = None
+    source_row: int | None = None
+    sent_at: datetime | None = None
+
+
+class MessageLedger(SqlTable):
+    """The ledger table (default ``sms_messages``) on the SQL connection ``conn_id``."""
+
+    def __init__(
+        self, conn_id: str, table: str = "sms_messages", *, gateway: str = "", sms_conn_id: str = ""
+    ):
+        super().__init__(conn_id, table)
+        self.gateway = gateway
+        self.sms_conn_id = sms_conn_id
+
+    def ensure_table(self) -> None:
+        self.create(COLUMNS, KEY)
+
+    def load(self, campaign_key: str, recipients: Sequence[str]) -> dict[str, LedgerEntry]:
+        """The existing rows of ``campaign_key`` for ``recipients`` (queried in slices)."""
+        found: dict[str, LedgerEntry] = {}
+        for start in range(0, len(recipients), 500):
+            part = list(recipients[start : start + 500])
+            rows = self.query(
+                "SELECT recipient, state, idempotency_key, message_id, body_hash, segments, error, "
+                f"source_row, sent_at FROM {self.quoted} WHERE campaign_key = {self.ph} "
+                f"AND recipient IN {self.in_clause(len(part))}",
+                [campaign_key, *part],
+            )
+            for row in rows:
+                found[row[0]] = LedgerEntry(*row)
+        return found
+
+    def in_state(self, campaign_key: str, states: Iterable[str]) -> list[LedgerEntry]:
+        states = list(states)
+        rows = self.query(
+            "SELECT recipient, state, idempotency_key, message_id, body_hash, segments, error, "
+            f"source_row, sent_at FROM {self.quoted} WHERE campaign_key = {self.ph} "
+            f"AND state IN {self.in_clause(len(states))}",
+            [campaign_key, *states],
+        )
+        return [LedgerEntry(*row) for row in rows]
+
+    def record(self, campaign_key: str, entries: Iterable[LedgerEntry]) -> int:
+        """Insert new rows; rows already in the ledger for this campaign are left as they are."""
+        now = self.ts(utcnow())
+        names = [name for name, _ in COLUMNS]
+        rows = (
+            (
+                campaign_key,
+                e.recipient,
+                e.idempotency_key,
+                self.gateway,
+                self.sms_conn_id,
+                e.source_row,
+                e.body_hash,
+                e.segments,
+                e.state,
+                e.message_id,
+                None,
+                None,
+                e.error,
+                0,
+                now,
+                now,
+                None,
+            )
+            for e in entries
+        )
+        return self.insert_ignore(names, rows, KEY)
+
+    def mark_sending(self, campaign_key: str, recipients: Sequence[str]) -> datetime:
+        """Move rows to ``sending`` just before their request leaves; returns the time, for look-ups."""
+        now = utcnow()
+        self.executemany(
+            f"UPDATE {self.quoted} SET state = {self.ph}, attempts = attempts + 1, sent_at = {self.ph}, "
+            f"updated_at = {self.ph} WHERE campaign_key = {self.ph} AND recipient = {self.ph}",
+            ((SENDING, self.ts(now), self.ts(now), campaign_key, r) for r in recipients),
+        )
+        return now
+
+    def mark(
+        self,
+        campaign_key: str,
+        outcomes: Iterable[tuple[str, str, str | None, str | None, str | None, str | None]],
+    ) -> int:
+        """Record outcomes ``(recipient, state, message_id, status, raw_status, error)`` in one transaction."""
+        now = self.ts(utcnow())
+        return self.executemany(
+            f"UPDATE {self.quoted} SET state = {self.ph}, message_id = {self.ph}, status = {self.ph}, "
+            f"raw_status = {self.ph}, error = {self.ph}, updated_at = {self.ph} "
+            f"WHERE campaign_key = {self.ph} AND recipient = {self.ph}",
+            (
+                (state, message_id, status, raw, error, now, campaign_key, recipient)
+                for recipient, state, message_id, status, raw, error in outcomes
+            ),
+        )
+
+    def counts(self, campaign_key: str) -> Counter:
+        """Rows per state for ``campaign_key``."""
+        rows = self.query(
+            f"SELECT state, COUNT(*) FROM {self.quoted} WHERE campaign_key = {self.ph} GROUP BY state",
+            [campaign_key],
+        )
+        return Counter({state: int(n) for state, n in rows})
+
+    def message_ids(self, campaign_key: str) -> list[str]:
+        """Gateway ids of the campaign's accepted messages."""
+        rows = self.query(
+            f"SELECT message_id FROM {self.quoted} WHERE campaign_key = {self.ph} AND state = {self.ph} "
+            "AND message_id IS NOT NULL",
+            [campaign_key, ACCEPTED],
+        )
+        return [row[0] for row in rows]

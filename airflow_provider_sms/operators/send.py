@@ -1,0 +1,539 @@
+"""SmsBulkSendOperator: a templated campaign to an audience, sent exactly once through a ledger."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from functools import cached_property
+from typing import Any
+
+import pandas as pd
+import pendulum
+from airflow.sdk import Asset, BaseOperator, Context
+
+from airflow_provider_sms.exceptions import (
+    SmsAmbiguousSendError,
+    SmsGatewayError,
+    SmsTransientError,
+    SmsValidationError,
+)
+from airflow_provider_sms.hooks import get_gateway_hook
+from airflow_provider_sms.hooks.base import SmsGatewayHook, chunked
+from airflow_provider_sms.ledger import (
+    ACCEPTED,
+    AMBIGUOUS,
+    PENDING,
+    REJECTED,
+    SENDING,
+    SUPPRESSED,
+    LedgerEntry,
+    MessageLedger,
+    body_hash,
+    idempotency_key,
+)
+from airflow_provider_sms.messages import (
+    InvalidPhoneNumberError,
+    OutboundMessage,
+    count_segments,
+    normalize_phone,
+)
+from airflow_provider_sms.sources import DEFAULT_CHUNK_SIZE, is_truthy, iter_chunks, require_columns, shard_of
+from airflow_provider_sms.sql import get_sql_hook, utcnow
+from airflow_provider_sms.templates import MessageTemplate
+
+# How far before a request's recorded send time a look-up searches (clock skew between us and the gateway).
+LOOKUP_MARGIN = timedelta(minutes=10)
+PROGRESS_EVERY_SECONDS = 30.0
+MAX_SEND_ROUNDS = 3
+
+
+def ledger_asset(ledger_conn_id: str, table: str) -> Asset:
+    """The Asset that stands for a ledger or report table, so downstream DAGs can run on it."""
+    return Asset(name=f"{ledger_conn_id}.{table}", uri=f"sms-table://{ledger_conn_id}/{table}")
+
+
+class SmsBulkSendOperator(BaseOperator):
+    """Send one templated SMS per recipient of an audience, exactly once across retries and re-runs.
+
+    Every row is normalised (E.164), de-duplicated, checked against opt-outs, rendered and written to
+    the message ledger *before* its batch leaves; the ledger then records the gateway's answer. A
+    retry or re-run of the same ``campaign_key`` skips what was accepted or rejected and looks up at
+    the gateway whatever was in flight, resending only what is proven absent.
+
+    :param sms_conn_id: connection of the gateway (type ``smstools``, ``smsgateway24`` or ``textboost``).
+    :param message: Jinja template rendered per row with the row's columns (sandboxed; an unknown
+        column fails the task before anything is sent). Also available: ``campaign_key``, ``ds``,
+        ``logical_date``, ``params``. Not an Airflow template field, so ``{{ name }}`` means the column.
+    :param audience: a DataFrame or a list of dicts (templated: may be an upstream task's XCom).
+    :param sql: a query returning the audience, read in chunks (templated); with ``sql_conn_id``.
+    :param sql_conn_id: the Airflow SQL connection ``sql`` runs on.
+    :param phone_column: column holding the phone number.
+    :param default_region: region for national numbers; defaults to the connection's ``default_region``.
+    :param campaign_key: identifies the campaign in the ledger (templated); defaults to
+        ``<dag_id>.<task_id>.<logical date or run id>``. Re-running the same key sends nothing twice.
+    :param ledger_conn_id: SQL connection of the ledger table (created if missing).
+    :param ledger_table: ledger table name.
+    :param sender: sender id/number; defaults to the connection's ``sender_id``.
+    :param unsubscribed_column: rows with a truthy value here are suppressed (ignored if absent).
+    :param suppression_list: numbers never to message (any format ``normalize_phone`` reads).
+    :param suppression_sql: a query whose first column lists numbers never to message (templated),
+        run on ``suppression_conn_id`` (default ``sql_conn_id``).
+    :param send_window: ``("09:00", "20:00")``: only deliver within these local hours.
+    :param window_timezone: timezone of ``send_window`` (default UTC).
+    :param timezone_column: column with each recipient's timezone (overrides ``window_timezone``).
+    :param window_mode: outside the window, ``"schedule"`` the messages at the gateway for the next
+        opening, or ``"defer"`` the task (freeing its worker slot) until the window opens.
+    :param shard_index: with ``shard_count``, this task handles only its stable share of recipients
+        (for dynamic task mapping: ``.partial(...).expand(shard_index=range(n))``).
+    :param shard_count: number of shards.
+    :param dry_run: compute and log everything, record and send nothing.
+    :param cost_per_segment: price of one segment, for the dry-run estimate.
+    :param max_reject_ratio: fail (after recording everything) if more than this share of the
+        recipients was rejected.
+    :param resend_ambiguous: resend messages whose fate the gateway could not tell (risking a duplicate).
+    :param chunk_size: rows read and recorded at a time.
+    :param message_options: gateway-specific send fields for every message (``sim``, ``type``...).
+    """
+
+    template_fields: Sequence[str] = ("audience", "sql", "campaign_key", "suppression_sql", "sender")
+    template_fields_renderers = {"sql": "sql", "suppression_sql": "sql"}
+    ui_color = "#d9f2e6"
+
+    def __init__(
+        self,
+        *,
+        sms_conn_id: str,
+        message: str,
+        audience: pd.DataFrame | Sequence[Mapping[str, Any]] | None = None,
+        sql: str | None = None,
+        sql_conn_id: str | None = None,
+        phone_column: str = "phone",
+        default_region: str | None = None,
+        campaign_key: str | None = None,
+        ledger_conn_id: str = "sqlite_default",
+        ledger_table: str = "sms_messages",
+        sender: str | None = None,
+        unsubscribed_column: str = "unsubscribed",
+        suppression_list: Sequence[str] | None = None,
+        suppression_sql: str | None = None,
+        suppression_conn_id: str | None = None,
+        send_window: tuple[str, str] | None = None,
+        window_timezone: str = "UTC",
+        timezone_column: str | None = None,
+        window_mode: str = "schedule",
+        shard_index: int = 0,
+        shard_count: int = 1,
+        dry_run: bool = False,
+        cost_per_segment: float | None = None,
+        max_reject_ratio: float = 0.5,
+        resend_ambiguous: bool = False,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        message_options: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("outlets", [ledger_asset(ledger_conn_id, ledger_table)])
+        super().__init__(**kwargs)
+        if (audience is None) == (sql is None):
+            raise ValueError("give exactly one of audience (DataFrame or list of dicts) and sql")
+        if window_mode not in ("schedule", "defer"):
+            raise ValueError("window_mode must be 'schedule' or 'defer'")
+        if not 0 <= shard_index < shard_count:
+            raise ValueError(f"shard_index must be in [0, {shard_count}), got {shard_index}")
+        self.sms_conn_id = sms_conn_id
+        self.message = message
+        self.audience = audience
+        self.sql = sql
+        self.sql_conn_id = sql_conn_id
+        self.phone_column = phone_column
+        self.default_region = default_region
+        self.campaign_key = campaign_key
+        self.ledger_conn_id = ledger_conn_id
+        self.ledger_table = ledger_table
+        self.sender = sender
+        self.unsubscribed_column = unsubscribed_column
+        self.suppression_list = suppression_list
+        self.suppression_sql = suppression_sql
+        self.suppression_conn_id = suppression_conn_id
+        self.send_window = _parse_window(send_window) if send_window else None
+        self.window_timezone = window_timezone
+        self.timezone_column = timezone_column
+        self.window_mode = window_mode
+        self.shard_index = shard_index
+        self.shard_count = shard_count
+        self.dry_run = dry_run
+        self.cost_per_segment = cost_per_segment
+        self.max_reject_ratio = max_reject_ratio
+        self.resend_ambiguous = resend_ambiguous
+        self.chunk_size = chunk_size
+        self.message_options = dict(message_options or {})
+
+    @cached_property
+    def hook(self) -> SmsGatewayHook:
+        return get_gateway_hook(self.sms_conn_id)
+
+    # ---------------------------------------------------------------------------------------------
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        if self.send_window and self.window_mode == "defer" and not self.dry_run:
+            opens = self._window_opening(pendulum.now("UTC"), self.window_timezone)
+            if opens is not None:
+                from airflow.providers.standard.triggers.temporal import DateTimeTrigger
+
+                self.log.info("Outside the send window; deferring until %s", opens.isoformat())
+                self.defer(trigger=DateTimeTrigger(moment=opens), method_name="execute_after_window")
+        return self._run(context)
+
+    def execute_after_window(self, context: Context, event: Any = None) -> dict[str, Any]:
+        return self._run(context)
+
+    def _run(self, context: Context) -> dict[str, Any]:
+        campaign_key = self.campaign_key or _default_campaign_key(context)
+        template = MessageTemplate(
+            self.message,
+            {
+                "campaign_key": campaign_key,
+                "ds": context.get("ds"),
+                "logical_date": context.get("logical_date"),
+                "params": context.get("params") or {},
+            },
+        )
+        suppressed_numbers = self._suppression_set()
+        ledger = None
+        if not self.dry_run:
+            ledger = MessageLedger(
+                self.ledger_conn_id,
+                self.ledger_table,
+                gateway=self.hook.gateway,
+                sms_conn_id=self.sms_conn_id,
+            )
+            ledger.ensure_table()
+        run = _CampaignRun(self, campaign_key, template, suppressed_numbers, ledger)
+        try:
+            for chunk in iter_chunks(
+                self.audience, sql=self.sql, sql_conn_id=self.sql_conn_id, chunk_size=self.chunk_size
+            ):
+                run.process(chunk)
+        finally:
+            if ledger is not None:
+                ledger.close()
+        summary = run.summary()
+        self.log.info("Campaign %s: %s", campaign_key, summary)
+        recipients = summary["input"] - summary["duplicates"]
+        if recipients and summary["rejected"] / recipients > self.max_reject_ratio:
+            raise SmsValidationError(
+                f"{summary['rejected']} of {recipients} recipients were rejected "
+                f"(more than max_reject_ratio={self.max_reject_ratio}); reasons are in the ledger table "
+                f"{self.ledger_table!r} for campaign {campaign_key!r}"
+            )
+        return summary
+
+    # ---------------------------------------------------------------------------------------------
+
+    @cached_property
+    def region(self) -> str | None:
+        return self.default_region or self.hook.extra("default_region")
+
+    def _suppression_set(self) -> set[str]:
+        numbers = list(self.suppression_list or [])
+        if self.suppression_sql:
+            conn_id = self.suppression_conn_id or self.sql_conn_id
+            if not conn_id:
+                raise ValueError("suppression_sql needs suppression_conn_id (or sql_conn_id)")
+            numbers += [row[0] for row in get_sql_hook(conn_id).get_records(self.suppression_sql)]
+        suppressed = set()
+        for raw in numbers:
+            try:
+                suppressed.add(normalize_phone(raw, self.region))
+            except InvalidPhoneNumberError:
+                self.log.warning("Ignoring an unreadable number in the suppression list")
+        return suppressed
+
+    def _window_opening(self, now: datetime, tz: str) -> pendulum.DateTime | None:
+        """When the send window next opens in ``tz``, or None if ``now`` is inside it."""
+        start, end = self.send_window
+        local = pendulum.instance(now).in_timezone(tz)
+        opening = local.replace(hour=start[0], minute=start[1], second=0, microsecond=0)
+        closing = local.replace(hour=end[0], minute=end[1], second=0, microsecond=0)
+        if opening <= local < closing:
+            return None
+        return opening if local < opening else opening.add(days=1)
+
+    def send_at_for(self, row: Mapping[str, Any]) -> datetime | None:
+        """Schedule time for a recipient outside the window (window_mode="schedule")."""
+        if not self.send_window or self.window_mode != "schedule":
+            return None
+        tz = self.window_timezone
+        if self.timezone_column and row.get(self.timezone_column):
+            tz = str(row[self.timezone_column])
+        opens = self._window_opening(self._now, tz)
+        return opens.in_timezone("UTC") if opens else None
+
+    @cached_property
+    def _now(self) -> datetime:
+        return pendulum.now("UTC")
+
+
+class _CampaignRun:
+    """The state of one execution: counters, the recipients seen, the batches going out."""
+
+    def __init__(
+        self,
+        op: SmsBulkSendOperator,
+        campaign_key: str,
+        template: MessageTemplate,
+        suppressed: set[str],
+        ledger: MessageLedger | None,
+    ) -> None:
+        self.op = op
+        self.log = op.log
+        self.campaign_key = campaign_key
+        self.template = template
+        self.suppressed = suppressed
+        self.ledger = ledger
+        self.seen: set[str] = set()
+        self.counts: Counter = Counter()
+        self.segments = 0
+        self.sample: list[dict[str, Any]] = []
+        self.started = time.monotonic()
+        self.last_progress = self.started
+
+    # -- one chunk of input rows -------------------------------------------------------------------
+
+    def process(self, chunk: pd.DataFrame) -> None:
+        op = self.op
+        require_columns(list(chunk.columns), [op.phone_column], "the audience")
+        self.template.check_columns(chunk.columns)
+        entries: list[LedgerEntry] = []
+        bodies: dict[str, tuple[str, datetime | None]] = {}
+        for row in chunk.to_dict("records"):
+            entry, body = self._prepare(row)
+            if entry is not None:
+                entries.append(entry)
+                if body is not None:
+                    bodies[entry.recipient] = body
+        if op.dry_run:
+            for entry in entries:
+                self.counts["would_send" if entry.state == PENDING else entry.state] += 1
+            self._progress()
+            return
+        self.ledger.record(self.campaign_key, entries)
+        current = self.ledger.load(self.campaign_key, [e.recipient for e in entries])
+        self._settle_in_flight(current, bodies)
+        current = self.ledger.load(self.campaign_key, [e.recipient for e in entries])
+        self._send_pending(
+            [current[e.recipient] for e in entries if current[e.recipient].state == PENDING], bodies
+        )
+        final = self.ledger.load(self.campaign_key, [e.recipient for e in entries])
+        for entry in entries:
+            row = final[entry.recipient]
+            self.counts[row.state] += 1
+            if row.state in (ACCEPTED, PENDING, SENDING, AMBIGUOUS) and row.segments:
+                self.segments += row.segments
+        self._progress()
+
+    def _prepare(self, row: dict[str, Any]) -> tuple[LedgerEntry | None, tuple[str, datetime | None] | None]:
+        """Normalise, de-duplicate, suppress and render one input row."""
+        op = self.op
+        self.counts["input"] += 1
+        position = int(row.pop("_row"))
+        raw_phone = row.get(op.phone_column)
+        try:
+            recipient = normalize_phone(raw_phone, op.region)
+        except InvalidPhoneNumberError as exc:
+            if op.shard_count > 1 and position % op.shard_count != op.shard_index:
+                self.counts["input"] -= 1  # another shard records this reject
+                return None, None
+            key = f"invalid:{position}:{str(raw_phone)[:200]}"
+            return LedgerEntry(
+                key, REJECTED, idempotency_key(self.campaign_key, key), error=exc.reason, source_row=position
+            ), None
+        if op.shard_count > 1 and shard_of(recipient, op.shard_count) != op.shard_index:
+            self.counts["input"] -= 1
+            return None, None
+        if recipient in self.seen:
+            self.counts["duplicates"] += 1
+            return None, None
+        self.seen.add(recipient)
+        key = idempotency_key(self.campaign_key, recipient)
+        if recipient in self.suppressed or (
+            op.unsubscribed_column in row and is_truthy(row[op.unsubscribed_column])
+        ):
+            return LedgerEntry(recipient, SUPPRESSED, key, error="opted out", source_row=position), None
+        body = self.template.render({k: _clean(v) for k, v in row.items()})
+        if not body:
+            return LedgerEntry(recipient, REJECTED, key, error="empty message", source_row=position), None
+        segments = count_segments(body).segments
+        if len(self.sample) < 3:
+            self.sample.append({"to": recipient, "body": body, "segments": segments})
+        if op.dry_run:
+            self.segments += segments
+        entry = LedgerEntry(
+            recipient, PENDING, key, body_hash=body_hash(body), segments=segments, source_row=position
+        )
+        return entry, (body, op.send_at_for(row))
+
+    # -- sending -----------------------------------------------------------------------------------
+
+    def _message(self, entry: LedgerEntry, bodies) -> OutboundMessage:
+        body, send_at = bodies[entry.recipient]
+        return OutboundMessage(
+            to=entry.recipient,
+            body=body,
+            key=entry.idempotency_key,
+            sender=self.op.sender,
+            send_at=send_at,
+            options=self.op.message_options,
+        )
+
+    def _send_pending(self, entries: list[LedgerEntry], bodies) -> None:
+        """Send ``entries``; what a lost answer left proven absent goes out again, a few rounds at most."""
+        recipients = [e.recipient for e in entries]
+        for _ in range(MAX_SEND_ROUNDS):
+            for batch in chunked(entries, self.op.hook.batch_size):
+                self._send(batch, bodies)
+            current = self.ledger.load(self.campaign_key, recipients)
+            entries = [current[r] for r in recipients if current[r].state == PENDING]
+            if not entries:
+                return
+        raise SmsTransientError(
+            f"{len(entries)} messages of campaign {self.campaign_key!r} are still unsent after "
+            f"{MAX_SEND_ROUNDS} rounds of lost answers; they are pending in the ledger and a retry sends them"
+        )
+
+    def _send(self, batch: list[LedgerEntry], bodies) -> None:
+        messages = [self._message(e, bodies) for e in batch]
+        since = self.ledger.mark_sending(self.campaign_key, [m.to for m in messages])
+        try:
+            results = self.op.hook.send_batch(messages)
+        except SmsAmbiguousSendError as exc:
+            self.log.warning(
+                "Lost the answer to a batch of %d; looking it up at the gateway: %s", len(batch), exc
+            )
+            self._look_up(batch, messages, since)
+            return
+        except SmsValidationError as exc:  # the whole request refused as invalid: nothing was stored
+            self.ledger.mark(
+                self.campaign_key, [(m.to, REJECTED, None, None, None, str(exc)) for m in messages]
+            )
+            return
+        except SmsGatewayError as exc:  # the gateway answered with a refusal, or nothing left: not stored
+            self.ledger.mark(
+                self.campaign_key, [(m.to, PENDING, None, None, None, str(exc)) for m in messages]
+            )
+            raise
+        self.ledger.mark(
+            self.campaign_key,
+            [
+                (
+                    r.message.to,
+                    ACCEPTED if r.accepted else REJECTED,
+                    r.message_id,
+                    str(r.status) if r.accepted else None,
+                    None,
+                    None if r.accepted else (r.error or "rejected by the gateway"),
+                )
+                for r in results
+            ],
+        )
+
+    def _look_up(self, entries: list[LedgerEntry], messages: list[OutboundMessage], since: datetime) -> None:
+        """Decide the fate of messages whose answer was lost: found at the gateway → accepted; proven
+        absent → pending (sent again), except ``ambiguous`` rows unless ``resend_ambiguous``; a failed
+        look-up → ambiguous."""
+        try:
+            found = self.op.hook.find_sent(messages, since - LOOKUP_MARGIN)
+        except SmsGatewayError as exc:
+            self.log.warning("Look-up failed (%s); %d messages stay ambiguous", exc, len(messages))
+            self.ledger.mark(
+                self.campaign_key, [(m.to, AMBIGUOUS, None, None, None, str(exc)) for m in messages]
+            )
+            return
+        outcomes = []
+        for entry, m in zip(entries, messages, strict=True):
+            report = found.get(m.key)
+            if report is not None:
+                outcomes.append(
+                    (m.to, ACCEPTED, report.message_id, str(report.status), report.raw_status, None)
+                )
+            elif entry.state != AMBIGUOUS or self.op.resend_ambiguous:
+                outcomes.append((m.to, PENDING, None, None, None, None))
+        self.ledger.mark(self.campaign_key, outcomes)
+        self.log.info(
+            "Look-up: %d of %d found at the gateway, the rest proven absent", len(found), len(messages)
+        )
+
+    def _settle_in_flight(self, current: dict[str, LedgerEntry], bodies) -> None:
+        """Rows an earlier try left ``sending`` (a crash mid-request) or ``ambiguous``: look them up first."""
+        in_flight = [e for e in current.values() if e.state in (SENDING, AMBIGUOUS) and e.recipient in bodies]
+        if in_flight:
+            self.log.info("%d messages were in flight in an earlier try; looking them up", len(in_flight))
+        for batch in chunked(in_flight, 500):
+            since = min((_as_datetime(e.sent_at) for e in batch if e.sent_at), default=None)
+            self._look_up(
+                batch, [self._message(e, bodies) for e in batch], since or utcnow() - timedelta(days=1)
+            )
+
+    # -- reporting ---------------------------------------------------------------------------------
+
+    def _progress(self) -> None:
+        now = time.monotonic()
+        if now - self.last_progress >= PROGRESS_EVERY_SECONDS:
+            done = self.counts["input"]
+            self.log.info("Progress: %d rows, %.0f rows/s", done, done / max(now - self.started, 1e-9))
+            self.last_progress = now
+
+    def summary(self) -> dict[str, Any]:
+        c = self.counts
+        summary = {
+            "campaign_key": self.campaign_key,
+            "ledger_table": self.op.ledger_table,
+            "input": c["input"],
+            "accepted": c[ACCEPTED],
+            "rejected": c[REJECTED],
+            "suppressed": c[SUPPRESSED],
+            "duplicates": c["duplicates"],
+            "ambiguous": c[AMBIGUOUS] + c[SENDING] + c[PENDING],
+            "segments": self.segments,
+        }
+        if self.op.dry_run:
+            summary["dry_run"] = True
+            summary["would_send"] = c["would_send"]
+            summary["sample"] = self.sample
+            if self.op.cost_per_segment is not None:
+                summary["estimated_cost"] = round(self.segments * self.op.cost_per_segment, 4)
+        return summary
+
+
+def _parse_window(window: tuple[str, str]) -> tuple[tuple[int, int], tuple[int, int]]:
+    try:
+        start, end = (tuple(int(p) for p in t.split(":")) for t in window)
+    except (ValueError, AttributeError, TypeError):
+        raise ValueError(f"send_window must be two 'HH:MM' times, got {window!r}") from None
+    if not (start < end and all(0 <= h < 24 and 0 <= m < 60 for h, m in (start, end))):
+        raise ValueError(f"send_window must be ('HH:MM', 'HH:MM') with start before end, got {window!r}")
+    return start, end
+
+
+def _default_campaign_key(context: Context) -> str:
+    ti = context["ti"]
+    moment = context.get("logical_date")
+    suffix = moment.isoformat() if moment else context.get("run_id")
+    return f"{ti.dag_id}.{ti.task_id}.{suffix}"
+
+
+def _clean(value: Any) -> Any:
+    """Missing values render as empty text, not as "nan"."""
+    if value is None:
+        return ""
+    try:
+        return "" if pd.isna(value) else value
+    except (TypeError, ValueError):
+        return value
+
+
+def _as_datetime(value: Any) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return pendulum.parse(str(value))

@@ -1,0 +1,137 @@
+"""SQL plumbing shared by the ledger, sync state, reject and report tables: any Airflow SQL
+connection through common-sql, user-given names validated and quoted, values always bound."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from airflow.sdk import BaseHook
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+def quote_name(name: str, *, what: str = "table") -> str:
+    """Validate a (possibly schema-qualified) table or column name and quote each part.
+
+    Only letters, digits and underscores are accepted: a name is never a place for SQL.
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"{what} name must be a non-empty string, got {name!r}")
+    parts = name.split(".")
+    if len(parts) > 2 or not all(_NAME.match(part) for part in parts):
+        raise ValueError(
+            f"invalid {what} name {name!r}: use letters, digits and underscores "
+            "(optionally one schema prefix, e.g. marketing.sms_messages)"
+        )
+    return ".".join(f'"{part}"' for part in parts)
+
+
+def get_sql_hook(conn_id: str):
+    """The common-sql ``DbApiHook`` of any Airflow SQL connection (SQLite, PostgreSQL, ...)."""
+    from airflow.providers.common.sql.hooks.sql import DbApiHook
+
+    hook = BaseHook.get_connection(conn_id).get_hook()
+    if not isinstance(hook, DbApiHook):
+        raise TypeError(f"connection {conn_id!r} is not an SQL connection (got {type(hook).__name__})")
+    return hook
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class SqlTable:
+    """A table the provider owns on a SQL connection, written in batches.
+
+    Holds one DB-API connection for its life; each write is one transaction.
+    """
+
+    conn_id: str
+    name: str
+
+    def __post_init__(self) -> None:
+        self.quoted = quote_name(self.name)
+        self.hook = get_sql_hook(self.conn_id)
+        self.dialect = self.hook.dialect_name
+        self.ph = self.hook.placeholder
+        self._conn = None
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.dialect == "postgresql"
+
+    @property
+    def timestamp_type(self) -> str:
+        return "TIMESTAMP WITH TIME ZONE" if self.is_postgres else "TEXT"
+
+    def ts(self, value: datetime | None) -> Any:
+        """A timestamp as this database stores it (ISO-8601 UTC text where there is no native type)."""
+        if value is None or self.is_postgres:
+            return value
+        return value.astimezone(timezone.utc).isoformat(timespec="microseconds")
+
+    @property
+    def conn(self):
+        if self._conn is None:
+            self._conn = self.hook.get_conn()
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        """A cursor inside one transaction: committed on success, rolled back on error."""
+        try:
+            with closing(self.conn.cursor()) as cursor:
+                yield cursor
+            self.conn.commit()
+        except BaseException:
+            self.conn.rollback()
+            raise
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        with self.transaction() as cursor:
+            cursor.execute(sql, tuple(params))
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> int:
+        rows = [tuple(row) for row in rows]
+        if rows:
+            with self.transaction() as cursor:
+                cursor.executemany(sql, rows)
+        return len(rows)
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        with closing(self.conn.cursor()) as cursor:
+            cursor.execute(sql, tuple(params))
+            rows = cursor.fetchall()
+        self.conn.commit()  # ends the read transaction (PostgreSQL would otherwise hold it open)
+        return rows
+
+    def in_clause(self, count: int) -> str:
+        return "(" + ", ".join([self.ph] * count) + ")"
+
+    def create(self, columns: Sequence[tuple[str, str]], primary_key: Sequence[str]) -> None:
+        """CREATE TABLE IF NOT EXISTS with ``(name, type)`` columns; ``TIMESTAMP`` maps per dialect."""
+        cols = ", ".join(
+            f"{quote_name(name, what='column')} {self.timestamp_type if kind == 'TIMESTAMP' else kind}"
+            for name, kind in columns
+        )
+        pk = ", ".join(quote_name(c, what="column") for c in primary_key)
+        self.execute(f"CREATE TABLE IF NOT EXISTS {self.quoted} ({cols}, PRIMARY KEY ({pk}))")
+
+    def insert_ignore(self, columns: Sequence[str], rows: Iterable[Sequence[Any]], key: Sequence[str]) -> int:
+        """Insert rows whose key is not there yet (``ON CONFLICT DO NOTHING``: SQLite and PostgreSQL)."""
+        cols = ", ".join(quote_name(c, what="column") for c in columns)
+        conflict = ", ".join(quote_name(c, what="column") for c in key)
+        values = ", ".join([self.ph] * len(columns))
+        sql = f"INSERT INTO {self.quoted} ({cols}) VALUES ({values}) ON CONFLICT ({conflict}) DO NOTHING"
+        return self.executemany(sql, rows)
