@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import pytest
+
+from airflow_provider_sms.ledger import (
+    ACCEPTED,
+    PENDING,
+    REJECTED,
+    SENDING,
+    LedgerEntry,
+    MessageLedger,
+    idempotency_key,
+)
+from airflow_provider_sms.sql import quote_name
+
+
+@pytest.fixture
+def ledger(sql_conn_id):
+    ledger = MessageLedger(sql_conn_id, "sms_messages", gateway="smstools", sms_conn_id="smstools_default")
+    ledger.ensure_table()
+    ledger.ensure_table()  # idempotent
+    yield ledger
+    ledger.close()
+
+
+def _entry(phone: str, state: str = PENDING) -> LedgerEntry:
+    return LedgerEntry(phone, state, idempotency_key("c1", phone), body_hash="h", segments=1)
+
+
+def test_record_is_idempotent_per_campaign_and_recipient(ledger):
+    assert ledger.record("c1", [_entry("+4915100000001"), _entry("+4915100000002")]) == 2
+    ledger.mark("c1", [("+4915100000001", ACCEPTED, "m-1", "queued", None, None)])
+    ledger.record("c1", [_entry("+4915100000001"), _entry("+4915100000003")])  # a re-run
+    rows = ledger.load("c1", ["+4915100000001", "+4915100000002", "+4915100000003", "+4915100000009"])
+    assert {r: e.state for r, e in rows.items()} == {
+        "+4915100000001": ACCEPTED,  # not reset by the re-run
+        "+4915100000002": PENDING,
+        "+4915100000003": PENDING,
+    }
+    assert rows["+4915100000001"].message_id == "m-1"
+    assert ledger.counts("c1") == {ACCEPTED: 1, PENDING: 2}
+    assert ledger.counts("other campaign") == {}
+
+
+def test_state_transitions_and_message_ids(ledger):
+    phones = [f"+49151000001{i:02d}" for i in range(30)]
+    ledger.record("c1", [_entry(p) for p in phones])
+    sent_at = ledger.mark_sending("c1", phones[:20])
+    assert sent_at.tzinfo is not None
+    ledger.mark("c1", [(p, ACCEPTED, f"id-{p}", "queued", "queued", None) for p in phones[:19]])
+    ledger.mark("c1", [(phones[19], REJECTED, None, None, None, "Phone number is not valid")])
+    assert ledger.counts("c1") == {ACCEPTED: 19, REJECTED: 1, PENDING: 10}
+    assert sorted(ledger.message_ids("c1")) == sorted(f"id-{p}" for p in phones[:19])
+    (rejected,) = ledger.in_state("c1", [REJECTED])
+    assert rejected.error == "Phone number is not valid"
+    ledger.mark_sending("c1", phones[20:21])
+    (in_flight,) = ledger.in_state("c1", [SENDING])
+    assert in_flight.recipient == phones[20]
+    assert in_flight.sent_at is not None
+
+
+def test_load_handles_more_recipients_than_one_in_clause(ledger):
+    phones = [f"+4915100{i:05d}" for i in range(1_200)]
+    ledger.record("c1", [_entry(p) for p in phones])
+    assert len(ledger.load("c1", phones)) == 1_200
+
+
+def test_idempotency_key_is_digits_stable_and_distinct():
+    key = idempotency_key("campaign-1", "+4915123456789")
+    assert key.isdigit() and len(key) <= 15
+    assert key == idempotency_key("campaign-1", "+4915123456789")
+    assert key != idempotency_key("campaign-2", "+4915123456789")
+    assert key != idempotency_key("campaign-1", "+4915123456788")
+
+
+@pytest.mark.parametrize("bad", ["sms; DROP TABLE x", "a.b.c", "", "1abc", 'x"y', "name with space"])
+def test_table_names_are_validated(bad):
+    with pytest.raises(ValueError, match="name"):
+        quote_name(bad)
+
+
+def test_table_names_are_quoted():
+    assert quote_name("sms_messages") == '"sms_messages"'
+    assert quote_name("marketing.sms_messages") == '"marketing"."sms_messages"'
