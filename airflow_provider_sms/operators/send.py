@@ -94,6 +94,7 @@ class SmsBulkSendOperator(BaseOperator):
         recipients was rejected.
     :param resend_ambiguous: resend messages whose fate the gateway could not tell (risking a duplicate).
     :param chunk_size: rows read and recorded at a time.
+    :param batch_size: messages per request; at most (and by default) the gateway's maximum.
     :param message_options: gateway-specific send fields for every message (``sim``, ``type``...).
     """
 
@@ -130,6 +131,7 @@ class SmsBulkSendOperator(BaseOperator):
         max_reject_ratio: float = 0.5,
         resend_ambiguous: bool = False,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
+        batch_size: int | None = None,
         message_options: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
@@ -167,6 +169,7 @@ class SmsBulkSendOperator(BaseOperator):
         self.max_reject_ratio = max_reject_ratio
         self.resend_ambiguous = resend_ambiguous
         self.chunk_size = chunk_size
+        self.batch_size = batch_size
         self.message_options = dict(message_options or {})
 
     @cached_property
@@ -230,6 +233,10 @@ class SmsBulkSendOperator(BaseOperator):
         return summary
 
     # ---------------------------------------------------------------------------------------------
+
+    @cached_property
+    def effective_batch_size(self) -> int:
+        return min(self.batch_size or self.hook.batch_size, self.hook.batch_size)
 
     @cached_property
     def region(self) -> str | None:
@@ -391,7 +398,7 @@ class _CampaignRun:
         """Send ``entries``; what a lost answer left proven absent goes out again, a few rounds at most."""
         recipients = [e.recipient for e in entries]
         for _ in range(MAX_SEND_ROUNDS):
-            for batch in chunked(entries, self.op.hook.batch_size):
+            for batch in chunked(entries, self.op.effective_batch_size):
                 self._send(batch, bodies)
             current = self.ledger.load(self.campaign_key, recipients)
             entries = [current[r] for r in recipients if current[r].state == PENDING]

@@ -1,0 +1,304 @@
+"""SmsBulkSendOperator end to end: the sandbox gateway over HTTP, the ledger on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import contextlib
+from collections import Counter
+from types import SimpleNamespace
+
+import pandas as pd
+import pendulum
+import pytest
+
+from airflow_provider_sms.exceptions import SmsGatewayError, SmsValidationError
+from airflow_provider_sms.ledger import ACCEPTED, MessageLedger
+from airflow_provider_sms.operators.send import SmsBulkSendOperator
+from airflow_provider_sms.sql import get_sql_hook
+from airflow_provider_sms.templates import MessageTemplateError
+
+GATEWAYS = ["smstools", "smsgateway24", "textboost"]
+NAMES = ["Ana", "Ben", "Chloé", "Dmitri", "Eve"]
+
+
+def phone(i: int) -> str:
+    return f"+49151{10_000_000 + i:08d}"
+
+
+def audience(size: int = 1_000) -> pd.DataFrame:
+    """``size`` rows: 3 invalid phones, 2 duplicates, 5 unsubscribed, the rest plain."""
+    rows = [
+        {"phone": phone(i), "first_name": NAMES[i % len(NAMES)], "unsubscribed": 0, "city": "Berlin"}
+        for i in range(size - 5)
+    ]
+    rows[10]["phone"] = "12"  # too short
+    rows[20]["phone"] = "not a number"
+    rows[30]["phone"] = ""
+    for i in (40, 41, 42, 43, 44):
+        rows[i]["unsubscribed"] = 1
+    rows.append({**rows[50]})  # duplicate (same number, same format)
+    rows.append({**rows[51], "phone": phone(51).replace("+49", "0049 ")})  # duplicate, other format
+    rows += [
+        {"phone": phone(size + i), "first_name": "Zoe", "unsubscribed": None, "city": "Hamburg"}
+        for i in range(3)
+    ]
+    assert len(rows) == size
+    return pd.DataFrame(rows)
+
+
+def context(run_id: str = "manual__1") -> dict:
+    return {
+        "ti": SimpleNamespace(dag_id="campaigns", task_id="send", try_number=1, map_index=-1),
+        "logical_date": pendulum.datetime(2026, 11, 23, 9),
+        "run_id": run_id,
+        "ds": "2026-11-23",
+        "params": {},
+    }
+
+
+def make_operator(conn_id: str, ledger_conn_id: str, **kwargs) -> SmsBulkSendOperator:
+    kwargs.setdefault("audience", audience())
+    return SmsBulkSendOperator(
+        task_id="send",
+        sms_conn_id=conn_id,
+        message=kwargs.pop("message", "Hi {{ first_name }}, our {{ city }} store opens at 9."),
+        ledger_conn_id=ledger_conn_id,
+        campaign_key=kwargs.pop("campaign_key", "spring-sale"),
+        **kwargs,
+    )
+
+
+def sent_messages(sandbox, gateway: str) -> list[dict]:
+    return sandbox.messages(gateway=gateway)
+
+
+@pytest.mark.parametrize("gateway", GATEWAYS)
+def test_campaign_counts_and_each_recipient_messaged_once(gateway, sandbox, sms_conn_env, sql_conn_id):
+    summary = make_operator(sms_conn_env[gateway], sql_conn_id).execute(context())
+
+    assert summary == {
+        "campaign_key": "spring-sale",
+        "ledger_table": "sms_messages",
+        "input": 1_000,
+        "accepted": 990,
+        "rejected": 3,
+        "suppressed": 5,
+        "duplicates": 2,
+        "ambiguous": 0,
+        "segments": 990,
+    }
+    received = sent_messages(sandbox, gateway)
+    assert len(received) == 990
+    assert all(m["count"] == 1 for m in received)
+    ledger = MessageLedger(sql_conn_id)
+    accepted = {e.recipient for e in ledger.in_state("spring-sale", [ACCEPTED])}
+    assert {m["recipient"] for m in received} == accepted
+    assert phone(40) not in accepted  # unsubscribed
+    bodies = {m["recipient"]: m["body"] for m in received}
+    assert bodies[phone(0)] == "Hi Ana, our Berlin store opens at 9."
+    # every accepted row carries the gateway's id; rejects carry their reason
+    assert len(set(ledger.message_ids("spring-sale"))) == 990
+    reasons = sorted(e.error for e in ledger.in_state("spring-sale", ["rejected"]))
+    assert reasons == ["contains letters", "empty", "too short"]
+
+
+@pytest.mark.parametrize("gateway", GATEWAYS)
+def test_rerun_of_the_same_campaign_sends_nothing_new(gateway, sandbox, sms_conn_env, sqlite_conn_id):
+    first = make_operator(sms_conn_env[gateway], sqlite_conn_id).execute(context())
+    requests_after_first = sandbox.request_count(gateway=gateway)
+    second = make_operator(sms_conn_env[gateway], sqlite_conn_id).execute(context())
+
+    assert second == first
+    assert len(sent_messages(sandbox, gateway)) == 990
+    sends = sum(
+        sandbox.request_count(gateway=gateway, path_contains=p)
+        for p in ("message/send", "addalotofsms", "addsms", "sms/send")
+    )
+    assert sends > 0
+    assert sandbox.request_count(gateway=gateway) == requests_after_first  # not one request more
+
+
+@pytest.mark.parametrize("gateway", GATEWAYS)
+def test_commit_then_drop_then_retry_leaves_exactly_one_message_each(
+    gateway, sandbox, sms_conn_env, sqlite_conn_id
+):
+    people = audience(300)
+    sandbox.set_faults(commit_then_drop=0.5, seed=7)
+    with contextlib.suppress(SmsGatewayError):  # a failed try is allowed: the retry below must repair it
+        make_operator(sms_conn_env[gateway], sqlite_conn_id, audience=people, batch_size=25).execute(
+            context()
+        )
+    sandbox.clear_faults()
+    summary = make_operator(sms_conn_env[gateway], sqlite_conn_id, audience=people).execute(context())
+
+    received = sent_messages(sandbox, gateway)
+    assert summary["accepted"] == 290
+    assert len(received) == 290
+    assert Counter(m["count"] for m in received) == {1: 290}
+    assert sandbox.stats()["faults"].get("commit_then_drop", 0) > 0
+
+
+@pytest.mark.parametrize("gateway", GATEWAYS)
+def test_crash_mid_batch_is_repaired_without_duplicates(gateway, sandbox, sms_conn_env, sqlite_conn_id):
+    """The worker died after a request left: 20 of its 30 messages had arrived, none was recorded."""
+    people = audience(100)
+    op = make_operator(sms_conn_env[gateway], sqlite_conn_id, audience=people, batch_size=30)
+    real_send = op.hook.send_batch
+
+    def dies_mid_batch(messages):
+        real_send(messages[:20])
+        raise KeyboardInterrupt("worker killed")
+
+    op.hook.send_batch = dies_mid_batch
+    with pytest.raises(KeyboardInterrupt):
+        op.execute(context())
+    assert MessageLedger(sqlite_conn_id).counts("spring-sale")["sending"] == 30
+    assert len(sent_messages(sandbox, gateway)) == 20
+
+    summary = make_operator(sms_conn_env[gateway], sqlite_conn_id, audience=people).execute(context())
+
+    assert summary["accepted"] == 90
+    received = sent_messages(sandbox, gateway)
+    assert len(received) == 90
+    assert all(m["count"] == 1 for m in received)
+
+
+def test_template_with_an_unknown_column_fails_before_sending(sandbox, sms_conn_env, sqlite_conn_id):
+    op = make_operator(sms_conn_env["smstools"], sqlite_conn_id, message="Hi {{ frist_name }}")
+    with pytest.raises(MessageTemplateError, match="frist_name"):
+        op.execute(context())
+    assert sandbox.request_count() == 0
+
+
+def test_template_syntax_error_fails_before_sending(sandbox, sms_conn_env, sqlite_conn_id):
+    op = make_operator(sms_conn_env["smstools"], sqlite_conn_id, message="Hi {{ first_name ")
+    with pytest.raises(MessageTemplateError, match="syntax error"):
+        op.execute(context())
+    assert sandbox.request_count() == 0
+
+
+def test_missing_phone_column_is_a_clear_error(sandbox, sms_conn_env, sqlite_conn_id):
+    op = make_operator(sms_conn_env["smstools"], sqlite_conn_id, phone_column="mobile")
+    with pytest.raises(ValueError, match="'mobile'"):
+        op.execute(context())
+    assert sandbox.request_count() == 0
+
+
+def test_dry_run_sends_and_records_nothing(sandbox, sms_conn_env, sqlite_conn_id):
+    people = audience()
+    people.loc[0, "first_name"] = "Žofia with a long name " + "x" * 200
+    summary = make_operator(
+        sms_conn_env["textboost"], sqlite_conn_id, audience=people, dry_run=True, cost_per_segment=0.05
+    ).execute(context())
+
+    assert sandbox.request_count() == 0
+    assert summary["dry_run"] is True
+    assert (summary["input"], summary["would_send"], summary["rejected"]) == (1_000, 990, 3)
+    assert (summary["suppressed"], summary["duplicates"]) == (5, 2)
+    assert summary["segments"] == 989 + 4  # the long UCS-2 body needs 4 segments
+    assert summary["estimated_cost"] == pytest.approx(993 * 0.05)
+    assert summary["sample"][0]["to"] == phone(0)
+    assert summary["sample"][0]["body"].startswith("Hi Žofia")
+    ledger_tables = get_sql_hook(sqlite_conn_id).get_records(
+        "SELECT name FROM sqlite_master WHERE name = 'sms_messages'"
+    )
+    assert ledger_tables == []
+
+
+def test_audience_from_a_postgres_table_read_in_chunks(sandbox, sms_conn_env, postgres_conn_id):
+    people = audience(500)
+    pg = get_sql_hook(postgres_conn_id)
+    pg.run(
+        "CREATE TABLE customers (id SERIAL PRIMARY KEY, phone TEXT, first_name TEXT, unsubscribed INT, city TEXT)"
+    )
+    pg.insert_rows(
+        "customers",
+        [tuple(r) for r in people[["phone", "first_name", "unsubscribed", "city"]].itertuples(index=False)],
+        target_fields=["phone", "first_name", "unsubscribed", "city"],
+        executemany=True,
+    )
+    op = make_operator(
+        sms_conn_env["smsgateway24"],
+        postgres_conn_id,
+        audience=None,
+        sql="SELECT phone, first_name, unsubscribed, city FROM customers ORDER BY id",
+        sql_conn_id=postgres_conn_id,
+        chunk_size=64,
+    )
+    summary = op.execute(context())
+
+    assert (summary["input"], summary["accepted"], summary["rejected"]) == (500, 490, 3)
+    assert (summary["suppressed"], summary["duplicates"]) == (5, 2)
+    assert len(sent_messages(sandbox, "smsgateway24")) == 490
+
+
+def test_suppression_list_and_sql(sandbox, sms_conn_env, sqlite_conn_id):
+    people = audience(100)
+    warehouse = get_sql_hook(sqlite_conn_id)
+    warehouse.run("CREATE TABLE opt_outs (msisdn TEXT)")
+    warehouse.insert_rows("opt_outs", [(phone(50).lstrip("+"),), (phone(51),)], target_fields=["msisdn"])
+    summary = make_operator(
+        sms_conn_env["smstools"],
+        sqlite_conn_id,
+        audience=people,
+        suppression_list=["0151 10000060"],
+        suppression_sql="SELECT msisdn FROM opt_outs",
+        suppression_conn_id=sqlite_conn_id,
+        default_region="DE",
+    ).execute(context())
+
+    assert summary["suppressed"] == 5 + 3
+    recipients = {m["recipient"] for m in sent_messages(sandbox, "smstools")}
+    assert not recipients & {phone(50), phone(51), phone(60)}
+
+
+def test_shards_split_the_audience_without_overlap(sandbox, sms_conn_env, sqlite_conn_id):
+    people = audience(300)
+    results = [
+        make_operator(
+            sms_conn_env["smstools"], sqlite_conn_id, audience=people, shard_index=i, shard_count=3
+        ).execute(context())
+        for i in range(3)
+    ]
+    assert sum(r["accepted"] for r in results) == 290
+    assert sum(r["rejected"] for r in results) == 3
+    assert sum(r["input"] for r in results) == 300
+    assert all(r["accepted"] > 50 for r in results)  # each shard really did a share
+    received = sent_messages(sandbox, "smstools")
+    assert len(received) == 290
+    assert all(m["count"] == 1 for m in received)
+
+
+def test_mostly_rejected_campaign_fails_after_recording(sandbox, sms_conn_env, sqlite_conn_id):
+    people = pd.DataFrame(
+        [{"phone": f"bad-{i}", "first_name": "x"} for i in range(8)]
+        + [{"phone": phone(1), "first_name": "y"}]
+    )
+    op = make_operator(
+        sms_conn_env["smstools"], sqlite_conn_id, audience=people, message="Hi {{ first_name }}"
+    )
+    with pytest.raises(SmsValidationError, match="8 of 9 recipients were rejected"):
+        op.execute(context())
+    assert MessageLedger(sqlite_conn_id).counts("spring-sale") == {"rejected": 8, "accepted": 1}
+
+
+def test_send_window_schedules_at_the_gateway(sandbox, sms_conn_env, sqlite_conn_id):
+    rows = [{"phone": phone(i), "first_name": "Ana", "city": "Rome"} for i in range(10)]
+    with pendulum.travel_to(pendulum.datetime(2026, 11, 23, 22, 30, tz="Europe/Berlin"), freeze=True):
+        summary = make_operator(
+            sms_conn_env["smsgateway24"],
+            sqlite_conn_id,
+            audience=rows,
+            send_window=("09:00", "20:00"),
+            window_timezone="Europe/Berlin",
+        ).execute(context())
+    assert summary["accepted"] == 10
+    received = sent_messages(sandbox, "smsgateway24")
+    assert len(received) == 10
+    assert {m["status_normalized"] for m in received} == {"scheduled"}
+
+
+def test_list_of_dicts_audience(sandbox, sms_conn_env, sqlite_conn_id):
+    rows = [{"phone": phone(i), "first_name": "Ana", "city": "Rome"} for i in range(5)]
+    summary = make_operator(sms_conn_env["textboost"], sqlite_conn_id, audience=rows).execute(context())
+    assert summary["accepted"] == 5
+    assert sandbox.request_count(gateway="textboost", path_contains="sms/send") == 1  # one body, one request
