@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import cached_property
@@ -63,6 +64,9 @@ class Call:
     :param creates_messages: the request makes the gateway store/send messages. Such a request is
         retried only when it provably did not reach the gateway (connect error, 429); a lost answer
         raises :class:`SmsAmbiguousSendError` instead of a silent resend.
+    :param idempotent: False for requests that create something else (a contact, a group, a tag):
+        they too are retried only when they provably did not reach the gateway, so a lost answer
+        cannot create a second record.
     """
 
     method: str
@@ -73,6 +77,7 @@ class Call:
     files: dict[str, Any] | None = None
     headers: dict[str, str] = field(default_factory=dict)
     creates_messages: bool = False
+    idempotent: bool = True
     authenticated: bool = True
 
 
@@ -270,7 +275,8 @@ class SmsGatewayHook(BaseHook):
     def _ensure_token(self) -> None:
         token_call = self._token_call()
         if token_call is not None and self._token is None:
-            self._accept_token(self._request_once(token_call))
+            with _not_sent_yet():
+                self._accept_token(self._request_once(token_call))
 
     def _request_once(self, call: Call) -> Any:
         self._throttle()
@@ -323,7 +329,8 @@ class SmsGatewayHook(BaseHook):
     async def _aensure_token(self) -> None:
         token_call = self._token_call()
         if token_call is not None and self._token is None:
-            self._accept_token(await self._arequest_once(token_call))
+            with _not_sent_yet():
+                self._accept_token(await self._arequest_once(token_call))
 
     async def _arequest_once(self, call: Call) -> Any:
         wait = self._limiter.reserve()
@@ -360,7 +367,7 @@ class SmsGatewayHook(BaseHook):
         def should_retry(exc: BaseException) -> bool:
             if not isinstance(exc, SmsTransientError):
                 return False
-            return not (call.creates_messages and exc.request_sent)
+            return not exc.request_sent or (call.idempotent and not call.creates_messages)
 
         backoff = wait_exponential_jitter(initial=DEFAULT_BACKOFF, max=MAX_BACKOFF)
 
@@ -488,6 +495,10 @@ class SmsGatewayHook(BaseHook):
     # ---------------------------------------------------------------------------------------------
     # Phones and dates on the wire
 
+    def wire_phone(self, raw: Any) -> str:
+        """Any readable phone number in the gateway's format (raises ``InvalidPhoneNumberError``)."""
+        return self.to_wire_phone(normalize_phone(raw, self.extra("default_region")))
+
     def to_wire_phone(self, e164: str) -> str:
         """The gateway's format of an E.164 number."""
         return e164 if self.phone_with_plus else e164.lstrip("+")
@@ -614,6 +625,16 @@ class SmsGatewayHook(BaseHook):
         except Exception as exc:
             return False, self.scrub(str(exc))
         return True, f"Connection to {self.gateway} at {self.base_url} works"
+
+
+@contextmanager
+def _not_sent_yet() -> Iterator[None]:
+    """Failures while obtaining a token happen before the real request leaves: safe to retry."""
+    try:
+        yield
+    except SmsTransientError as exc:
+        exc.request_sent = False
+        raise
 
 
 def chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:

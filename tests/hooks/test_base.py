@@ -292,3 +292,17 @@ def test_format_time_uses_the_connection_timezone(monkeypatch):
     assert hook.format_time(moment, "DD.MM.YYYY H:mm:ss") == "29.05.2026 17:21:27"
     assert hook.format_time(dt.datetime(2026, 1, 2, 3, 4)) == "2026-01-02 04:04:00"  # naive = UTC
     assert hook.parse_time({"date": "2026-05-29 17:21:27.000000", "timezone": "Europe/Berlin"}) == moment
+
+
+def test_non_idempotent_create_is_not_retried_after_it_left(hook, requests_mock, sleeps):
+    requests_mock.post(f"{BASE}/v1/contact", [{"status_code": 502}, {"json": {"ID": [1]}}])
+    with pytest.raises(SmsTransientError):
+        hook.request(Call("POST", "/v1/contact", json={"phone": "1"}, idempotent=False))
+    assert requests_mock.call_count == 1
+    assert sleeps == []
+
+
+def test_non_idempotent_create_is_retried_when_it_never_left(hook, requests_mock, sleeps):
+    requests_mock.post(f"{BASE}/v1/contact", [{"status_code": 429}, {"json": {"ID": [1]}}])
+    assert hook.request(Call("POST", "/v1/contact", json={"phone": "1"}, idempotent=False)) == {"ID": [1]}
+    assert requests_mock.call_count == 2
