@@ -1,0 +1,89 @@
+"""Settings of a sandbox server: accounts, clock, persistence and the faults it starts with."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from airflow_provider_sms.sandbox.faults import FaultConfig
+
+DEFAULT_SMSTOOLS_CLIENT_ID = "sandbox-client-id"
+DEFAULT_SMSTOOLS_CLIENT_SECRET = "sandbox-client-secret-0123456789"
+DEFAULT_SMSGATEWAY24_EMAIL = "sandbox@example.com"
+DEFAULT_SMSGATEWAY24_PASSWORD = "sandbox-password-0123"
+DEFAULT_TEXTBOOST_TOKEN = "sandbox-textboost-token-0123456789"
+DEVICE_IDS = (1001, 1002)
+
+# Keyword options that configure the start-up faults rather than the server itself.
+FAULT_OPTIONS = {
+    "rate_429": "rate_429",
+    "retry_after": "retry_after",
+    "rate_500": "rate_500",
+    "rate_503": "rate_503",
+    "latency_ms": "latency_ms",
+    "commit_then_drop": "commit_then_drop",
+    "fault_paths": "paths",
+}
+
+
+@dataclass
+class SandboxConfig:
+    """Everything a sandbox app needs to start; see the README's sandbox section for each option.
+
+    :param delivery_seconds: sandbox seconds from "accepted" to the final status.
+    :param seed: seed of the fault injector's random sequence.
+    :param state_file: SQLite file that keeps the state across restarts (None: memory only).
+    :param token_ttl: lifetime of SmsGateway24 tokens, in sandbox seconds.
+    :param balance: starting credits (Smstools) and SMS units (TextBoost); one per segment sent.
+    :param frozen_clock: the clock moves only through ``/_sandbox/advance``, not with real time.
+    :param save_interval: seconds between snapshots of a changed state to ``state_file``.
+    """
+
+    delivery_seconds: float = 2.0
+    seed: int = 0
+    state_file: str | None = None
+    token_ttl: float = 3600.0
+    balance: float = 1_000_000.0
+    frozen_clock: bool = False
+    save_interval: float = 1.0
+    smstools_client_id: str = DEFAULT_SMSTOOLS_CLIENT_ID
+    smstools_client_secret: str = DEFAULT_SMSTOOLS_CLIENT_SECRET
+    smsgateway24_email: str = DEFAULT_SMSGATEWAY24_EMAIL
+    smsgateway24_password: str = DEFAULT_SMSGATEWAY24_PASSWORD
+    textboost_token: str = DEFAULT_TEXTBOOST_TOKEN
+    faults: FaultConfig = field(default_factory=FaultConfig)
+
+    @classmethod
+    def from_options(cls, **options: Any) -> SandboxConfig:
+        """Build from flat keyword options (``run_sandbox(**options)``, CLI flags).
+
+        Fault options (``rate_429``, ``retry_after``, ``rate_500``, ``rate_503``, ``latency_ms``,
+        ``commit_then_drop``, ``fault_paths``) set the start-up faults, seeded with ``seed``.
+        """
+        own = {f.name for f in fields(cls)} - {"faults"}
+        fault_settings = {
+            FAULT_OPTIONS[key]: options.pop(key) for key in list(options) if key in FAULT_OPTIONS
+        }
+        unknown = set(options) - own
+        if unknown:
+            raise TypeError(f"unknown sandbox options: {', '.join(sorted(unknown))}")
+        config = cls(**options)
+        config.faults = FaultConfig(seed=config.seed, **fault_settings)
+        return config
+
+    def describe(self, url: str) -> str:
+        """Human-readable start-up banner: where each API lives and which credentials it accepts."""
+        return "\n".join(
+            [
+                f"SMS sandbox gateway on {url}  (status page {url}/ , admin API {url}/_sandbox/stats)",
+                f"  Smstools      {url}/v1/...       X-Client-Id: {self.smstools_client_id}"
+                f"   X-Client-Secret: {self.smstools_client_secret}",
+                f"  SmsGateway24  {url}/getdata/...  email: {self.smsgateway24_email}"
+                f"   password: {self.smsgateway24_password}   devices: {', '.join(map(str, DEVICE_IDS))}"
+                f"   token ttl: {self.token_ttl:g} s",
+                f"  TextBoost     {url}/api/v3/... and {url}/api/http/...   Authorization: Bearer "
+                f"{self.textboost_token}",
+                f"  delivery in {self.delivery_seconds:g} s; numbers ending in 13 are undelivered, in 66 fail",
+                f"  state: {self.state_file or 'in memory'}",
+            ]
+        )

@@ -1,0 +1,416 @@
+"""In-memory state of a sandbox server: clock, messages, contacts, lists, tokens, balances.
+
+All reads and writes happen on the server's event loop (handlers never block), so no locks are
+needed. Every write goes through a ``SandboxState`` method, which keeps the derived indexes right
+and records which rows changed, so ``persistence.py`` can snapshot only those.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, fields
+from typing import Any, Generic, TypeVar
+
+from airflow_provider_sms.sandbox import delivery
+from airflow_provider_sms.sandbox.config import SandboxConfig
+
+GATEWAYS = ("smstools", "smsgateway24", "textboost")
+BILLED_GATEWAYS = ("smstools", "textboost")  # SmsGateway24 sends from the user's own phone
+SCHEMA_VERSION = 1
+
+
+class SandboxClock:
+    """Real time plus an offset that ``advance`` grows; optionally frozen at start-up time."""
+
+    def __init__(self, frozen: bool = False) -> None:
+        self.frozen = frozen
+        self._base = time.time() if frozen else None
+        self.offset = 0.0
+
+    def now(self) -> float:
+        return (self._base if self._base is not None else time.time()) + self.offset
+
+    def advance(self, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError("the sandbox clock never moves backwards")
+        self.offset += seconds
+
+    def set_now(self, ts: float) -> None:
+        """Make ``now()`` return ``ts`` (used when restoring a frozen clock)."""
+        self.offset = ts - (self._base if self._base is not None else time.time())
+
+    def reset(self) -> None:
+        self.offset = 0.0
+        if self.frozen:
+            self._base = time.time()
+
+
+@dataclass(slots=True)
+class Message:
+    """One accepted message to one recipient; its status is computed, never stored."""
+
+    gateway: str
+    id: str | int  # the gateway's own id: Smstools messageid, SmsGateway24 sms_id, TextBoost uid
+    seq: int  # server-wide sequence, also Smstools' numeric "ID"
+    recipient: str  # canonical E.164 with "+"
+    body: str
+    created_at: float  # sandbox epoch seconds
+    send_at: float  # when delivery starts: the scheduled time, or created_at
+    segments: int = 1
+    sender: str | None = None
+    reference: str | None = None  # Smstools reference / SmsGateway24 customerid
+    kind: str = "sms"  # Smstools sms/voice, TextBoost plain/voice/mms/...
+    schedule: str | None = None  # the schedule time as the client wrote it
+    extra: dict[str, Any] | None = None  # gateway specifics: device_id, sim, paket, campaign, subid...
+
+
+@dataclass(slots=True)
+class Contact:
+    """A contact in a list (Smstools group, SmsGateway24 tag, TextBoost contact group)."""
+
+    gateway: str
+    id: str | int
+    list_id: str | int
+    phone: str  # canonical E.164 with "+"
+    created_at: float
+    updated_at: float
+    first_name: str | None = None
+    last_name: str | None = None
+    fields: dict[str, Any] | None = None  # other fields: Smstools extras/birthday, SmsGateway24 fullname
+
+
+@dataclass(slots=True)
+class Group:
+    """A contact list (Smstools group, SmsGateway24 tag, TextBoost contact group)."""
+
+    gateway: str
+    id: str | int
+    name: str
+    created_at: float
+    updated_at: float
+
+
+Row = TypeVar("Row")
+_FIELDS = {cls: tuple(f.name for f in fields(cls)) for cls in (Message, Contact, Group)}
+
+
+class Table(Generic[Row]):
+    """An insertion-ordered ``key → row`` mapping that remembers the keys changed since the last snapshot."""
+
+    __slots__ = ("dirty", "rows", "track")
+
+    def __init__(self, track: bool) -> None:
+        self.rows: dict[str, Row] = {}
+        self.dirty: set[str] = set()
+        self.track = track
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def get(self, key: str) -> Row | None:
+        return self.rows.get(key)
+
+    def put(self, key: str, row: Row) -> None:
+        self.rows[key] = row
+        if self.track:
+            self.dirty.add(key)
+
+    def touch(self, key: str) -> None:
+        if self.track:
+            self.dirty.add(key)
+
+    def pop(self, key: str) -> Row | None:
+        row = self.rows.pop(key, None)
+        if row is not None and self.track:
+            self.dirty.add(key)
+        return row
+
+
+@dataclass
+class SnapshotBatch:
+    """What changed since the last snapshot, ready for ``SqliteStore.write``."""
+
+    meta: dict[str, Any]
+    upserts: list[tuple[str, str, str]]
+    deletes: list[tuple[str, str]]
+    wipe: bool
+
+
+class SandboxState:
+    """The sandbox's data and the operations the gateway routers perform on it."""
+
+    def __init__(self, config: SandboxConfig) -> None:
+        self.config = config
+        self.clock = SandboxClock(config.frozen_clock)
+        track = config.state_file is not None
+        self.messages: dict[str, Table[Message]] = {gw: Table(track) for gw in GATEWAYS}
+        self.contacts: dict[str, Table[Contact]] = {gw: Table(track) for gw in GATEWAYS}
+        self.groups: dict[str, Table[Group]] = {gw: Table(track) for gw in GATEWAYS}
+        self.newsletters: dict[str, Table[dict[str, Any]]] = {gw: Table(track) for gw in GATEWAYS}
+        # Id sequences survive reset() on purpose: an id never names two different messages.
+        self.sequences: Counter[str] = Counter()
+        self.tokens: dict[str, float] = {}
+        self.balance = {gw: float(config.balance) for gw in BILLED_GATEWAYS}
+        self.spent = {gw: 0.0 for gw in BILLED_GATEWAYS}
+        self.requests: Counter[tuple[str, str]] = Counter()  # (gateway, "METHOD /path") → count
+        self.version = 0  # bumped by every change; the autosave compares it
+        self._wipe = False
+        self._clear_indexes()
+
+    def _clear_indexes(self) -> None:
+        self.arrivals: Counter[tuple[str, str, str]] = Counter()  # (gateway, recipient, body)
+        self.contact_arrivals: Counter[tuple[str, str, str]] = Counter()  # (gateway, list id, phone)
+        self.members: defaultdict[tuple[str, str], dict[str, None]] = defaultdict(dict)
+        self.by_customerid: defaultdict[str, list[str]] = defaultdict(list)
+        self.scheduled: dict[str, dict[str, None]] = {gw: {} for gw in GATEWAYS}
+
+    # ------------------------------------------------------------------ clock, ids, accounts
+    def now(self) -> float:
+        return self.clock.now()
+
+    def advance(self, seconds: float) -> None:
+        self.clock.advance(seconds)
+        self.version += 1
+
+    def next_seq(self, name: str) -> int:
+        self.sequences[name] += 1
+        self.version += 1
+        return self.sequences[name]
+
+    def issue_token(self) -> str:
+        now = self.now()
+        if len(self.tokens) > 10_000:  # keep a long benchmark from growing this without bound
+            self.tokens = {token: exp for token, exp in self.tokens.items() if exp > now}
+        token = secrets.token_hex(16)
+        self.tokens[token] = now + self.config.token_ttl
+        self.version += 1
+        return token
+
+    def token_valid(self, token: object) -> bool:
+        return isinstance(token, str) and self.tokens.get(token, float("-inf")) > self.now()
+
+    def expire_tokens(self) -> None:
+        self.tokens.clear()
+        self.version += 1
+
+    def charge(self, gateway: str, units: float) -> bool:
+        """Take ``units`` from the gateway's balance; False (nothing taken) if it does not cover them."""
+        if self.balance[gateway] + 1e-9 < units:
+            return False
+        self.balance[gateway] -= units
+        self.spent[gateway] += units
+        self.version += 1
+        return True
+
+    # ------------------------------------------------------------------ messages
+    def add_message(self, message: Message) -> None:
+        key = str(message.id)
+        self.messages[message.gateway].put(key, message)
+        self._index_message(key, message)
+        self.version += 1
+
+    def _index_message(self, key: str, message: Message) -> None:
+        self.arrivals[(message.gateway, message.recipient, message.body)] += 1
+        if message.send_at > message.created_at:
+            self.scheduled[message.gateway][key] = None
+        if message.reference is not None and message.gateway == "smsgateway24":
+            self.by_customerid[message.reference].append(key)
+
+    def remove_message(self, gateway: str, key: str) -> Message | None:
+        message = self.messages[gateway].pop(key)
+        if message is None:
+            return None
+        arrival = (gateway, message.recipient, message.body)
+        self.arrivals[arrival] -= 1
+        if self.arrivals[arrival] <= 0:
+            del self.arrivals[arrival]
+        self.scheduled[gateway].pop(key, None)
+        if message.reference is not None and key in self.by_customerid.get(message.reference, ()):
+            self.by_customerid[message.reference].remove(key)
+        self.version += 1
+        return message
+
+    def status(self, message: Message, now: float) -> str | int:
+        """The gateway's raw status of ``message`` at ``now``."""
+        return delivery.raw_status(
+            message.gateway, message.recipient, message.send_at, now, self.config.delivery_seconds
+        )
+
+    def normalized(self, message: Message, raw: str | int, now: float) -> str:
+        return delivery.normalize(message.gateway, raw, scheduled=now < message.send_at)
+
+    def iter_messages(self, gateway: str | None = None) -> Iterator[Message]:
+        for gw in (gateway,) if gateway else GATEWAYS:
+            yield from self.messages[gw].rows.values()
+
+    # ------------------------------------------------------------------ lists and contacts
+    def add_group(self, group: Group) -> None:
+        self.groups[group.gateway].put(str(group.id), group)
+        self.version += 1
+
+    def rename_group(self, group: Group, name: str) -> None:
+        group.name = name
+        group.updated_at = self.now()
+        self.groups[group.gateway].touch(str(group.id))
+        self.version += 1
+
+    def remove_group(self, gateway: str, key: str) -> Group | None:
+        group = self.groups[gateway].pop(key)
+        if group is not None:
+            for contact_key in list(self.members.get((gateway, key), ())):
+                self.remove_contact(gateway, contact_key)
+            self.members.pop((gateway, key), None)
+            self.version += 1
+        return group
+
+    def add_contact(self, contact: Contact) -> None:
+        key = str(contact.id)
+        self.contacts[contact.gateway].put(key, contact)
+        self._index_contact(key, contact)
+        self.version += 1
+
+    def _index_contact(self, key: str, contact: Contact) -> None:
+        list_key = str(contact.list_id)
+        self.members[(contact.gateway, list_key)][key] = None
+        self.contact_arrivals[(contact.gateway, list_key, contact.phone)] += 1
+
+    def _unindex_contact(self, key: str, contact: Contact) -> None:
+        list_key = str(contact.list_id)
+        self.members.get((contact.gateway, list_key), {}).pop(key, None)
+        arrival = (contact.gateway, list_key, contact.phone)
+        self.contact_arrivals[arrival] -= 1
+        if self.contact_arrivals[arrival] <= 0:
+            del self.contact_arrivals[arrival]
+
+    def update_contact(self, contact: Contact, **changes: Any) -> None:
+        """Change attributes of a stored contact (moving it between lists if ``list_id`` changes)."""
+        key = str(contact.id)
+        self._unindex_contact(key, contact)
+        for name, value in changes.items():
+            setattr(contact, name, value)
+        contact.updated_at = self.now()
+        self._index_contact(key, contact)
+        self.contacts[contact.gateway].touch(key)
+        self.version += 1
+
+    def remove_contact(self, gateway: str, key: str) -> Contact | None:
+        contact = self.contacts[gateway].pop(key)
+        if contact is not None:
+            self._unindex_contact(key, contact)
+            self.version += 1
+        return contact
+
+    def members_of(self, gateway: str, list_id: str | int) -> list[Contact]:
+        rows = self.contacts[gateway].rows
+        return [rows[key] for key in self.members.get((gateway, str(list_id)), ())]
+
+    def add_newsletter(self, gateway: str, key: str, newsletter: dict[str, Any]) -> None:
+        self.newsletters[gateway].put(key, newsletter)
+        self.version += 1
+
+    # ------------------------------------------------------------------ reset and persistence
+    def reset(self) -> None:
+        """Forget messages, contacts, lists, newsletters and counters; restore balances and the clock.
+
+        Accounts, devices, tokens and id sequences stay.
+        """
+        for tables in (self.messages, self.contacts, self.groups, self.newsletters):
+            for table in tables.values():
+                table.rows.clear()
+                table.dirty.clear()
+        self._clear_indexes()
+        self.balance = {gw: float(self.config.balance) for gw in BILLED_GATEWAYS}
+        self.spent = {gw: 0.0 for gw in BILLED_GATEWAYS}
+        self.requests.clear()
+        self.clock.reset()
+        self._wipe = self.config.state_file is not None
+        self.version += 1
+
+    def _tables(self) -> Iterator[tuple[str, Table[Any]]]:
+        for kind, tables in (
+            ("message", self.messages),
+            ("contact", self.contacts),
+            ("group", self.groups),
+            ("newsletter", self.newsletters),
+        ):
+            for gateway, table in tables.items():
+                yield f"{kind}/{gateway}", table
+
+    def collect_changes(self) -> SnapshotBatch:
+        """Rows changed since the last call, plus the small metadata, as one consistent batch."""
+        upserts: list[tuple[str, str, str]] = []
+        deletes: list[tuple[str, str]] = []
+        for name, table in self._tables():
+            for key in table.dirty:
+                row = table.rows.get(key)
+                if row is None:
+                    deletes.append((name, key))
+                else:
+                    upserts.append((name, key, _encode(row)))
+            table.dirty.clear()
+        batch = SnapshotBatch(meta=self._meta(), upserts=upserts, deletes=deletes, wipe=self._wipe)
+        self._wipe = False
+        return batch
+
+    def mark_all_dirty(self) -> None:
+        """Make the next snapshot rewrite everything (after a failed write)."""
+        self._wipe = self.config.state_file is not None
+        for _, table in self._tables():
+            table.dirty.update(table.rows)
+
+    def _meta(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA_VERSION,
+            "sequences": dict(self.sequences),
+            "tokens": self.tokens,
+            "balance": self.balance,
+            "spent": self.spent,
+            "clock_now": self.now(),
+            "clock_offset": self.clock.offset,
+        }
+
+    def restore(self, meta: dict[str, Any], rows: dict[str, list[tuple[str, str]]]) -> None:
+        """Load a snapshot written by ``collect_changes`` (an empty ``meta`` means a new file)."""
+        if not meta:
+            return
+        if meta.get("schema") != SCHEMA_VERSION:
+            raise ValueError(f"state file schema {meta.get('schema')} is not {SCHEMA_VERSION}")
+        self.sequences = Counter(meta["sequences"])
+        self.tokens = dict(meta["tokens"])
+        self.balance.update(meta["balance"])
+        self.spent.update(meta["spent"])
+        if self.clock.frozen:
+            self.clock.set_now(meta["clock_now"])
+        else:
+            self.clock.offset = meta["clock_offset"]
+        for name, table in self._tables():
+            kind = name.split("/", 1)[0]
+            for key, data in rows.get(name, ()):
+                row = _decode(kind, data)
+                table.rows[key] = row
+                if kind == "message":
+                    self._index_message(key, row)
+                elif kind == "contact":
+                    self._index_contact(key, row)
+
+
+def _encode(row: Any) -> str:
+    if isinstance(row, dict):
+        return json.dumps(row, separators=(",", ":"), ensure_ascii=False)
+    values = [getattr(row, name) for name in _FIELDS[type(row)]]
+    return json.dumps(values, separators=(",", ":"), ensure_ascii=False)
+
+
+def _decode(kind: str, data: str) -> Any:
+    values = json.loads(data)
+    if kind == "message":
+        return Message(*values)
+    if kind == "contact":
+        return Contact(*values)
+    if kind == "group":
+        return Group(*values)
+    return values
