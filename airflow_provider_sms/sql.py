@@ -80,6 +80,10 @@ class SqlTable:
     def conn(self):
         if self._conn is None:
             self._conn = self.hook.get_conn()
+            if self.dialect == "sqlite":
+                # An audience streamed from the same SQLite file must not block our writes.
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                self._conn.execute("PRAGMA busy_timeout=30000")
         return self._conn
 
     def close(self) -> None:

@@ -25,7 +25,14 @@ import requests
 from airflow.sdk import BaseHook
 from airflow.sdk.log import mask_secret
 from requests.adapters import HTTPAdapter
-from tenacity import AsyncRetrying, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from tenacity import (
+    AsyncRetrying,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential,
+    wait_random,
+)
 
 from airflow_provider_sms import __version__
 from airflow_provider_sms.exceptions import (
@@ -369,7 +376,9 @@ class SmsGatewayHook(BaseHook):
                 return False
             return not exc.request_sent or (call.idempotent and not call.creates_messages)
 
-        backoff = wait_exponential_jitter(initial=DEFAULT_BACKOFF, max=MAX_BACKOFF)
+        backoff = wait_exponential(multiplier=DEFAULT_BACKOFF, max=MAX_BACKOFF) + wait_random(
+            0, DEFAULT_BACKOFF
+        )
 
         def wait(state) -> float:
             # Honour Retry-After when the gateway sent one; otherwise back off with jitter.
