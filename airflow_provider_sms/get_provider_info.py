@@ -74,6 +74,9 @@ CONNECTION_TYPES = [
             "sender_id": _field(
                 "Sender", "string", "Default sender: a number (up to 14 digits) or a name (up to 11 letters)."
             ),
+            "timezone": _field(
+                "Timezone", "string", "Timezone of schedule and logging dates (the account's).", default="UTC"
+            ),
         },
         hidden=["schema", "port", "extra"],
         relabeling={"login": "Client ID", "password": "Client secret", "host": "Base URL"},

@@ -8,7 +8,7 @@ import pytest
 from airflow_provider_sms.get_provider_info import get_provider_info
 
 GATEWAYS = {
-    "smstools": {"sender_id"},
+    "smstools": {"sender_id", "timezone"},
     "smsgateway24": {"device_id", "sim", "timezone"},
     "textboost": {"sender_id", "api_prefix", "timezone"},
 }
@@ -61,3 +61,16 @@ def test_airflow_sees_the_connection_forms():
     for conn_type, fields in GATEWAYS.items():
         for field in fields | COMMON:
             assert f"extra__{conn_type}__{field}" in widgets
+
+
+@pytest.mark.parametrize(
+    ("conn_type", "hook_class"),
+    [("smstools", "SmstoolsHook"), ("smsgateway24", "SmsGateway24Hook"), ("textboost", "TextBoostHook")],
+)
+def test_airflow_resolves_each_connection_type_to_its_hook(conn_type, hook_class):
+    from airflow.providers_manager import ProvidersManager
+
+    hook = ProvidersManager().hooks[conn_type]
+    assert hook is not None
+    assert hook.hook_class_name == f"airflow_provider_sms.hooks.{conn_type}.{hook_class}"
+    assert hook.connection_id_attribute_name == "sms_conn_id"
