@@ -21,7 +21,7 @@ from airflow_provider_sms.exceptions import (
 )
 from airflow_provider_sms.hooks import get_gateway_hook
 from airflow_provider_sms.hooks.base import SmsGatewayHook
-from airflow_provider_sms.operators.send import SmsBulkSendOperator, _default_campaign_key
+from airflow_provider_sms.operators.send import SmsBulkSendOperator, default_campaign_key
 from airflow_provider_sms.sql import SqlTable, utcnow
 
 SENDING, CREATED = "sending", "created"
@@ -167,7 +167,7 @@ class SmsNewsletterOperator(BaseOperator):
         return get_gateway_hook(self.sms_conn_id)
 
     def execute(self, context: Context) -> dict[str, Any]:
-        key = self.campaign_key or _default_campaign_key(context)
+        key = self.campaign_key or default_campaign_key(context)
         if not self.body or not str(self.body).strip():
             raise ValueError("the newsletter body is empty")
         lists = _list_ids(self.list_ids)
@@ -292,7 +292,7 @@ class SmsNewsletterOperator(BaseOperator):
             sender=self.sender,
         )
         send.hook = self.hook  # one session (and one set of credentials) for the whole newsletter
-        summary = send._run(context)
+        summary = send.run_campaign(context)
         return key, summary["accepted"], {"send": summary}
 
     def _look_up(self, key: str, lists: list[str], row: NewsletterRow | None) -> str | None:

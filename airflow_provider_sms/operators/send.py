@@ -186,13 +186,14 @@ class SmsBulkSendOperator(BaseOperator):
 
                 self.log.info("Outside the send window; deferring until %s", opens.isoformat())
                 self.defer(trigger=DateTimeTrigger(moment=opens), method_name="execute_after_window")
-        return self._run(context)
+        return self.run_campaign(context)
 
     def execute_after_window(self, context: Context, event: Any = None) -> dict[str, Any]:
-        return self._run(context)
+        return self.run_campaign(context)
 
-    def _run(self, context: Context) -> dict[str, Any]:
-        campaign_key = self.campaign_key or _default_campaign_key(context)
+    def run_campaign(self, context: Context) -> dict[str, Any]:
+        """Send the campaign now (no send-window deferral) and return its summary."""
+        campaign_key = self.campaign_key or default_campaign_key(context)
         template = MessageTemplate(
             self.message,
             {
@@ -523,7 +524,8 @@ def _parse_window(window: tuple[str, str]) -> tuple[tuple[int, int], tuple[int, 
     return start, end
 
 
-def _default_campaign_key(context: Context) -> str:
+def default_campaign_key(context: Context) -> str:
+    """``<dag_id>.<task_id>.<logical date or run id>``: stable across retries of one run."""
     ti = context["ti"]
     moment = context.get("logical_date")
     suffix = moment.isoformat() if moment else context.get("run_id")
