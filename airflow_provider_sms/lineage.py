@@ -1,0 +1,94 @@
+"""OpenLineage for the provider's operators, without depending on OpenLineage.
+
+Operators call :func:`operator_lineage` from ``get_openlineage_facets_on_complete``; it returns an
+``OperatorLineage`` when the OpenLineage provider (``apache-airflow-providers-openlineage``) is
+installed and None otherwise, so the provider works the same without it.
+
+SQL tables are named as the OpenLineage naming spec asks where the connection's hook says how
+(PostgreSQL: namespace ``postgres://host:port``, name ``database.schema.table``); other SQL
+connections get ``<conn type>://<host>[:port]`` and the table name as written (SQLite: the file path).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+__all__ = ["gateway_dataset_id", "operator_lineage", "sql_table_dataset_id"]
+
+
+def openlineage_available() -> bool:
+    """True when the OpenLineage provider can be imported."""
+    try:
+        import airflow.providers.openlineage.extractors  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def sql_table_dataset_id(conn_id: str, table: str) -> tuple[str, str]:
+    """``(namespace, name)`` of ``table`` on the Airflow SQL connection ``conn_id``."""
+    from airflow_provider_sms.sql import get_sql_hook
+
+    hook = get_sql_hook(conn_id)
+    connection = hook.get_connection(conn_id)
+    parts = table.split(".")
+    info = None
+    try:
+        info = hook.get_openlineage_database_info(connection)
+    except Exception:  # a hook whose OpenLineage support needs more than we have: fall back below
+        log.debug("No OpenLineage database info for %s", conn_id, exc_info=True)
+    if info is not None:
+        if len(parts) == 1:
+            parts.insert(0, _default_schema(hook))
+        database = info.database or connection.schema
+        name = ".".join(p for p in (database, *parts) if p)
+        return f"{info.scheme}://{info.authority}", name
+    host = connection.host or conn_id
+    authority = f"{host}:{connection.port}" if connection.port else host
+    return f"{connection.conn_type}://{authority}", table
+
+
+def gateway_dataset_id(gateway: str, base_url: str, name: str = "messages") -> tuple[str, str]:
+    """``(namespace, name)`` of a gateway's message log (e.g. ``smstools://api.smsgatewayapi.com``)."""
+    authority = base_url.split("://", 1)[-1].split("/", 1)[0]
+    return f"{gateway}://{authority}", name
+
+
+def operator_lineage(
+    *,
+    input_tables: Iterable[tuple[str, str]] = (),
+    output_tables: Iterable[tuple[str, str]] = (),
+    inputs: Iterable[tuple[str, str]] = (),
+    outputs: Iterable[tuple[str, str]] = (),
+) -> Any:
+    """An ``OperatorLineage`` with the given datasets, or None without the OpenLineage provider.
+
+    :param input_tables: ``(sql_conn_id, table)`` pairs read by the task.
+    :param output_tables: ``(sql_conn_id, table)`` pairs written by the task.
+    :param inputs: other datasets read, as ``(namespace, name)`` (see :func:`gateway_dataset_id`).
+    :param outputs: other datasets written, as ``(namespace, name)``.
+    """
+    try:
+        from airflow.providers.common.compat.openlineage.facet import Dataset
+        from airflow.providers.openlineage.extractors import OperatorLineage
+    except ImportError:
+        return None
+
+    def datasets(tables: Iterable[tuple[str, str]], others: Iterable[tuple[str, str]]) -> list[Any]:
+        ids = [sql_table_dataset_id(conn_id, table) for conn_id, table in tables]
+        ids += list(others)
+        unique = dict.fromkeys(ids)  # keep order, drop repeats
+        return [Dataset(namespace=namespace, name=name) for namespace, name in unique]
+
+    return OperatorLineage(inputs=datasets(input_tables, inputs), outputs=datasets(output_tables, outputs))
+
+
+def _default_schema(hook: Any) -> str:
+    try:
+        return hook.get_openlineage_default_schema() or "public"
+    except Exception:
+        return "public"

@@ -1,0 +1,403 @@
+"""SmsDeliveryReportOperator: delivery statuses from a gateway, upserted into a warehouse table.
+
+The write path is set-based and streams: statuses are read page by page from the gateway's list
+endpoint, grouped into chunks, and each chunk is loaded into a temporary staging table (PostgreSQL
+``COPY``; elsewhere one ``executemany``) and merged with one ``INSERT ... SELECT ... ON CONFLICT DO
+UPDATE``. The never-backwards rule lives in that statement: a row is only updated when the new
+status has a higher rank (``status_rank`` column, from :attr:`DeliveryStatus.rank`), so re-running
+changes nothing and a late ``sent`` never overwrites ``delivered``.
+"""
+
+from __future__ import annotations
+
+import io
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from contextlib import ExitStack
+from datetime import datetime, timedelta, timezone
+from functools import cached_property
+from typing import Any
+
+import pendulum
+from airflow.sdk import BaseOperator, Context
+
+from airflow_provider_sms.hooks import get_gateway_hook
+from airflow_provider_sms.hooks.base import SmsGatewayHook, chunked
+from airflow_provider_sms.ledger import MessageLedger
+from airflow_provider_sms.messages import DeliveryStatus, StatusReport
+from airflow_provider_sms.operators.send import ledger_asset
+from airflow_provider_sms.sql import SqlTable, quote_name, utcnow
+from airflow_provider_sms.triggers.delivery import FAILED_STATUSES
+
+DEFAULT_CHUNK_SIZE = 50_000
+DEFAULT_LOOKBACK = timedelta(days=7)
+STAGING = "sms_report_staging"
+
+REPORT_COLUMNS: list[tuple[str, str]] = [
+    ("gateway", "VARCHAR(32) NOT NULL"),
+    ("message_id", "VARCHAR(128) NOT NULL"),
+    ("recipient", "VARCHAR(64)"),
+    ("message_key", "VARCHAR(64)"),
+    ("status", "VARCHAR(16) NOT NULL"),
+    ("status_rank", "INTEGER NOT NULL"),
+    ("raw_status", "TEXT"),
+    ("created_at", "TIMESTAMP"),
+    ("status_at", "TIMESTAMP"),
+    ("delivered_at", "TIMESTAMP"),
+    ("failed_at", "TIMESTAMP"),
+    ("first_seen_at", "TIMESTAMP"),
+    ("updated_at", "TIMESTAMP"),
+]
+REPORT_KEY = ("gateway", "message_id")
+# What one status observation carries (the report columns but the two we set on write).
+STAGED_COLUMNS = REPORT_COLUMNS[:11]
+HISTORY_COLUMNS: list[tuple[str, str]] = [
+    ("gateway", "VARCHAR(32) NOT NULL"),
+    ("message_id", "VARCHAR(128) NOT NULL"),
+    ("status", "VARCHAR(16) NOT NULL"),
+    ("raw_status", "TEXT"),
+    ("status_at", "TIMESTAMP"),
+    ("observed_at", "TIMESTAMP"),
+]
+HISTORY_KEY = ("gateway", "message_id", "status")
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def status_rows(reports: Iterable[StatusReport], gateway: str, observed_at: datetime) -> list[tuple]:
+    """Staged rows (``STAGED_COLUMNS``), one per message id: its highest status in ``reports``
+    (one statement may not touch a key twice: PostgreSQL refuses ``ON CONFLICT DO UPDATE`` then).
+
+    ``status_at`` is the gateway's own time of the status where it gives one, else when we saw it;
+    ``delivered_at`` / ``failed_at`` carry it for final outcomes (the merge keeps the first).
+    The hot loop of the write path: kept free of per-value function calls.
+    """
+    best: dict[str, StatusReport] = {}
+    for report in reports:
+        seen = best.get(report.message_id)
+        if seen is None or report.status.rank > seen.status.rank:
+            best[report.message_id] = report
+    rows = []
+    delivered, failed = DeliveryStatus.DELIVERED, FAILED_STATUSES
+    for report in best.values():
+        status = report.status
+        created, status_at = report.created_at, report.updated_at
+        if created is not None and created.tzinfo is None:
+            created = created.replace(tzinfo=timezone.utc)
+        if status_at is None:
+            status_at = observed_at
+        elif status_at.tzinfo is None:
+            status_at = status_at.replace(tzinfo=timezone.utc)
+        rows.append(
+            (
+                gateway,
+                report.message_id,
+                report.recipient,
+                report.key,
+                status.value,
+                status.rank,
+                report.raw_status,
+                created,
+                status_at,
+                status_at if status is delivered else None,
+                status_at if status in failed else None,
+            )
+        )
+    return rows
+
+
+def copy_text(rows: Sequence[tuple]) -> str:
+    """``rows`` (``STAGED_COLUMNS``) in PostgreSQL's COPY text format.
+
+    The hot spot of the write path, so: texts are only escaped when the chunk holds a character
+    that needs it (gateway and status are our own words and never do); each distinct timestamp is
+    formatted once (a bulk send shares its seconds), with the stdlib ``isoformat`` (pendulum's
+    override is slower).
+    """
+    null = "\\N"
+    probe = "".join([f"{r[1]}{r[2]}{r[3]}{r[6]}" for r in rows])
+    if "\\" in probe or "\t" in probe or "\n" in probe or "\r" in probe:
+
+        def esc(value: str | None) -> str | None:
+            return value if value is None else value.translate(_COPY_ESCAPES)
+
+        rows = [(r[0], esc(r[1]), esc(r[2]), esc(r[3]), r[4], r[5], esc(r[6]), *r[7:]) for r in rows]
+    stamps: dict[datetime | None, str] = {None: null}
+    iso = datetime.isoformat
+
+    def stamp(value: datetime) -> str:
+        text = stamps[value] = iso(value)
+        return text
+
+    return "".join(
+        [
+            f"{gw}\t{mid}\t{null if rcp is None else rcp}\t{null if key is None else key}\t{st}\t{rank}\t"
+            f"{null if raw is None else raw}\t{stamps.get(cr) or stamp(cr)}\t{stamps.get(at) or stamp(at)}\t"
+            f"{stamps.get(dl) or stamp(dl)}\t{stamps.get(fl) or stamp(fl)}\n"
+            for gw, mid, rcp, key, st, rank, raw, cr, at, dl, fl in rows
+        ]
+    )
+
+
+def rank_sql(column: str) -> str:
+    """SQL for the rank of a normalised status held in ``column`` (unknown values rank 0)."""
+    cases = " ".join(f"WHEN '{s.value}' THEN {s.rank}" for s in DeliveryStatus if s.rank)
+    return f"CASE {column} {cases} ELSE 0 END"
+
+
+class StagedWriter:
+    """Loads chunks into a temporary staging table on ``table``'s connection and runs statements
+    against it, all in one transaction per chunk (PostgreSQL: ``COPY``; others: ``executemany``)."""
+
+    def __init__(self, table: SqlTable) -> None:
+        self.table = table
+        self.names = [name for name, _ in STAGED_COLUMNS]
+
+    def _create_staging(self, cursor: Any) -> None:
+        pg = self.table.is_postgres
+        cols = ", ".join(
+            f"{name} {'TIMESTAMP WITH TIME ZONE' if pg else 'TEXT'}"
+            if kind == "TIMESTAMP"
+            else f"{name} {kind.replace(' NOT NULL', '')}"
+            for name, kind in STAGED_COLUMNS
+        )
+        if pg:
+            # Dropped at commit; one chunk lives in one transaction.
+            cursor.execute(f"CREATE TEMP TABLE {STAGING} ({cols}) ON COMMIT DROP")
+        else:
+            cursor.execute(
+                f"CREATE TEMP TABLE IF NOT EXISTS {STAGING} ({cols}, PRIMARY KEY (gateway, message_id))"
+            )
+            cursor.execute(f"DELETE FROM {STAGING}")
+
+    def _load(self, cursor: Any, rows: Sequence[tuple]) -> None:
+        if self.table.is_postgres:
+            data = copy_text(rows)
+            sql = f"COPY {STAGING} ({', '.join(self.names)}) FROM STDIN"
+            if hasattr(cursor, "copy"):  # psycopg 3
+                with cursor.copy(sql) as copy:
+                    copy.write(data)
+            else:  # psycopg2
+                cursor.copy_expert(sql, io.StringIO(data))
+            # Temporary tables are never auto-analysed; without statistics the planner may pick
+            # nested loops over the big tables for the joins below.
+            cursor.execute(f"ANALYZE {STAGING}")
+        else:
+            ts = self.table.ts
+            values = ", ".join([self.table.ph] * len(self.names))
+            cursor.executemany(
+                f"INSERT INTO {STAGING} ({', '.join(self.names)}) VALUES ({values})",
+                [(*row[:7], ts(row[7]), ts(row[8]), ts(row[9]), ts(row[10])) for row in rows],
+            )
+
+    def write(self, rows: Sequence[tuple], statements: Iterable[tuple[str, Sequence[Any]]]) -> list[int]:
+        """Stage ``rows`` and run ``statements`` in one transaction; their row counts."""
+        counts = []
+        with self.table.transaction() as cursor:
+            self._create_staging(cursor)
+            self._load(cursor, rows)
+            for sql, params in statements:
+                cursor.execute(sql, tuple(params))
+                counts.append(max(cursor.rowcount, 0))
+        return counts
+
+
+class DeliveryReportTable(SqlTable):
+    """The report table (one row per gateway message) and its optional status-history table."""
+
+    def __init__(self, conn_id: str, table: str, history_table: str | None = None) -> None:
+        super().__init__(conn_id, table)
+        self.history = quote_name(history_table) if history_table else None
+        self.history_table = history_table
+
+    def ensure_tables(self) -> None:
+        self.create(REPORT_COLUMNS, REPORT_KEY)
+        if self.history_table:
+            history = SqlTable(self.conn_id, self.history_table)
+            try:
+                history.create(HISTORY_COLUMNS, HISTORY_KEY)
+            finally:
+                history.close()
+
+    def merge_statements(self, observed_at: datetime) -> list[tuple[str, list[Any]]]:
+        """History insert (transitions only) then the never-backwards upsert, both from staging."""
+        now = self.ts(observed_at)
+        statements = []
+        if self.history:
+            statements.append(
+                (
+                    f"INSERT INTO {self.history} (gateway, message_id, status, raw_status, status_at, "
+                    f"observed_at) SELECT s.gateway, s.message_id, s.status, s.raw_status, s.status_at, "
+                    f"{self.ph} FROM {STAGING} s LEFT JOIN {self.quoted} t ON t.gateway = s.gateway AND "
+                    "t.message_id = s.message_id WHERE t.message_id IS NULL OR s.status_rank > t.status_rank "
+                    "ON CONFLICT (gateway, message_id, status) DO NOTHING",
+                    [now],
+                )
+            )
+        staged = ", ".join(name for name, _ in STAGED_COLUMNS)
+        statements.append(
+            (
+                # "WHERE true": SQLite needs a WHERE before ON CONFLICT in INSERT ... SELECT.
+                f"INSERT INTO {self.quoted} AS t ({staged}, first_seen_at, updated_at) "
+                f"SELECT {staged}, {self.ph}, {self.ph} FROM {STAGING} WHERE true "
+                "ON CONFLICT (gateway, message_id) DO UPDATE SET "
+                "status = excluded.status, status_rank = excluded.status_rank, "
+                "raw_status = excluded.raw_status, status_at = excluded.status_at, "
+                "recipient = COALESCE(t.recipient, excluded.recipient), "
+                "message_key = COALESCE(t.message_key, excluded.message_key), "
+                "created_at = COALESCE(t.created_at, excluded.created_at), "
+                "delivered_at = COALESCE(t.delivered_at, excluded.delivered_at), "
+                "failed_at = COALESCE(t.failed_at, excluded.failed_at), "
+                "updated_at = excluded.updated_at "
+                "WHERE excluded.status_rank > t.status_rank",
+                [now, now],
+            )
+        )
+        return statements
+
+
+def ledger_update_statement(on: SqlTable, ledger_table: str, observed_at: datetime) -> tuple[str, list[Any]]:
+    """Move the ledger's ``status`` / ``raw_status`` forward for the staged message ids of the same
+    gateway (never backwards), run on ``on``'s connection, where the staging table lives."""
+    return (
+        f"UPDATE {quote_name(ledger_table)} AS l SET status = s.status, raw_status = s.raw_status, "
+        f"updated_at = {on.ph} FROM {STAGING} s "
+        "WHERE l.message_id = s.message_id AND l.gateway = s.gateway "
+        f"AND (l.status IS NULL OR {rank_sql('l.status')} < s.status_rank)",
+        [on.ts(observed_at)],
+    )
+
+
+class SmsDeliveryReportOperator(BaseOperator):
+    """Fetch delivery statuses in bulk and upsert them into a warehouse table.
+
+    Statuses come from the gateway's list endpoint (paged, from ``since``), are normalised to one
+    vocabulary (the raw value kept beside it) and merged into ``report_table`` keyed by
+    ``(gateway, message_id)``: a status never moves backwards, ``delivered_at`` / ``failed_at`` are
+    set once. The ledger rows with the same gateway message ids get the status too. The report
+    table is the task's outlet Asset, so downstream DAGs can be scheduled on it. Inbound messages
+    (status ``received``) are not delivery outcomes and are skipped.
+
+    Returns ``{"report_table", "fetched", "changed", "counts"}``: statuses read, rows inserted or
+    moved forward, and the fetched messages per normalised status.
+
+    :param sms_conn_id: connection of the gateway (type ``smstools``, ``smsgateway24`` or ``textboost``).
+    :param report_conn_id: Airflow SQL connection of the report table (SQLite, PostgreSQL, ...).
+    :param report_table: report table name (created if missing; may be ``schema.table``).
+    :param ledger_conn_id: SQL connection of the message ledger (default ``report_conn_id``).
+    :param ledger_table: ledger table whose rows get the statuses; None to leave the ledger alone.
+    :param history_table: optional table with one row per observed status transition.
+    :param since: read messages created from this time on (templated: datetime or ISO-8601 text).
+    :param lookback: without ``since``: read messages of this period before now (default 7 days).
+    :param chunk_size: statuses staged and merged per transaction.
+    """
+
+    template_fields: Sequence[str] = ("since", "report_table", "ledger_table", "history_table")
+    ui_color = "#e8e0f5"
+
+    def __init__(
+        self,
+        *,
+        sms_conn_id: str,
+        report_conn_id: str = "sqlite_default",
+        report_table: str = "sms_delivery_report",
+        ledger_conn_id: str | None = None,
+        ledger_table: str | None = "sms_messages",
+        history_table: str | None = None,
+        since: datetime | str | None = None,
+        lookback: timedelta | float = DEFAULT_LOOKBACK,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("outlets", [ledger_asset(report_conn_id, report_table)])
+        super().__init__(**kwargs)
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+        self.sms_conn_id = sms_conn_id
+        self.report_conn_id = report_conn_id
+        self.report_table = report_table
+        self.ledger_conn_id = ledger_conn_id or report_conn_id
+        self.ledger_table = ledger_table
+        self.history_table = history_table
+        self.since = since
+        self.lookback = lookback if isinstance(lookback, timedelta) else timedelta(seconds=lookback)
+        self.chunk_size = chunk_size
+
+    @cached_property
+    def hook(self) -> SmsGatewayHook:
+        return get_gateway_hook(self.sms_conn_id)
+
+    def _since(self) -> datetime:
+        if self.since in (None, ""):
+            return utcnow() - self.lookback
+        if isinstance(self.since, datetime):
+            return self.since
+        return pendulum.parse(str(self.since))
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        since = self._since()
+        gateway = self.hook.gateway
+        self.log.info("Reading %s statuses since %s into %s", gateway, since.isoformat(), self.report_table)
+        counts: Counter = Counter()
+        fetched = changed = 0
+        with ExitStack() as stack:
+            report = DeliveryReportTable(self.report_conn_id, self.report_table, self.history_table)
+            stack.callback(report.close)
+            report.ensure_tables()
+            writers = self._writers(report, stack)
+            reports = (r for r in self.hook.iter_statuses(since) if r.status is not DeliveryStatus.RECEIVED)
+            for chunk in chunked(reports, self.chunk_size):
+                observed_at = utcnow()
+                rows = status_rows(chunk, gateway, observed_at)
+                for row in rows:
+                    counts[row[4]] += 1
+                fetched += len(rows)
+                for writer, statements in writers:
+                    result = writer.write(rows, statements(observed_at))
+                    if writer.table is report:
+                        changed += result[-1]
+                self.log.info("Merged %d statuses (%d changed so far)", fetched, changed)
+        result = {
+            "report_table": self.report_table,
+            "fetched": fetched,
+            "changed": changed,
+            "counts": dict(sorted(counts.items())),
+        }
+        self.log.info("Delivery report: %s", result)
+        return result
+
+    def _writers(self, report: DeliveryReportTable, stack: ExitStack) -> list[tuple[StagedWriter, Any]]:
+        """One staging load per database: the ledger update joins the report's transaction when the
+        ledger lives on the same connection, and gets its own staging table otherwise."""
+        if not self.ledger_table:
+            return [(StagedWriter(report), report.merge_statements)]
+        ledger = MessageLedger(self.ledger_conn_id, self.ledger_table)
+        stack.callback(ledger.close)
+        ledger.ensure_table()
+        table = self.ledger_table
+        if self.ledger_conn_id == self.report_conn_id:
+            ledger.close()  # its statements run on the report's connection, next to the staging table
+            return [
+                (
+                    StagedWriter(report),
+                    lambda at: [*report.merge_statements(at), ledger_update_statement(report, table, at)],
+                )
+            ]
+        return [
+            (StagedWriter(report), report.merge_statements),
+            (StagedWriter(ledger), lambda at: [ledger_update_statement(ledger, table, at)]),
+        ]
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Lineage: the gateway's message log in; report, ledger and history tables out."""
+        from airflow_provider_sms.lineage import gateway_dataset_id, operator_lineage
+
+        outputs = [(self.report_conn_id, self.report_table)]
+        if self.ledger_table:
+            outputs.append((self.ledger_conn_id, self.ledger_table))
+        if self.history_table:
+            outputs.append((self.report_conn_id, self.history_table))
+        return operator_lineage(
+            inputs=[gateway_dataset_id(self.hook.gateway, self.hook.base_url)],
+            output_tables=outputs,
+        )

@@ -1,0 +1,311 @@
+"""SmsDeliveryTrigger: waits in the triggerer until a campaign's messages have a final status.
+
+Message ids come either with the trigger (``message_ids``) or from the message ledger
+(``campaign_key`` + ``ledger_conn_id`` + ``ledger_table``). The ledger is read once, through
+``asyncio.to_thread``, so the blocking SQL driver never runs on the triggerer's event loop; the
+sensor passes the campaign key rather than the ids, which keeps the serialised trigger small
+however large the campaign (the ids would otherwise be stored in the metadata database).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import pendulum
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_provider_sms.exceptions import SmsGatewayError, SmsTransientError
+from airflow_provider_sms.hooks.base import SmsGatewayHook
+from airflow_provider_sms.messages import DeliveryStatus
+
+# Statuses that end a message without delivering it.
+FAILED_STATUSES = frozenset({DeliveryStatus.UNDELIVERED, DeliveryStatus.FAILED, DeliveryStatus.REJECTED})
+# Listed in ``counts`` for ids the gateway did not (yet) list.
+MISSING = "missing"
+# Consecutive transient gateway errors (each already retried by the hook) before the trigger gives up.
+MAX_CONSECUTIVE_ERRORS = 5
+# How far before the first ledger send time the gateway's listing starts (clock skew).
+SINCE_MARGIN = timedelta(minutes=10)
+
+SUCCESS, FAILED, TIMEOUT, ERROR = "success", "failed", "timeout", "error"
+
+
+@dataclass(frozen=True)
+class DeliveryProgress:
+    """How far a set of messages has come: counts per normalised status (``missing`` for unlisted)."""
+
+    total: int
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def final(self) -> int:
+        return sum(n for status, n in self.counts.items() if status != MISSING and _status(status).is_final)
+
+    @property
+    def failed(self) -> int:
+        return sum(
+            n for status, n in self.counts.items() if status != MISSING and _status(status) in FAILED_STATUSES
+        )
+
+    @property
+    def final_ratio(self) -> float:
+        return self.final / self.total if self.total else 1.0
+
+    @property
+    def failed_ratio(self) -> float:
+        return self.failed / self.total if self.total else 0.0
+
+    def outcome(self, min_final_ratio: float, max_failed_ratio: float | None) -> str | None:
+        """``failed``, ``success`` or None (keep waiting). Final statuses never change, so once the
+        failed share is over the limit it stays over: there is no point waiting for the rest."""
+        if max_failed_ratio is not None and self.failed_ratio > max_failed_ratio:
+            return FAILED
+        if self.final_ratio >= min_final_ratio:
+            return SUCCESS
+        return None
+
+    def summary(self) -> str:
+        counts = ", ".join(f"{status} {n}" for status, n in sorted(self.counts.items()))
+        return (
+            f"{self.final} of {self.total} messages final ({self.final_ratio:.1%}), "
+            f"{self.failed} not delivered ({self.failed_ratio:.1%})" + (f"; {counts}" if counts else "")
+        )
+
+    def payload(self, status: str, message: str) -> dict[str, Any]:
+        """The body of a :class:`TriggerEvent` (and the sensor's XCom)."""
+        return {
+            "status": status,
+            "message": message,
+            "total": self.total,
+            "final": self.final,
+            "failed": self.failed,
+            "counts": dict(sorted(self.counts.items())),
+        }
+
+
+def assess(message_ids: Iterable[str], statuses: Mapping[str, DeliveryStatus]) -> DeliveryProgress:
+    """Count ``message_ids`` by their status in ``statuses`` (ids absent there count as ``missing``)."""
+    counts: Counter = Counter()
+    total = 0
+    for message_id in message_ids:
+        total += 1
+        status = statuses.get(message_id)
+        counts[MISSING if status is None else status.value] += 1
+    return DeliveryProgress(total, dict(counts))
+
+
+def merge_statuses(known: dict[str, DeliveryStatus], reports: Mapping[str, Any]) -> dict[str, DeliveryStatus]:
+    """Fold freshly listed reports into ``known`` without moving any status backwards."""
+    for message_id, report in reports.items():
+        previous = known.get(message_id)
+        known[message_id] = report.status if previous is None else previous.advance(report.status)
+    return known
+
+
+def ledger_message_ids(
+    ledger_conn_id: str, ledger_table: str, campaign_key: str
+) -> tuple[list[str], datetime | None]:
+    """The campaign's accepted gateway ids and the earliest send time (blocking: call it in a thread)."""
+    from airflow_provider_sms.ledger import ACCEPTED, MessageLedger
+
+    ledger = MessageLedger(ledger_conn_id, ledger_table)
+    try:
+        ids = ledger.message_ids(campaign_key)
+        rows = ledger.query(
+            f"SELECT MIN(sent_at) FROM {ledger.quoted} WHERE campaign_key = {ledger.ph} AND state = {ledger.ph}",
+            [campaign_key, ACCEPTED],
+        )
+    finally:
+        ledger.close()
+    first = rows[0][0] if rows else None
+    if first is not None and not isinstance(first, datetime):
+        first = pendulum.parse(str(first))  # SQLite keeps timestamps as ISO-8601 text
+    return ids, first
+
+
+async def aget_gateway_hook(sms_conn_id: str) -> SmsGatewayHook:
+    """Async twin of :func:`airflow_provider_sms.hooks.get_gateway_hook`: the connection is read
+    with the async API, so the triggerer's event loop never blocks on it."""
+    from airflow.sdk import BaseHook
+    from airflow.sdk.module_loading import import_string
+
+    from airflow_provider_sms.hooks import HOOKS
+
+    conn = await BaseHook.aget_connection(sms_conn_id)
+    if conn.conn_type not in HOOKS:
+        raise ValueError(
+            f"connection {sms_conn_id!r} has type {conn.conn_type!r}; SMS connections are of type "
+            + ", ".join(sorted(HOOKS))
+        )
+    return import_string(HOOKS[conn.conn_type])(sms_conn_id)
+
+
+def _status(value: str) -> DeliveryStatus:
+    try:
+        return DeliveryStatus(value)
+    except ValueError:
+        return DeliveryStatus.UNKNOWN
+
+
+def _iso(value: datetime | str | None) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return pendulum.instance(value).in_timezone("UTC").isoformat()
+
+
+class SmsDeliveryTrigger(BaseTrigger):
+    """Poll a gateway's status listing (async, bulk) until enough messages are final.
+
+    Fires exactly one :class:`TriggerEvent` whose payload has ``status`` (``success``, ``failed``,
+    ``timeout`` or ``error``), a readable ``message``, ``total``, ``final``, ``failed`` and
+    ``counts`` (messages per normalised status; ``missing`` for ids the gateway did not list).
+    It never raises out of the triggerer.
+
+    :param sms_conn_id: connection of the gateway (type ``smstools``, ``smsgateway24`` or ``textboost``).
+    :param message_ids: gateway message ids to watch; or give ``campaign_key`` and the ledger.
+    :param campaign_key: read the campaign's accepted message ids from the ledger (once, in a thread).
+    :param ledger_conn_id: SQL connection of the message ledger (with ``campaign_key``).
+    :param ledger_table: ledger table name.
+    :param since: list the gateway's messages from this time on (ISO-8601 or datetime; with a
+        campaign key it defaults to the campaign's first send time minus a margin).
+    :param poll_interval: seconds between polls at first and after any progress.
+    :param max_poll_interval: the interval doubles while nothing changes, up to this.
+    :param timeout_at: absolute deadline (ISO-8601 or datetime); after it the trigger fires ``timeout``.
+        Absolute, so that a trigger restarted by another triggerer keeps the same deadline.
+    :param min_final_ratio: ``success`` once at least this share of the messages is final.
+    :param max_failed_ratio: ``failed`` as soon as more than this share ended undelivered, failed or
+        rejected (None: never).
+    """
+
+    def __init__(
+        self,
+        *,
+        sms_conn_id: str,
+        message_ids: Iterable[str] | None = None,
+        campaign_key: str | None = None,
+        ledger_conn_id: str | None = None,
+        ledger_table: str = "sms_messages",
+        since: datetime | str | None = None,
+        poll_interval: float = 30.0,
+        max_poll_interval: float = 300.0,
+        timeout_at: datetime | str | None = None,
+        min_final_ratio: float = 1.0,
+        max_failed_ratio: float | None = None,
+    ) -> None:
+        super().__init__()
+        if (message_ids is None) == (campaign_key is None):
+            raise ValueError("give exactly one of message_ids and campaign_key (with ledger_conn_id)")
+        if campaign_key is not None and not ledger_conn_id:
+            raise ValueError("campaign_key needs ledger_conn_id, the SQL connection of the ledger")
+        if not 0 < min_final_ratio <= 1:
+            raise ValueError(f"min_final_ratio must be in (0, 1], got {min_final_ratio}")
+        if max_failed_ratio is not None and not 0 <= max_failed_ratio <= 1:
+            raise ValueError(f"max_failed_ratio must be in [0, 1], got {max_failed_ratio}")
+        self.sms_conn_id = sms_conn_id
+        self.message_ids = None if message_ids is None else [str(i) for i in message_ids]
+        self.campaign_key = campaign_key
+        self.ledger_conn_id = ledger_conn_id
+        self.ledger_table = ledger_table
+        self.since = _iso(since)
+        self.poll_interval = float(poll_interval)
+        self.max_poll_interval = max(float(max_poll_interval), self.poll_interval)
+        self.timeout_at = _iso(timeout_at)
+        self.min_final_ratio = min_final_ratio
+        self.max_failed_ratio = max_failed_ratio
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "sms_conn_id": self.sms_conn_id,
+                "message_ids": self.message_ids,
+                "campaign_key": self.campaign_key,
+                "ledger_conn_id": self.ledger_conn_id,
+                "ledger_table": self.ledger_table,
+                "since": self.since,
+                "poll_interval": self.poll_interval,
+                "max_poll_interval": self.max_poll_interval,
+                "timeout_at": self.timeout_at,
+                "min_final_ratio": self.min_final_ratio,
+                "max_failed_ratio": self.max_failed_ratio,
+            },
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        try:
+            yield TriggerEvent(await self._wait())
+        except Exception as exc:  # never raise out of the triggerer: report it to the task instead
+            self.log.exception("SMS delivery trigger failed")
+            yield TriggerEvent(DeliveryProgress(0).payload(ERROR, f"{type(exc).__name__}: {exc}"))
+
+    async def _wait(self) -> dict[str, Any]:
+        ids, since = await self._watched()
+        deadline = pendulum.parse(self.timeout_at) if self.timeout_at else None
+        hook = await aget_gateway_hook(self.sms_conn_id)
+        known: dict[str, DeliveryStatus] = {}
+        progress = assess(ids, known)
+        interval, errors = self.poll_interval, 0
+        while True:
+            outcome = progress.outcome(self.min_final_ratio, self.max_failed_ratio)
+            if outcome is not None:
+                break
+            try:
+                reports = await hook.aget_statuses([i for i in ids if not _final(known.get(i))], since)
+            except SmsGatewayError as exc:
+                errors += 1
+                if not isinstance(exc, SmsTransientError) or errors >= MAX_CONSECUTIVE_ERRORS:
+                    return progress.payload(ERROR, f"gateway error after {errors} attempt(s): {exc}")
+                self.log.warning("Status poll failed (%s); trying again", exc)
+            else:
+                errors = 0
+                before = progress
+                progress = assess(ids, merge_statuses(known, reports))
+                self.log.info("Delivery: %s", progress.summary())
+                # Poll quickly while statuses move; back off while nothing changes.
+                changed = progress.counts != before.counts
+                if progress.outcome(self.min_final_ratio, self.max_failed_ratio) is not None:
+                    continue
+                interval = self.poll_interval if changed else min(interval * 2, self.max_poll_interval)
+            if deadline is not None:
+                left = (deadline - pendulum.now("UTC")).total_seconds()
+                if left <= 0:
+                    return progress.payload(TIMEOUT, f"timed out waiting for delivery: {progress.summary()}")
+                await asyncio.sleep(min(interval, left))
+            else:
+                await asyncio.sleep(interval)
+        if outcome == FAILED:
+            return progress.payload(
+                FAILED,
+                f"more than max_failed_ratio={self.max_failed_ratio} of the messages were not delivered: "
+                + progress.summary(),
+            )
+        return progress.payload(SUCCESS, progress.summary())
+
+    async def _watched(self) -> tuple[list[str], datetime | None]:
+        """The ids to watch, and where the gateway's listing may start."""
+        since = pendulum.parse(self.since) if self.since else None
+        if self.message_ids is not None:
+            return self.message_ids, since
+        started = time.monotonic()
+        ids, first_sent = await asyncio.to_thread(
+            ledger_message_ids, self.ledger_conn_id, self.ledger_table, self.campaign_key
+        )
+        self.log.info(
+            "Read %d message ids of campaign %r from the ledger in %.1f s",
+            len(ids),
+            self.campaign_key,
+            time.monotonic() - started,
+        )
+        if since is None and first_sent is not None:
+            since = first_sent - SINCE_MARGIN
+        return ids, since
+
+
+def _final(status: DeliveryStatus | None) -> bool:
+    return status is not None and status.is_final

@@ -1,0 +1,283 @@
+"""SmsDeliveryReportOperator against the sandbox gateway, with the report on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+from datetime import timedelta
+from types import SimpleNamespace
+from urllib.parse import urlparse
+
+import pendulum
+import pytest
+
+from airflow_provider_sms.messages import DeliveryStatus, StatusReport
+from airflow_provider_sms.operators.report import SmsDeliveryReportOperator
+from airflow_provider_sms.operators.send import SmsBulkSendOperator, ledger_asset
+from airflow_provider_sms.sql import SqlTable
+
+GATEWAYS = ["smstools", "smsgateway24", "textboost"]
+# The sandbox's outcomes: numbers ending 13 are undelivered, 66 failed, the rest delivered.
+AUDIENCE = [
+    {"phone": "+4915110000001"},
+    {"phone": "+4915110000002"},
+    {"phone": "+4915110000003"},
+    {"phone": "+4915110000004"},
+    {"phone": "+4915110000013"},
+    {"phone": "+4915110000066"},
+]
+RAW = {
+    "smstools": {"delivered": "delivered", "undelivered": "undelivered", "failed": "failed"},
+    "textboost": {"delivered": "Delivered", "undelivered": "Undelivered", "failed": "Failed"},
+    "smsgateway24": {"delivered": "7", "undelivered": "8", "failed": "9"},
+}
+
+
+def context() -> dict:
+    return {
+        "ti": SimpleNamespace(dag_id="reports", task_id="report", try_number=1, map_index=-1),
+        "logical_date": pendulum.datetime(2026, 11, 23, 9),
+        "run_id": "manual__1",
+        "ds": "2026-11-23",
+        "params": {},
+    }
+
+
+def need_hook(gateway: str) -> None:
+    if importlib.util.find_spec(f"airflow_provider_sms.hooks.{gateway}") is None:
+        pytest.skip(f"the {gateway} hook is not written yet")
+
+
+def send_campaign(conn_id: str, ledger_conn_id: str, campaign_key: str = "autumn") -> dict:
+    return SmsBulkSendOperator(
+        task_id="send",
+        sms_conn_id=conn_id,
+        message="Autumn sale starts today",
+        audience=AUDIENCE,
+        ledger_conn_id=ledger_conn_id,
+        campaign_key=campaign_key,
+        sender="Shop",
+    ).execute(context())
+
+
+def report_operator(conn_id: str, report_conn_id: str, **kwargs) -> SmsDeliveryReportOperator:
+    return SmsDeliveryReportOperator(
+        task_id="report", sms_conn_id=conn_id, report_conn_id=report_conn_id, **kwargs
+    )
+
+
+def rows(conn_id: str, sql: str) -> list[tuple]:
+    table = SqlTable(conn_id, "sms_delivery_report")
+    try:
+        return [tuple(str(v) if v is not None else None for v in row) for row in table.query(sql)]
+    finally:
+        table.close()
+
+
+def report_rows(conn_id: str, table: str = "sms_delivery_report") -> dict[str, dict]:
+    names = [
+        "gateway",
+        "message_id",
+        "recipient",
+        "status",
+        "status_rank",
+        "raw_status",
+        "delivered_at",
+        "failed_at",
+        "first_seen_at",
+        "updated_at",
+    ]
+    found = rows(conn_id, f"SELECT {', '.join(names)} FROM {table} ORDER BY message_id")
+    return {row[1]: dict(zip(names, row, strict=True)) for row in found}
+
+
+@pytest.mark.parametrize("gateway", GATEWAYS)
+def test_statuses_land_normalised_with_raw_kept(gateway, sandbox, sms_conn_env, sql_conn_id):
+    need_hook(gateway)
+    send_campaign(sms_conn_env[gateway], sql_conn_id)
+    sandbox.advance(5)
+
+    result = report_operator(sms_conn_env[gateway], sql_conn_id).execute(context())
+
+    assert result["counts"] == {"delivered": 4, "failed": 1, "undelivered": 1}
+    assert result["fetched"] == result["changed"] == 6
+    by_recipient = {row["recipient"]: row for row in report_rows(sql_conn_id).values()}
+    assert {r: row["status"] for r, row in by_recipient.items()} == {
+        "+4915110000001": "delivered",
+        "+4915110000002": "delivered",
+        "+4915110000003": "delivered",
+        "+4915110000004": "delivered",
+        "+4915110000013": "undelivered",
+        "+4915110000066": "failed",
+    }
+    for row in by_recipient.values():
+        assert row["gateway"] == gateway
+        assert row["raw_status"] == RAW[gateway][row["status"]]
+        assert (row["delivered_at"] is not None) == (row["status"] == "delivered")
+        assert (row["failed_at"] is not None) == (row["status"] != "delivered")
+    # the ledger rows of these messages carry the same status and raw value
+    ledger = rows(sql_conn_id, "SELECT recipient, status, raw_status FROM sms_messages ORDER BY recipient")
+    assert ledger == [(r, row["status"], row["raw_status"]) for r, row in sorted(by_recipient.items())]
+
+
+@pytest.mark.parametrize("gateway", GATEWAYS)
+def test_running_twice_changes_nothing(gateway, sandbox, sms_conn_env, sql_conn_id):
+    need_hook(gateway)
+    send_campaign(sms_conn_env[gateway], sql_conn_id)
+    sandbox.advance(5)
+    report_operator(sms_conn_env[gateway], sql_conn_id).execute(context())
+    before = report_rows(sql_conn_id)
+    ledger_before = rows(sql_conn_id, "SELECT * FROM sms_messages ORDER BY recipient")
+
+    again = report_operator(sms_conn_env[gateway], sql_conn_id).execute(context())
+
+    assert again["fetched"] == 6
+    assert again["changed"] == 0
+    assert report_rows(sql_conn_id) == before
+    assert rows(sql_conn_id, "SELECT * FROM sms_messages ORDER BY recipient") == ledger_before
+
+
+def test_statuses_move_forward_and_history_records_each_transition(sandbox, sms_conn_env, sql_conn_id):
+    conn_id = sms_conn_env["smsgateway24"]
+    send_campaign(conn_id, sql_conn_id)
+    op = report_operator(conn_id, sql_conn_id, history_table="sms_delivery_history")
+
+    early = op.execute(context())  # right after sending: pending on the server (raw 1)
+    sandbox.advance(5)
+    late = report_operator(conn_id, sql_conn_id, history_table="sms_delivery_history").execute(context())
+
+    assert early["counts"] == {"queued": 6}
+    assert late["counts"] == {"delivered": 4, "failed": 1, "undelivered": 1}
+    assert late["changed"] == 6
+    history = rows(
+        sql_conn_id,
+        "SELECT h.status, h.raw_status, r.recipient FROM sms_delivery_history h JOIN sms_delivery_report r "
+        "ON r.message_id = h.message_id ORDER BY r.recipient, h.status",
+    )
+    assert history[:2] == [("delivered", "7", "+4915110000001"), ("queued", "1", "+4915110000001")]
+    assert len(history) == 12  # queued, then the outcome, for each of the six
+
+
+def feed(op: SmsDeliveryReportOperator, reports: list[StatusReport]) -> None:
+    """Make the gateway listing answer ``reports`` (e.g. a late, out-of-order one)."""
+    op.hook.iter_statuses = lambda since=None: iter(reports)
+
+
+def test_late_out_of_order_status_does_not_regress_a_delivered_row(sandbox, sms_conn_env, sql_conn_id):
+    conn_id = sms_conn_env["smsgateway24"]
+    send_campaign(conn_id, sql_conn_id)
+    sandbox.advance(5)
+    report_operator(conn_id, sql_conn_id).execute(context())
+    delivered = next(r for r in report_rows(sql_conn_id).values() if r["recipient"] == "+4915110000001")
+    failed = next(r for r in report_rows(sql_conn_id).values() if r["recipient"] == "+4915110000066")
+
+    op = report_operator(conn_id, sql_conn_id, history_table="sms_delivery_history")
+    feed(
+        op,
+        [
+            StatusReport(delivered["message_id"], DeliveryStatus.SENT, "6", recipient="+4915110000001"),
+            StatusReport(delivered["message_id"], DeliveryStatus.QUEUED, "1", recipient="+4915110000001"),
+            # a final outcome never replaces another final outcome either
+            StatusReport(failed["message_id"], DeliveryStatus.DELIVERED, "7", recipient="+4915110000066"),
+        ],
+    )
+    result = op.execute(context())
+
+    assert result["changed"] == 0
+    after = report_rows(sql_conn_id)
+    assert after[delivered["message_id"]] == delivered
+    assert after[failed["message_id"]] == failed
+    ledger = dict(rows(sql_conn_id, "SELECT recipient, status FROM sms_messages"))
+    assert ledger["+4915110000001"] == "delivered"
+    assert ledger["+4915110000066"] == "failed"
+
+
+def test_delivered_at_is_set_once_and_unknown_raw_values_are_kept(sms_conn_env, sql_conn_id):
+    conn_id = sms_conn_env["textboost"]
+    need_hook("textboost")
+    first_seen = pendulum.datetime(2026, 11, 20, 8, 0, 5)
+    reports = [
+        StatusReport("m-1", DeliveryStatus.SENT, "Enroute", recipient="+4915110000001"),
+        StatusReport("m-2", DeliveryStatus.UNKNOWN, "Error: carrier said\tno\nretry \\ later"),
+        StatusReport("m-3", DeliveryStatus.DELIVERED, "Delivered", updated_at=first_seen),
+    ]
+    op = report_operator(conn_id, sql_conn_id, ledger_table=None)
+    feed(op, reports)
+    op.execute(context())
+    op = report_operator(conn_id, sql_conn_id, ledger_table=None)
+    feed(
+        op,
+        [
+            StatusReport("m-1", DeliveryStatus.DELIVERED, "Delivered"),
+            StatusReport("m-3", DeliveryStatus.DELIVERED, "Delivered", updated_at=first_seen.add(hours=1)),
+        ],
+    )
+    result = op.execute(context())
+
+    assert result["changed"] == 1
+    after = report_rows(sql_conn_id)
+    assert after["m-1"]["status"] == "delivered"
+    assert after["m-1"]["delivered_at"] is not None
+    assert after["m-2"]["status"] == "unknown"
+    assert after["m-2"]["raw_status"] == "Error: carrier said\tno\nretry \\ later"
+    assert pendulum.parse(after["m-3"]["delivered_at"]) == first_seen
+
+
+def test_ledger_on_another_connection_is_updated(sandbox, sms_conn_env, sqlite_conn_id, postgres_conn_id):
+    conn_id = sms_conn_env["smsgateway24"]
+    send_campaign(conn_id, sqlite_conn_id)
+    sandbox.advance(5)
+
+    report_operator(conn_id, postgres_conn_id, ledger_conn_id=sqlite_conn_id).execute(context())
+
+    assert len(report_rows(postgres_conn_id)) == 6
+    ledger = dict(rows(sqlite_conn_id, "SELECT recipient, status FROM sms_messages"))
+    assert ledger["+4915110000013"] == "undelivered"
+    assert sorted(ledger.values()).count("delivered") == 4
+
+
+def test_chunks_smaller_than_the_listing_give_the_same_table(sandbox, sms_conn_env, sqlite_conn_id):
+    conn_id = sms_conn_env["smsgateway24"]
+    send_campaign(conn_id, sqlite_conn_id)
+    sandbox.advance(5)
+
+    result = report_operator(conn_id, sqlite_conn_id, chunk_size=4).execute(context())
+
+    assert result["fetched"] == result["changed"] == 6
+    assert len(report_rows(sqlite_conn_id)) == 6
+
+
+def test_report_table_is_the_outlet_asset_and_since_is_templated():
+    op = report_operator("smstools_default", "warehouse", report_table="marketing.sms_report")
+    assert op.outlets == [ledger_asset("warehouse", "marketing.sms_report")]
+    assert "since" in op.template_fields
+    assert op._since() > pendulum.now("UTC") - timedelta(days=7, minutes=1)
+    op.since = "2026-11-01T00:00:00+00:00"
+    assert op._since() == pendulum.datetime(2026, 11, 1)
+
+
+def test_openlineage_facets_without_the_provider_are_none(sms_conn_env, sqlite_conn_id, monkeypatch):
+    monkeypatch.setitem(sys.modules, "airflow.providers.openlineage.extractors", None)  # import fails
+    op = report_operator(sms_conn_env["smstools"], sqlite_conn_id)
+    assert op.get_openlineage_facets_on_complete(None) is None
+
+
+def test_openlineage_facets_name_the_gateway_and_tables(sms_conn_env, postgres_conn_id):
+    pytest.importorskip("airflow.providers.openlineage")
+    need_hook("smsgateway24")
+    op = report_operator(sms_conn_env["smsgateway24"], postgres_conn_id, history_table="sms_history")
+
+    lineage = op.get_openlineage_facets_on_complete(None)
+
+    database = json.loads(os.environ["AIRFLOW_CONN_SMS_POSTGRES"])["schema"]
+    sandbox_authority = urlparse(op.hook.base_url).netloc
+    assert [(d.namespace, d.name) for d in lineage.inputs] == [
+        (f"smsgateway24://{sandbox_authority}", "messages")
+    ]
+    assert [(d.namespace, d.name) for d in lineage.outputs] == [
+        ("postgres://127.0.0.1:5432", f"{database}.public.sms_delivery_report"),
+        ("postgres://127.0.0.1:5432", f"{database}.public.sms_messages"),
+        ("postgres://127.0.0.1:5432", f"{database}.public.sms_history"),
+    ]
