@@ -137,5 +137,21 @@ def get_provider_info() -> dict[str, Any]:
                 ],
             }
         ],
+        "operators": [
+            {
+                "integration-name": INTEGRATION,
+                "python-modules": [
+                    f"airflow_provider_sms.operators.{name}"
+                    for name in ("send", "contacts", "newsletter", "report")
+                ],
+            }
+        ],
+        "sensors": [
+            {"integration-name": INTEGRATION, "python-modules": ["airflow_provider_sms.sensors.delivery"]}
+        ],
+        "triggers": [
+            {"integration-name": INTEGRATION, "python-modules": ["airflow_provider_sms.triggers.delivery"]}
+        ],
+        "notifications": ["airflow_provider_sms.notifications.sms.SmsNotifier"],
         "connection-types": CONNECTION_TYPES,
     }

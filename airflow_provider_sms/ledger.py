@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from airflow_provider_sms.sql import SqlTable, utcnow
+from airflow_provider_sms.sql import SqlTable, quote_name, utcnow
 
 PENDING, SENDING, ACCEPTED, REJECTED, SUPPRESSED, AMBIGUOUS = (
     "pending",
@@ -86,6 +86,9 @@ class MessageLedger(SqlTable):
 
     def ensure_table(self) -> None:
         self.create(COLUMNS, KEY)
+        # Delivery reports find ledger rows by the gateway's message id.
+        index = quote_name(f"{self.name.split('.')[-1]}_gateway_message_id", what="index")
+        self.execute(f"CREATE INDEX IF NOT EXISTS {index} ON {self.quoted} (gateway, message_id)")
 
     def load(self, campaign_key: str, recipients: Sequence[str]) -> dict[str, LedgerEntry]:
         """The existing rows of ``campaign_key`` for ``recipients`` (queried in slices)."""
@@ -174,6 +177,17 @@ class MessageLedger(SqlTable):
             [campaign_key],
         )
         return Counter({state: int(n) for state, n in rows})
+
+    def first_sent_at(self, campaign_key: str) -> datetime | None:
+        """When the campaign's first accepted message left (where status look-ups can start)."""
+        rows = self.query(
+            f"SELECT MIN(sent_at) FROM {self.quoted} WHERE campaign_key = {self.ph} AND state = {self.ph}",
+            [campaign_key, ACCEPTED],
+        )
+        first = rows[0][0] if rows else None
+        if first is not None and not isinstance(first, datetime):
+            first = datetime.fromisoformat(str(first))  # SQLite keeps timestamps as ISO-8601 text
+        return first
 
     def message_ids(self, campaign_key: str) -> list[str]:
         """Gateway ids of the campaign's accepted messages."""

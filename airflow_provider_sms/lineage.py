@@ -17,7 +17,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-__all__ = ["gateway_dataset_id", "operator_lineage", "sql_table_dataset_id"]
+__all__ = ["gateway_dataset_id", "operator_lineage", "sql_query_tables", "sql_table_dataset_id"]
 
 
 def openlineage_available() -> bool:
@@ -50,6 +50,24 @@ def sql_table_dataset_id(conn_id: str, table: str) -> tuple[str, str]:
     host = connection.host or conn_id
     authority = f"{host}:{connection.port}" if connection.port else host
     return f"{connection.conn_type}://{authority}", table
+
+
+def sql_query_tables(sql: str | None, conn_id: str | None) -> list[tuple[str, str]]:
+    """``(conn_id, table)`` for each table ``sql`` reads, parsed by OpenLineage's SQL parser
+    (empty without the OpenLineage provider or when the query cannot be parsed)."""
+    if not sql or not conn_id:
+        return []
+    try:
+        from airflow.providers.openlineage.sqlparser import SQLParser
+
+        from airflow_provider_sms.sql import get_sql_hook
+
+        dialect = get_sql_hook(conn_id).dialect_name
+        meta = SQLParser(dialect="postgres" if dialect == "postgresql" else dialect).parse([sql])
+    except Exception:  # lineage must never fail a task
+        log.debug("Could not parse the tables of an SQL input", exc_info=True)
+        return []
+    return [(conn_id, table.qualified_name) for table in (meta.in_tables if meta else [])]
 
 
 def gateway_dataset_id(gateway: str, base_url: str, name: str = "messages") -> tuple[str, str]:

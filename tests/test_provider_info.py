@@ -68,9 +68,23 @@ def test_airflow_sees_the_connection_forms():
     [("smstools", "SmstoolsHook"), ("smsgateway24", "SmsGateway24Hook"), ("textboost", "TextBoostHook")],
 )
 def test_airflow_resolves_each_connection_type_to_its_hook(conn_type, hook_class):
-    from airflow.providers_manager import ProvidersManager
+    from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
 
-    hook = ProvidersManager().hooks[conn_type]
+    hook = ProvidersManagerTaskRuntime().hooks[conn_type]
     assert hook is not None
     assert hook.hook_class_name == f"airflow_provider_sms.hooks.{conn_type}.{hook_class}"
     assert hook.connection_id_attribute_name == "sms_conn_id"
+    assert hook.connection_testable  # the UI's Test button calls test_connection()
+
+
+def test_every_module_named_in_provider_info_imports():
+    import importlib
+
+    info = get_provider_info()
+    for section in ("hooks", "operators", "sensors", "triggers"):
+        for entry in info[section]:
+            for module in entry["python-modules"]:
+                importlib.import_module(module)
+    for path in info["notifications"]:
+        module, _, name = path.rpartition(".")
+        assert getattr(importlib.import_module(module), name)

@@ -16,15 +16,23 @@ HOOKS = {
 }
 
 
-def get_gateway_hook(sms_conn_id: str) -> SmsGatewayHook:
-    """The hook for the gateway behind ``sms_conn_id``, chosen from the connection's type,
-    so one DAG can switch gateways by connection id."""
+def _hook_for(sms_conn_id: str, conn_type: str) -> SmsGatewayHook:
     from airflow.sdk.module_loading import import_string
 
-    conn_type = BaseHook.get_connection(sms_conn_id).conn_type
     if conn_type not in HOOKS:
         raise ValueError(
             f"connection {sms_conn_id!r} has type {conn_type!r}; SMS connections are of type "
             + ", ".join(sorted(HOOKS))
         )
     return import_string(HOOKS[conn_type])(sms_conn_id)
+
+
+def get_gateway_hook(sms_conn_id: str) -> SmsGatewayHook:
+    """The hook for the gateway behind ``sms_conn_id``, chosen from the connection's type,
+    so one DAG can switch gateways by connection id."""
+    return _hook_for(sms_conn_id, BaseHook.get_connection(sms_conn_id).conn_type)
+
+
+async def aget_gateway_hook(sms_conn_id: str) -> SmsGatewayHook:
+    """Async :func:`get_gateway_hook`: the connection is read with the async API (for triggers)."""
+    return _hook_for(sms_conn_id, (await BaseHook.aget_connection(sms_conn_id)).conn_type)

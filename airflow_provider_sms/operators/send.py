@@ -235,6 +235,16 @@ class SmsBulkSendOperator(BaseOperator):
 
     # ---------------------------------------------------------------------------------------------
 
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Lineage: the tables the audience query reads in; the ledger and the gateway's messages out."""
+        from airflow_provider_sms.lineage import gateway_dataset_id, operator_lineage, sql_query_tables
+
+        return operator_lineage(
+            input_tables=sql_query_tables(self.sql, self.sql_conn_id),
+            output_tables=[] if self.dry_run else [(self.ledger_conn_id, self.ledger_table)],
+            outputs=[] if self.dry_run else [gateway_dataset_id(self.hook.gateway, self.hook.base_url)],
+        )
+
     @cached_property
     def effective_batch_size(self) -> int:
         return min(self.batch_size or self.hook.batch_size, self.hook.batch_size)

@@ -21,7 +21,7 @@ import pendulum
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_sms.exceptions import SmsGatewayError, SmsTransientError
-from airflow_provider_sms.hooks.base import SmsGatewayHook
+from airflow_provider_sms.hooks import aget_gateway_hook
 from airflow_provider_sms.messages import DeliveryStatus
 
 # Statuses that end a message without delivering it.
@@ -112,38 +112,15 @@ def ledger_message_ids(
     ledger_conn_id: str, ledger_table: str, campaign_key: str
 ) -> tuple[list[str], datetime | None]:
     """The campaign's accepted gateway ids and the earliest send time (blocking: call it in a thread)."""
-    from airflow_provider_sms.ledger import ACCEPTED, MessageLedger
+    from airflow_provider_sms.ledger import MessageLedger
 
     ledger = MessageLedger(ledger_conn_id, ledger_table)
     try:
         ids = ledger.message_ids(campaign_key)
-        rows = ledger.query(
-            f"SELECT MIN(sent_at) FROM {ledger.quoted} WHERE campaign_key = {ledger.ph} AND state = {ledger.ph}",
-            [campaign_key, ACCEPTED],
-        )
+        first = ledger.first_sent_at(campaign_key)
     finally:
         ledger.close()
-    first = rows[0][0] if rows else None
-    if first is not None and not isinstance(first, datetime):
-        first = pendulum.parse(str(first))  # SQLite keeps timestamps as ISO-8601 text
     return ids, first
-
-
-async def aget_gateway_hook(sms_conn_id: str) -> SmsGatewayHook:
-    """Async twin of :func:`airflow_provider_sms.hooks.get_gateway_hook`: the connection is read
-    with the async API, so the triggerer's event loop never blocks on it."""
-    from airflow.sdk import BaseHook
-    from airflow.sdk.module_loading import import_string
-
-    from airflow_provider_sms.hooks import HOOKS
-
-    conn = await BaseHook.aget_connection(sms_conn_id)
-    if conn.conn_type not in HOOKS:
-        raise ValueError(
-            f"connection {sms_conn_id!r} has type {conn.conn_type!r}; SMS connections are of type "
-            + ", ".join(sorted(HOOKS))
-        )
-    return import_string(HOOKS[conn.conn_type])(sms_conn_id)
 
 
 def _status(value: str) -> DeliveryStatus:

@@ -305,3 +305,22 @@ def test_list_of_dicts_audience(sandbox, sms_conn_env, sqlite_conn_id):
     summary = make_operator(sms_conn_env["textboost"], sqlite_conn_id, audience=rows).execute(context())
     assert summary["accepted"] == 5
     assert sandbox.request_count(gateway="textboost", path_contains="sms/send") == 1  # one body, one request
+
+
+def test_openlineage_names_the_audience_tables_the_ledger_and_the_gateway(sms_conn_env, postgres_conn_id):
+    pytest.importorskip("airflow.providers.openlineage", reason="the OpenLineage provider is not installed")
+    op = make_operator(
+        sms_conn_env["smstools"],
+        postgres_conn_id,
+        audience=None,
+        sql="SELECT c.phone FROM crm.customers c LEFT JOIN crm.opt_outs o ON o.phone = c.phone",
+        sql_conn_id=postgres_conn_id,
+    )
+    lineage = op.get_openlineage_facets_on_complete(None)
+    inputs = {(d.namespace, d.name) for d in lineage.inputs}
+    outputs = {(d.namespace, d.name) for d in lineage.outputs}
+    namespace = "postgres://127.0.0.1:5432"
+    database = get_sql_hook(postgres_conn_id).get_connection(postgres_conn_id).schema
+    assert inputs == {(namespace, f"{database}.crm.customers"), (namespace, f"{database}.crm.opt_outs")}
+    assert (namespace, f"{database}.public.sms_messages") in outputs
+    assert any(ns.startswith("smstools://127.0.0.1:") for ns, _ in outputs)
