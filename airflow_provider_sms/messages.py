@@ -233,6 +233,11 @@ class SendResult:
     error: str | None = None
     error_code: str | None = None
 
+    @classmethod
+    def rejected(cls, message: OutboundMessage, error: str, code: str | None = None) -> SendResult:
+        """The gateway (or a check before it) refused ``message``; ``error`` says why."""
+        return cls(message, accepted=False, status=DeliveryStatus.REJECTED, error=error, error_code=code)
+
 
 @dataclass(frozen=True)
 class StatusReport:

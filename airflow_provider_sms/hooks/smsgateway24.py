@@ -193,7 +193,7 @@ class SmsGateway24Hook(SmsGatewayHook):
                 )
                 results.append(None)
             except InvalidPhoneNumberError as exc:
-                results.append(_rejected(message, str(exc), "invalid_phone"))
+                results.append(SendResult.rejected(message, str(exc), "invalid_phone"))
         sent = [m for m, r in zip(messages, results, strict=True) if r is None]
         if not sent:
             return results
@@ -213,7 +213,7 @@ class SmsGateway24Hook(SmsGatewayHook):
             return [
                 SendResult(m, accepted=True, message_id=str(i))
                 if i is not None
-                else _rejected(m, errors.get(n, "refused by the gateway"), None)
+                else SendResult.rejected(m, errors.get(n, "refused by the gateway"), None)
                 for n, (m, i) in enumerate(zip(sent, ids, strict=True))
             ]
         found = self.find_sent(sent, since=started - LOOKUP_CLOCK_SKEW)
@@ -228,7 +228,7 @@ class SmsGateway24Hook(SmsGatewayHook):
                 )
             else:
                 error = f"addalotofsms answered OK but getallsms lists no message with customerid {m.key}"
-                results.append(_rejected(m, error, None))
+                results.append(SendResult.rejected(m, error, None))
         return results
 
     def send_batch(self, messages: Sequence[OutboundMessage]) -> list[SendResult]:
@@ -478,10 +478,6 @@ class SmsGateway24Hook(SmsGatewayHook):
             "urgent": urgent or None,
         }
         return _form(fields)
-
-
-def _rejected(message: OutboundMessage, error: str, code: str | None) -> SendResult:
-    return SendResult(message, accepted=False, status=DeliveryStatus.REJECTED, error=error, error_code=code)
 
 
 def _row_errors(errors: Any) -> dict[int, str]:

@@ -197,7 +197,7 @@ class SmstoolsHook(SmsGatewayHook):
             try:
                 phone = self.wire_phone(m.to)
             except InvalidPhoneNumberError as exc:
-                results[index] = _rejected(m, str(exc), "invalid_phone")
+                results[index] = SendResult.rejected(m, str(exc), "invalid_phone")
                 continue
             future = m.send_at is not None and pendulum.instance(m.send_at, tz="UTC") > now
             send_at = m.send_at if future else None
@@ -215,7 +215,7 @@ class SmstoolsHook(SmsGatewayHook):
             except SmsValidationError as exc:  # refused as a whole (sender, text): nothing was stored
                 code = None if exc.code is None else str(exc.code)
                 for index, _ in rows:
-                    results[index] = _rejected(messages[index], exc.message, code)
+                    results[index] = SendResult.rejected(messages[index], exc.message, code)
                 continue
             except SmsGatewayError as exc:
                 if not sent_before or isinstance(exc, SmsAmbiguousSendError):
@@ -231,7 +231,7 @@ class SmstoolsHook(SmsGatewayHook):
                 results[index] = (
                     SendResult(m, accepted=True, message_id=message_id)
                     if message_id
-                    else _rejected(m, error or "refused by the gateway", code)
+                    else SendResult.rejected(m, error or "refused by the gateway", code)
                 )
         return results  # type: ignore[return-value]
 
@@ -620,10 +620,6 @@ def _contact_outcomes(phones: Sequence[str], ids: Sequence[Any], errors: Any) ->
         return None
     stored = iter(ids)
     return [_refusal(refusals, p) if p in refusals else (str(next(stored)), None, None) for p in phones]
-
-
-def _rejected(message: OutboundMessage, error: str, code: str | None) -> SendResult:
-    return SendResult(message, accepted=False, status=DeliveryStatus.REJECTED, error=error, error_code=code)
 
 
 def _id(value: str | int) -> int | str:

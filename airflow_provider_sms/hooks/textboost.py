@@ -324,7 +324,7 @@ class TextBoostHook(SmsGatewayHook):
             try:
                 number = self.wire_phone(message.to)
             except InvalidPhoneNumberError as exc:
-                results[index] = _rejected(message, str(exc), "invalid_phone")
+                results[index] = SendResult.rejected(message, str(exc), "invalid_phone")
                 continue
             fields = self._message_fields(message)
             groups.setdefault(json.dumps(fields, sort_keys=True), (fields, []))[1].append((index, number))
@@ -359,7 +359,7 @@ class TextBoostHook(SmsGatewayHook):
                 named = set(_NUMBER.findall(exc.message)) & set(numbers)
                 code = "invalid_phone" if named else str(exc.status_code)
                 refused = [row for row in rows if not named or row[1] in named]
-                outcomes += [(i, _rejected(messages[i], exc.message, code)) for i, _ in refused]
+                outcomes += [(i, SendResult.rejected(messages[i], exc.message, code)) for i, _ in refused]
                 rows = [row for row in rows if named and row[1] not in named]
                 continue
             objects = _pair(numbers, _as_list(data))
@@ -576,10 +576,6 @@ def _accepted(message: OutboundMessage, obj: Mapping[str, Any] | None) -> SendRe
         return SendResult(message, accepted=True)
     status = map_status(obj["status"], STATUS_MAP) if obj.get("status") else DeliveryStatus.QUEUED
     return SendResult(message, accepted=True, message_id=str(obj["uid"]), status=status)
-
-
-def _rejected(message: OutboundMessage, error: str, code: str | None) -> SendResult:
-    return SendResult(message, accepted=False, status=DeliveryStatus.REJECTED, error=error, error_code=code)
 
 
 def _fields(**fields: Any) -> dict[str, Any]:
