@@ -164,12 +164,13 @@ class SmsContactSyncOperator(BaseOperator):
         return summary
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
-        """Lineage: the gateway's contact list, the state and reject tables out (None without the
-        OpenLineage provider). The tables a ``sql`` input reads are not parsed out of the query."""
-        from airflow_provider_sms.lineage import gateway_dataset_id, operator_lineage
+        """Lineage: the tables a ``sql`` input reads in; the gateway's contact list, the state and
+        reject tables out (None without the OpenLineage provider)."""
+        from airflow_provider_sms.lineage import gateway_dataset_id, operator_lineage, sql_query_tables
 
         target = getattr(self, "_synced_list", None) or self.list_id or self.list_name
         return operator_lineage(
+            input_tables=sql_query_tables(self.sql, self.sql_conn_id),
             outputs=[gateway_dataset_id(self.hook.gateway, self.hook.base_url, f"contact_lists/{target}")],
             output_tables=[(self.state_conn_id, self.state_table), (self.state_conn_id, self.reject_table)],
         )
