@@ -1,0 +1,88 @@
+"""One scenario, three gateways: the gateway-neutral interface behaves the same on each."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from airflow_provider_sms.hooks import aget_gateway_hook, get_gateway_hook
+from airflow_provider_sms.messages import Contact, DeliveryStatus, OutboundMessage
+
+GATEWAYS = ["smstools", "smsgateway24", "textboost"]
+# Sandbox outcomes depend on the number's last digits: 13 undelivered, 66 failed, others delivered.
+NUMBERS = {"+4915112340001": "delivered", "+4915112340013": "undelivered", "+4915112340066": "failed"}
+
+
+@pytest.mark.parametrize("gateway", GATEWAYS)
+def test_send_statuses_lookup_and_connection_test(gateway, sandbox, sms_conn_env):
+    hook = get_gateway_hook(sms_conn_env[gateway])
+    assert hook.gateway == gateway
+    assert hook.test_connection()[0] is True
+    since = datetime.now(timezone.utc) - timedelta(minutes=1)
+    messages = [
+        OutboundMessage(to=number, body="Your parcel arrives today", key=str(1000 + i))
+        for i, number in enumerate(NUMBERS)
+    ]
+    messages.append(OutboundMessage(to="+4915", body="Your parcel arrives today", key="1099"))
+
+    results = hook.send_messages(messages)
+
+    assert [r.message.to for r in results] == [m.to for m in messages]  # input order
+    assert [r.accepted for r in results] == [True, True, True, False]
+    assert results[-1].error
+    ids = [r.message_id for r in results[:3]]
+    assert len(set(ids)) == 3 and all(ids)
+    assert len(sandbox.messages(gateway=gateway)) == 3
+
+    sandbox.advance(10)
+    statuses = hook.get_statuses(ids, since=since)
+    assert {statuses[i].recipient: statuses[i].status.value for i in ids} == NUMBERS
+    assert all(statuses[i].status.is_final and statuses[i].raw_status for i in ids)
+
+    async def read_async():
+        async_hook = await aget_gateway_hook(sms_conn_env[gateway])
+        return await async_hook.aget_statuses(ids, since=since)
+
+    assert {k: v.status for k, v in asyncio.run(read_async()).items()} == {
+        k: v.status for k, v in statuses.items()
+    }
+
+    found = hook.find_sent(messages[:3], since)
+    assert {found[m.key].message_id for m in messages[:3]} == set(ids)
+
+
+@pytest.mark.parametrize("gateway", GATEWAYS)
+def test_contacts_land_in_a_new_list_with_invalid_ones_rejected(gateway, sandbox, sms_conn_env):
+    hook = get_gateway_hook(sms_conn_env[gateway])
+    list_id = hook.create_list("Customers")
+    contacts = [Contact("+4915112340001", first_name="Ann"), Contact("+4915", first_name="Bad")]
+
+    results = hook.upsert_contacts(contacts, list_id)
+
+    assert [r.accepted for r in results] == [True, False]
+    assert results[0].contact_id and results[1].error
+    stored = [c for c in sandbox.contacts(gateway=gateway) if str(c["list_id"]) == str(list_id)]
+    assert [c["phone"] for c in stored] == ["+4915112340001"]
+    if gateway != "smsgateway24":  # SmsGateway24 cannot list contacts (see its hook)
+        assert [c.phone for c in hook.list_contacts(list_id)] == ["+4915112340001"]
+
+
+def test_a_scheduled_message_waits_at_every_gateway(sandbox, sms_conn_env):
+    at = datetime.now(timezone.utc) + timedelta(days=1)
+    for gateway in GATEWAYS:
+        hook = get_gateway_hook(sms_conn_env[gateway])
+        (result,) = hook.send_messages([OutboundMessage("+4915112340001", "Tomorrow", key="7", send_at=at)])
+        assert result.accepted
+    stored = {m["gateway"]: m for m in sandbox.messages()}
+    # Each gateway's own word for it; Smstools' "scheduled" normalises to queued (gateways.md).
+    assert {g: str(m["status"]) for g, m in stored.items()} == {
+        "smstools": "scheduled",
+        "smsgateway24": "1",
+        "textboost": "Scheduled",
+    }
+    for message in stored.values():
+        send_at = datetime.fromisoformat(message["send_at"].replace("Z", "+00:00"))
+        assert abs(send_at - at) < timedelta(minutes=1)
+    assert stored["textboost"]["normalized_status"] == DeliveryStatus.SCHEDULED.value
