@@ -324,3 +324,29 @@ def test_openlineage_names_the_audience_tables_the_ledger_and_the_gateway(sms_co
     assert inputs == {(namespace, f"{database}.crm.customers"), (namespace, f"{database}.crm.opt_outs")}
     assert (namespace, f"{database}.public.sms_messages") in outputs
     assert any(ns.startswith("smstools://127.0.0.1:") for ns, _ in outputs)
+
+
+def test_send_window_defer_frees_the_worker_until_the_window_opens(sandbox, sms_conn_env, sqlite_conn_id):
+    from airflow.providers.standard.triggers.temporal import DateTimeTrigger
+    from airflow.sdk.exceptions import TaskDeferred
+
+    rows = [{"phone": phone(i), "first_name": "Ana", "city": "Rome"} for i in range(3)]
+    op = make_operator(
+        sms_conn_env["textboost"],
+        sqlite_conn_id,
+        audience=rows,
+        send_window=("09:00", "20:00"),
+        window_timezone="Europe/Berlin",
+        window_mode="defer",
+    )
+    late_evening = pendulum.datetime(2026, 11, 23, 22, 30, tz="Europe/Berlin")
+    with pendulum.travel_to(late_evening, freeze=True), pytest.raises(TaskDeferred) as deferred:
+        op.execute(context())
+    assert isinstance(deferred.value.trigger, DateTimeTrigger)
+    assert deferred.value.trigger.moment == pendulum.datetime(2026, 11, 24, 9, tz="Europe/Berlin")
+    assert deferred.value.method_name == "execute_after_window"
+    assert sandbox.request_count() == 0  # nothing sent before the window
+
+    summary = op.execute_after_window(context(), event=None)
+    assert summary["accepted"] == 3
+    assert len(sent_messages(sandbox, "textboost")) == 3
