@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import sys
@@ -43,11 +42,6 @@ def context() -> dict:
         "ds": "2026-11-23",
         "params": {},
     }
-
-
-def need_hook(gateway: str) -> None:
-    if importlib.util.find_spec(f"airflow_provider_sms.hooks.{gateway}") is None:
-        pytest.skip(f"the {gateway} hook is not written yet")
 
 
 def send_campaign(conn_id: str, ledger_conn_id: str, campaign_key: str = "autumn") -> dict:
@@ -95,7 +89,6 @@ def report_rows(conn_id: str, table: str = "sms_delivery_report") -> dict[str, d
 
 @pytest.mark.parametrize("gateway", GATEWAYS)
 def test_statuses_land_normalised_with_raw_kept(gateway, sandbox, sms_conn_env, sql_conn_id):
-    need_hook(gateway)
     send_campaign(sms_conn_env[gateway], sql_conn_id)
     sandbox.advance(5)
 
@@ -124,7 +117,6 @@ def test_statuses_land_normalised_with_raw_kept(gateway, sandbox, sms_conn_env, 
 
 @pytest.mark.parametrize("gateway", GATEWAYS)
 def test_running_twice_changes_nothing(gateway, sandbox, sms_conn_env, sql_conn_id):
-    need_hook(gateway)
     send_campaign(sms_conn_env[gateway], sql_conn_id)
     sandbox.advance(5)
     report_operator(sms_conn_env[gateway], sql_conn_id).execute(context())
@@ -196,7 +188,6 @@ def test_late_out_of_order_status_does_not_regress_a_delivered_row(sandbox, sms_
 
 def test_delivered_at_is_set_once_and_unknown_raw_values_are_kept(sms_conn_env, sql_conn_id):
     conn_id = sms_conn_env["textboost"]
-    need_hook("textboost")
     first_seen = pendulum.datetime(2026, 11, 20, 8, 0, 5)
     reports = [
         StatusReport("m-1", DeliveryStatus.SENT, "Enroute", recipient="+4915110000001"),
@@ -266,7 +257,6 @@ def test_openlineage_facets_without_the_provider_are_none(sms_conn_env, sqlite_c
 
 def test_openlineage_facets_name_the_gateway_and_tables(sms_conn_env, postgres_conn_id):
     pytest.importorskip("airflow.providers.openlineage")
-    need_hook("smsgateway24")
     op = report_operator(sms_conn_env["smsgateway24"], postgres_conn_id, history_table="sms_history")
 
     lineage = op.get_openlineage_facets_on_complete(None)
