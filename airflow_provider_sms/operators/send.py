@@ -92,7 +92,8 @@ class SmsBulkSendOperator(BaseOperator):
     :param cost_per_segment: price of one segment, for the dry-run estimate.
     :param max_reject_ratio: fail (after recording everything) if more than this share of the
         recipients was rejected.
-    :param resend_ambiguous: resend messages whose fate the gateway could not tell (risking a duplicate).
+    :param resend_ambiguous: resend messages whose fate no look-up could settle (risking a duplicate);
+        by default they stay ``ambiguous`` and every later try looks them up again.
     :param chunk_size: rows read and recorded at a time.
     :param batch_size: messages per request; at most (and by default) the gateway's maximum.
     :param message_options: gateway-specific send fields for every message (``sim``, ``type``...).
@@ -429,7 +430,7 @@ class _CampaignRun:
             self.log.warning(
                 "Lost the answer to a batch of %d; looking it up at the gateway: %s", len(batch), exc
             )
-            self._look_up(batch, messages, since)
+            self._look_up(messages, since)
             return
         except SmsValidationError as exc:  # the whole request refused as invalid: nothing was stored
             self.ledger.mark(
@@ -456,26 +457,26 @@ class _CampaignRun:
             ],
         )
 
-    def _look_up(self, entries: list[LedgerEntry], messages: list[OutboundMessage], since: datetime) -> None:
+    def _look_up(self, messages: list[OutboundMessage], since: datetime) -> None:
         """Decide the fate of messages whose answer was lost: found at the gateway → accepted; proven
-        absent → pending (sent again), except ``ambiguous`` rows unless ``resend_ambiguous``; a failed
-        look-up → ambiguous."""
+        absent by a look-up that worked → pending (sent again). When the look-up itself fails nothing
+        is proven: the rows become ``ambiguous`` (a later try looks again), or pending with
+        ``resend_ambiguous``."""
         try:
             found = self.op.hook.find_sent(messages, since - LOOKUP_MARGIN)
         except SmsGatewayError as exc:
-            self.log.warning("Look-up failed (%s); %d messages stay ambiguous", exc, len(messages))
-            self.ledger.mark(
-                self.campaign_key, [(m.to, AMBIGUOUS, None, None, None, str(exc)) for m in messages]
-            )
+            state = PENDING if self.op.resend_ambiguous else AMBIGUOUS
+            self.log.warning("Look-up failed (%s); %d messages are %s", exc, len(messages), state)
+            self.ledger.mark(self.campaign_key, [(m.to, state, None, None, None, str(exc)) for m in messages])
             return
         outcomes = []
-        for entry, m in zip(entries, messages, strict=True):
+        for m in messages:
             report = found.get(m.key)
             if report is not None:
                 outcomes.append(
                     (m.to, ACCEPTED, report.message_id, str(report.status), report.raw_status, None)
                 )
-            elif entry.state != AMBIGUOUS or self.op.resend_ambiguous:
+            else:
                 outcomes.append((m.to, PENDING, None, None, None, None))
         self.ledger.mark(self.campaign_key, outcomes)
         self.log.info(
@@ -489,9 +490,7 @@ class _CampaignRun:
             self.log.info("%d messages were in flight in an earlier try; looking them up", len(in_flight))
         for batch in chunked(in_flight, 500):
             since = min((_as_datetime(e.sent_at) for e in batch if e.sent_at), default=None)
-            self._look_up(
-                batch, [self._message(e, bodies) for e in batch], since or utcnow() - timedelta(days=1)
-            )
+            self._look_up([self._message(e, bodies) for e in batch], since or utcnow() - timedelta(days=1))
 
     # -- reporting ---------------------------------------------------------------------------------
 
