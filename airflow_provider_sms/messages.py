@@ -161,7 +161,10 @@ def _parse_valid(text: str, region: str | None) -> str:
         possible = phonenumbers.is_possible_number_with_reason(number)
         reason = _LENGTH_REASONS.get(possible, "not a valid number for its country")
         raise InvalidPhoneNumberError(text, reason)
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    if len(e164) > 16:  # phonenumbers' metadata accepts a few 16-digit numbers; E.164 stops at 15
+        raise InvalidPhoneNumberError(text, "too long: E.164 allows at most 15 digits")
+    return e164
 
 
 # ---------------------------------------------------------------------------------------------------
