@@ -1,0 +1,229 @@
+"""``python -m benchmarks``: run the benchmarks and print their tables, ratios measured in the same run.
+
+    python -m benchmarks                          # everything at full size (takes long: see RESULTS.md)
+    python -m benchmarks --quick                  # small sizes, a smoke test of the whole run (~2 min)
+    python -m benchmarks --only send --messages 20000 --gateways smsgateway24 --ledgers sqlite
+    python -m benchmarks --profile --json out.json --markdown out.md
+
+The sandbox gateway runs as a separate process (``start_sandbox_process``), so client and server do
+not share a GIL; on a 2-core machine they still share the cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import (
+    GATEWAYS,
+    LEDGERS,
+    NumberPool,
+    Table,
+    log,
+    machine,
+    postgres_unavailable,
+    quiet_airflow,
+    set_gateway_connections,
+    workdir,
+)
+
+BENCHMARKS = ("send", "sync", "reconcile", "memory")
+QUICK = {
+    "messages": 5_000,
+    "naive_messages": 1_000,
+    "memory_rows": "5000,20000",
+    "contacts": 20_000,
+    "status_rows": 20_000,
+}
+
+
+def _csv(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawTextHelpFormatter,
+    )
+    parser.add_argument(
+        "--only", default=",".join(BENCHMARKS), help="comma-separated: " + ", ".join(BENCHMARKS)
+    )
+    parser.add_argument("--quick", action="store_true", help="small sizes for a smoke test: " + str(QUICK))
+    parser.add_argument("--gateways", default=",".join(GATEWAYS))
+    parser.add_argument(
+        "--ledgers", default=",".join(LEDGERS), help="ledger databases for the send benchmark"
+    )
+    parser.add_argument("--messages", type=int, default=100_000, help="messages per bulk-send run")
+    parser.add_argument(
+        "--naive-messages", type=int, default=None, help="messages in the naive loop (default: --messages)"
+    )
+    parser.add_argument(
+        "--memory-rows", default="100000,1000000", help="audience sizes of the memory benchmark"
+    )
+    parser.add_argument(
+        "--memory-sources", default="sqlite,postgres", help="SQL sources of the memory benchmark"
+    )
+    parser.add_argument("--memory-gateway", default="smstools")
+    parser.add_argument(
+        "--rtt-ms", type=float, default=0, help="send benchmark: add this latency to every gateway request"
+    )
+    parser.add_argument("--contacts", type=int, default=1_000_000, help="contacts in the sync benchmark")
+    parser.add_argument(
+        "--changed", type=float, default=0.001, help="share of contacts changed for the re-sync"
+    )
+    parser.add_argument("--sync-gateway", default="smstools")
+    parser.add_argument(
+        "--status-rows", type=int, default=1_000_000, help="status rows in the reconcile benchmark"
+    )
+    parser.add_argument(
+        "--naive-status-rows", type=int, default=None, help="rows of the naive upsert (default: all)"
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="profile one provider send per gateway (pyinstrument)"
+    )
+    parser.add_argument("--profile-messages", type=int, default=20_000)
+    parser.add_argument("--json", type=Path, help="also write every number to this JSON file")
+    parser.add_argument("--markdown", type=Path, help="also write the tables as Markdown (for RESULTS.md)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.quick:
+        for key, value in QUICK.items():
+            if parser.get_default(key) == getattr(args, key):
+                setattr(args, key, value)
+    only = _csv(args.only)
+    unknown = set(only) - set(BENCHMARKS)
+    if unknown:
+        parser.error(f"unknown benchmarks: {', '.join(sorted(unknown))}")
+    gateways = _csv(args.gateways)
+    ledgers = _csv(args.ledgers)
+    memory_sources = _csv(args.memory_sources)
+    missing_pg = postgres_unavailable()
+    if missing_pg and ("postgres" in ledgers or "postgres" in memory_sources or "reconcile" in only):
+        log(f"skipping PostgreSQL: {missing_pg}")
+        ledgers = [x for x in ledgers if x != "postgres"]
+        memory_sources = [x for x in memory_sources if x != "postgres"]
+
+    quiet_airflow()
+    from airflow_provider_sms.sandbox.testing import start_sandbox_process
+
+    info = machine()
+    tables: list[Table] = []
+    results: dict[str, Any] = {"machine": info, "arguments": {k: str(v) for k, v in vars(args).items()}}
+    pool = NumberPool()
+    log("starting the sandbox gateway as a subprocess")
+    sandbox = start_sandbox_process(delivery_seconds=2)
+    try:
+        conn_ids = set_gateway_connections(sandbox.url)
+        with workdir() as tmp:
+            if "send" in only:
+                from benchmarks import send
+
+                naive = args.naive_messages or args.messages
+                new, numbers = send.run(
+                    sandbox, conn_ids, gateways, ledgers, args.messages, naive, pool, tmp, args.rtt_ms
+                )
+                tables += new
+                results["send"] = numbers
+                _print(new)
+                if args.profile:
+                    results["profile"] = _profile(
+                        sandbox, conn_ids, gateways, args.profile_messages, pool, tmp
+                    )
+            if "sync" in only:
+                if _exists("airflow_provider_sms.operators.contacts"):
+                    from benchmarks import sync
+
+                    new, numbers = sync.run(
+                        sandbox, conn_ids, args.sync_gateway, args.contacts, args.changed, tmp
+                    )
+                    tables += new
+                    results["sync"] = numbers
+                    _print(new)
+                else:
+                    log("sync: airflow_provider_sms/operators/contacts.py does not exist yet; skipped")
+            if "reconcile" in only:
+                if missing_pg:
+                    log("reconcile: needs PostgreSQL; skipped")
+                elif _exists("airflow_provider_sms.operators.report"):
+                    from benchmarks import reconcile
+
+                    new, numbers = reconcile.run(sandbox, conn_ids, args.status_rows, pool, tmp)
+                    tables += new
+                    results["reconcile"] = numbers
+                    _print(new)
+                else:
+                    log("reconcile: airflow_provider_sms/operators/report.py does not exist yet; skipped")
+            if "memory" in only:
+                from benchmarks import memory
+
+                sizes = [int(x) for x in _csv(str(args.memory_rows))]
+                new, numbers = memory.run(
+                    sandbox, conn_ids, args.memory_gateway, memory_sources, sizes, pool, tmp
+                )
+                tables += new
+                results["memory"] = numbers
+                _print(new)
+    finally:
+        sandbox.stop()
+
+    info["load average at the end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    print()
+    print("Machine: " + ", ".join(f"{k} {v}" for k, v in info.items()))
+    if args.json:
+        args.json.write_text(json.dumps({**results, "tables": [t.as_dict() for t in tables]}, indent=2))
+    if args.markdown:
+        lines = ["**Machine**: " + "; ".join(f"{k}: {v}" for k, v in info.items()), ""]
+        args.markdown.write_text("\n".join(lines + [t.markdown() + "\n" for t in tables]))
+    return 0
+
+
+def _print(tables: list[Table]) -> None:
+    for table in tables:
+        print()
+        print(table.text(), flush=True)
+
+
+def _exists(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def _profile(sandbox, conn_ids, gateways, messages, pool, tmp) -> dict[str, str]:
+    from benchmarks import profiling, send
+    from benchmarks.common import audience_frame, sql_connection
+
+    out = {}
+    for gateway in gateways:
+        profile = profiling.profiler()
+        if profile is None:
+            log("--profile needs pyinstrument (pip install pyinstrument); skipped")
+            return out
+        frame = audience_frame(pool.take(messages))
+        with sql_connection("sqlite", tmp, f"profile_{gateway}") as ledger_conn_id:
+            sandbox.reset()
+            log(f"profiling {gateway}: {messages:,} messages, ledger on SQLite")
+            send.provider_run(conn_ids[gateway], ledger_conn_id, frame, f"profile-{gateway}", profile=profile)
+        text = profiling.summary(profile)
+        out[gateway] = text
+        print(
+            f"\nProfile of SmsBulkSendOperator.execute, {gateway}, {messages:,} messages (share of wall time)"
+        )
+        print(text, flush=True)
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,187 @@
+"""Memory: peak RSS of SmsBulkSendOperator sending N rows read from a SQL table, N = 100k and 1M.
+
+Each size runs in a fresh child process (``python -m benchmarks.memory --child ...``), so its peak
+RSS (``ru_maxrss``) belongs to that send alone; the child also reports its RSS just before
+``execute`` (imports, connection, operator), so the growth caused by the rows shows on its own.
+The audience table is filled by the parent before the child starts (SQLite file or PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import (
+    CAMPAIGN_TEMPLATE,
+    SENDER,
+    NumberPool,
+    Table,
+    e164,
+    log,
+    sql_connection,
+    verdict,
+)
+
+TARGET_PEAK_MB = 500.0
+QUERY = "SELECT phone, first_name, city FROM audience ORDER BY id"
+
+
+def fill_source(conn_id: str, block: range) -> None:
+    """Create and fill table ``audience`` (id, phone, first_name, city) on the connection."""
+    config = json.loads(os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"])
+    names = ("Ana", "Ben", "Chloé", "Dmitri", "Eve")
+    phones = e164(block)
+    if config["conn_type"] == "sqlite":
+        with sqlite3.connect(config["host"]) as db:
+            db.execute(
+                "CREATE TABLE audience (id INTEGER PRIMARY KEY, phone TEXT, first_name TEXT, city TEXT)"
+            )
+            db.executemany(
+                "INSERT INTO audience VALUES (?, ?, ?, ?)",
+                ((i, p, names[i % 5], "Berlin") for i, p in enumerate(phones)),
+            )
+        return
+    import psycopg2
+
+    db = psycopg2.connect(
+        host=config["host"], port=config["port"], user=config["login"], dbname=config["schema"]
+    )
+    with db, db.cursor() as cur:
+        cur.execute("CREATE TABLE audience (id BIGINT PRIMARY KEY, phone TEXT, first_name TEXT, city TEXT)")
+        buffer = io.StringIO("".join(f"{i}\t{p}\t{names[i % 5]}\tBerlin\n" for i, p in enumerate(phones)))
+        cur.copy_expert("COPY audience FROM STDIN", buffer)
+    db.close()
+
+
+def child(args: argparse.Namespace) -> int:
+    """In the child: send the SQL audience, print one JSON line with the measurements."""
+    from benchmarks.common import current_rss_mb, peak_rss_mb, quiet_airflow, task_context
+
+    quiet_airflow()
+    from airflow_provider_sms.operators.send import SmsBulkSendOperator
+
+    op = SmsBulkSendOperator(
+        task_id="send",
+        sms_conn_id=args.sms_conn_id,
+        message=CAMPAIGN_TEMPLATE,
+        sql=QUERY,
+        sql_conn_id=args.source_conn_id,
+        sender=SENDER,
+        ledger_conn_id=args.ledger_conn_id,
+        campaign_key=f"memory-{args.rows}",
+    )
+    _ = op.hook.batch_size  # connection read before the baseline, like any task would
+    before = current_rss_mb()
+    started = time.perf_counter()
+    summary = op.execute(task_context(run_id=f"memory-{args.rows}"))
+    elapsed = time.perf_counter() - started
+    print(
+        "RESULT "
+        + json.dumps(
+            {
+                "rows": args.rows,
+                "rss_before_mb": round(before, 1),
+                "peak_rss_mb": round(peak_rss_mb(), 1),
+                "seconds": round(elapsed, 2),
+                "accepted": summary["accepted"],
+            }
+        ),
+        flush=True,
+    )
+    return 0
+
+
+def measure(sms_conn_id: str, source_conn_id: str, ledger_conn_id: str, rows: int) -> dict[str, Any]:
+    command = [
+        sys.executable,
+        "-m",
+        "benchmarks.memory",
+        "--child",
+        "--rows",
+        str(rows),
+        "--sms-conn-id",
+        sms_conn_id,
+        "--source-conn-id",
+        source_conn_id,
+        "--ledger-conn-id",
+        ledger_conn_id,
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, check=False, env=os.environ.copy())
+    for line in done.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT ") :])
+    raise RuntimeError(
+        f"memory child failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    )
+
+
+def run(
+    sandbox,
+    conn_ids: dict[str, str],
+    gateway: str,
+    sources: list[str],
+    sizes: list[int],
+    pool: NumberPool,
+    workdir: Path,
+) -> tuple[list[Table], dict[str, Any]]:
+    table = Table(
+        f"Memory: peak RSS sending from a SQL table ({gateway}, ledger on SQLite)",
+        ["source", "rows", "RSS before execute MB", "peak RSS MB", "growth MB", "messages/s", "≤ 500 MB"],
+    )
+    results: dict[str, Any] = {}
+    for source in sources:
+        peaks = []
+        for rows in sizes:
+            with (
+                sql_connection(source, workdir, f"audience_{rows}") as source_conn_id,
+                sql_connection("sqlite", workdir, f"memory_ledger_{rows}") as ledger_conn_id,
+            ):
+                log(f"memory: filling a {source} table with {rows:,} rows")
+                fill_source(source_conn_id, pool.take(rows))
+                sandbox.reset()
+                log(f"memory: sending {rows:,} rows from {source} in a child process")
+                result = measure(conn_ids[gateway], source_conn_id, ledger_conn_id, rows)
+            if result["accepted"] != rows:
+                raise RuntimeError(f"memory run accepted {result['accepted']} of {rows}")
+            growth = result["peak_rss_mb"] - result["rss_before_mb"]
+            peaks.append(result["peak_rss_mb"])
+            table.add(
+                source,
+                rows,
+                result["rss_before_mb"],
+                result["peak_rss_mb"],
+                growth,
+                rows / result["seconds"],
+                verdict(result["peak_rss_mb"] <= TARGET_PEAK_MB),
+            )
+            results[f"{source}.{rows}"] = {**result, "growth_mb": round(growth, 1)}
+        if len(sizes) > 1:
+            flat = peaks[-1] - peaks[0]
+            table.notes.append(
+                f"{source}: peak grows by {flat:,.0f} MB from {sizes[0]:,} to {sizes[-1]:,} rows "
+                f"({flat / ((sizes[-1] - sizes[0]) / 1e6):,.0f} MB per million rows)"
+            )
+            results[f"{source}.growth_per_million_mb"] = round(flat / ((sizes[-1] - sizes[0]) / 1e6), 1)
+    return [table], results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="child process of the memory benchmark")
+    parser.add_argument("--child", action="store_true", required=True)
+    parser.add_argument("--rows", type=int, required=True)
+    parser.add_argument("--sms-conn-id", required=True)
+    parser.add_argument("--source-conn-id", required=True)
+    parser.add_argument("--ledger-conn-id", required=True)
+    return child(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

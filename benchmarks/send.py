@@ -1,0 +1,391 @@
+"""Bulk send: SmsBulkSendOperator against a naive loop and against the sandbox's bare ceiling.
+
+For each gateway, on fresh phone numbers each time (so the sandbox never answers from its cache):
+
+* **naive**: a loop sending one message per request with plain ``requests`` (one keep-alive
+  ``Session``, which flatters the baseline), no ledger, no normalisation.
+* **ceiling**: the sandbox's batch endpoint hit directly with payloads built before the clock
+  starts, sequentially over one keep-alive ``http.client`` connection, batches as big as the hook's.
+  Nothing a client can do sequentially goes faster.
+* **provider**: ``SmsBulkSendOperator.execute`` with its ledger on SQLite and on PostgreSQL, the
+  same audience size, the same text (rendered per row through the template).
+
+The operator's time is split (by timing wrappers around a few methods, not a profiler) into the
+gateway round trips (``hook.send_batch``: the sandbox's work plus the hook's own), the ledger
+(SQL) and the rest (reading chunks, normalising phones, rendering, counting segments).
+"""
+
+from __future__ import annotations
+
+import functools
+import http.client
+import json
+import time
+from collections import defaultdict
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import requests
+
+from benchmarks.common import (
+    CAMPAIGN_TEMPLATE,
+    CAMPAIGN_TEXT,
+    CREDENTIALS,
+    SENDER,
+    NumberPool,
+    Table,
+    Timer,
+    audience_frame,
+    e164,
+    log,
+    sql_connection,
+    task_context,
+    verdict,
+)
+
+SEND_PATHS = ("message/send", "addalotofsms", "addsms", "sms/send")
+TARGET_SPEEDUP = 50.0
+TARGET_REQUESTS_PER_MESSAGE = 0.01
+TARGET_OVERHEAD = 0.15
+
+
+@dataclass
+class SendRun:
+    """One measured phase."""
+
+    what: str
+    messages: int
+    seconds: float
+    requests: int
+    stored: int
+    duplicates: int
+    split: dict[str, float] | None = None
+
+    @property
+    def rate(self) -> float:
+        return self.messages / self.seconds if self.seconds else 0.0
+
+    @property
+    def requests_per_message(self) -> float:
+        return self.requests / self.messages if self.messages else 0.0
+
+
+# ------------------------------------------------------------------------------------------------ naive
+def _sg24_token(session: requests.Session, url: str) -> str:
+    creds = CREDENTIALS["smsgateway24"]
+    r = session.post(f"{url}/getdata/gettoken", data={"email": creds["login"], "pass": creds["password"]})
+    r.raise_for_status()
+    return r.json()["token"]
+
+
+def naive_loop(gateway: str, url: str, numbers: list[str], text: str) -> float:
+    """Send ``text`` to each number, one request per message; returns the seconds it took."""
+    session = requests.Session()
+    session.trust_env = False
+    timer = Timer()
+    with timer():
+        if gateway == "smstools":
+            creds = CREDENTIALS["smstools"]
+            headers = {"X-Client-Id": creds["login"], "X-Client-Secret": creds["password"]}
+            for number in numbers:
+                r = session.post(
+                    f"{url}/v1/message/send",
+                    json={"message": text, "sender": SENDER, "to": number.lstrip("+")},
+                    headers=headers,
+                )
+                r.raise_for_status()
+        elif gateway == "smsgateway24":
+            token = _sg24_token(session, url)
+            for number in numbers:
+                r = session.post(
+                    f"{url}/getdata/addsms",
+                    data={"token": token, "sendto": number, "body": text, "device_id": 1001, "sim": 0},
+                )
+                r.raise_for_status()
+                if r.json().get("error"):
+                    raise RuntimeError(f"addsms refused: {r.text}")
+        else:
+            headers = {"Authorization": f"Bearer {CREDENTIALS['textboost']['password']}"}
+            for number in numbers:
+                r = session.post(
+                    f"{url}/api/v3/sms/send",
+                    json={
+                        "recipient": number.lstrip("+"),
+                        "sender_id": SENDER,
+                        "type": "plain",
+                        "message": text,
+                    },
+                    headers=headers,
+                )
+                r.raise_for_status()
+    session.close()
+    return timer.seconds
+
+
+# ------------------------------------------------------------------------------------------------ ceiling
+def ceiling_payloads(
+    gateway: str, numbers: list[str], text: str, batch: int, token: str | None
+) -> list[tuple[str, dict[str, str], bytes]]:
+    """(path, headers, body) of the batch requests that send ``text`` to ``numbers``, as the hooks
+    shape them (idempotency keys included, so the sandbox does the same work)."""
+    calls = []
+    for start in range(0, len(numbers), batch):
+        chunk = numbers[start : start + batch]
+        if gateway == "smstools":
+            creds = CREDENTIALS["smstools"]
+            to = [n.lstrip("+") for n in chunk]
+            body = {"message": text, "to": to, "sender": SENDER, "reference": str(10**9 + start)}
+            headers = {
+                "X-Client-Id": creds["login"],
+                "X-Client-Secret": creds["password"],
+                "Content-Type": "application/json",
+            }
+            calls.append(("/v1/message/send", headers, json.dumps(body).encode()))
+        elif gateway == "smsgateway24":
+            rows = [
+                {"sendto": n, "body": text, "device_id": 1001, "sim": 0, "customerid": 10**9 + start + i}
+                for i, n in enumerate(chunk)
+            ]
+            form = urlencode({"datajson": json.dumps({"token": token, "smsdata": rows})}).encode()
+            headers = {"Content-Type": "application/x-www-form-urlencoded"}
+            calls.append(("/getdata/addalotofsms", headers, form))
+        else:
+            body = {
+                "recipient": ",".join(n.lstrip("+") for n in chunk),
+                "sender_id": SENDER,
+                "type": "plain",
+                "message": text,
+            }
+            headers = {
+                "Authorization": f"Bearer {CREDENTIALS['textboost']['password']}",
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+            }
+            calls.append(("/api/v3/sms/send", headers, json.dumps(body).encode()))
+    return calls
+
+
+def ceiling(gateway: str, url: str, numbers: list[str], text: str, batch: int) -> float:
+    """Post prebuilt batch payloads sequentially over one keep-alive connection; returns seconds."""
+    token = None
+    if gateway == "smsgateway24":
+        with requests.Session() as session:
+            session.trust_env = False
+            token = _sg24_token(session, url)
+    calls = ceiling_payloads(gateway, numbers, text, batch, token)
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+    timer = Timer()
+    with timer():
+        for path, headers, body in calls:
+            conn.request("POST", path, body=body, headers=headers)
+            response = conn.getresponse()
+            payload = response.read()
+            if response.status != 200:
+                raise RuntimeError(f"{gateway} ceiling: HTTP {response.status}: {payload[:200]!r}")
+    conn.close()
+    return timer.seconds
+
+
+# ------------------------------------------------------------------------------------------------ provider
+@contextmanager
+def split_timers(op) -> Any:
+    """Accumulate wall time spent in the hook's ``send_batch`` and in the ledger's SQL methods."""
+    from airflow_provider_sms.ledger import MessageLedger
+
+    spent: dict[str, float] = defaultdict(float)
+
+    def timed(function, bucket):
+        @functools.wraps(function)
+        def wrapper(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                spent[bucket] += time.perf_counter() - started
+
+        return wrapper
+
+    originals = {}
+    for name in ("ensure_table", "record", "load", "mark_sending", "mark"):
+        originals[name] = getattr(MessageLedger, name)
+        setattr(MessageLedger, name, timed(originals[name], "ledger"))
+    hook = op.hook
+    hook.send_batch = timed(hook.send_batch, "gateway")
+    try:
+        yield spent
+    finally:
+        for name, function in originals.items():
+            setattr(MessageLedger, name, function)
+        del hook.send_batch
+
+
+def provider_run(conn_id: str, ledger_conn_id: str, frame, campaign: str, profile=None) -> tuple[float, dict]:
+    """Run SmsBulkSendOperator once; returns (seconds, time split)."""
+    from airflow_provider_sms.operators.send import SmsBulkSendOperator
+
+    op = SmsBulkSendOperator(
+        task_id="send",
+        sms_conn_id=conn_id,
+        message=CAMPAIGN_TEMPLATE,
+        audience=frame,
+        sender=SENDER,
+        ledger_conn_id=ledger_conn_id,
+        campaign_key=campaign,
+    )
+    context = task_context(run_id=campaign)
+    timer = Timer()
+    with split_timers(op) as spent:
+        if profile is not None:
+            profile.start()
+        try:
+            with timer():
+                summary = op.execute(context)
+        finally:
+            if profile is not None:
+                profile.stop()
+    if summary["accepted"] != len(frame):
+        raise RuntimeError(f"provider run {campaign}: {summary}")
+    split = {
+        "gateway": spent["gateway"],
+        "ledger": spent["ledger"],
+        "rest": timer.seconds - spent["gateway"] - spent["ledger"],
+    }
+    return timer.seconds, split
+
+
+def _sandbox_counts(sandbox, gateway: str) -> tuple[int, int, int]:
+    stats = sandbox.stats()
+    counts = stats["messages"]["by_gateway"][gateway]
+    requests_made = stats["requests"]["by_gateway"][gateway]
+    return requests_made, counts["total"], counts["duplicates"]
+
+
+def run(
+    sandbox,
+    conn_ids: dict[str, str],
+    gateways: list[str],
+    ledgers: list[str],
+    messages: int,
+    naive_messages: int,
+    pool: NumberPool,
+    workdir,
+    rtt_ms: float = 0,
+) -> tuple[list[Table], dict[str, Any]]:
+    """Measure every phase for every gateway; returns the tables and the raw numbers.
+
+    ``rtt_ms`` adds that much latency to every gateway request (the sandbox's latency fault), as a
+    stand-in for the network round trip to a real gateway."""
+    where = f", {rtt_ms:g} ms added to every request" if rtt_ms else ""
+
+    def fresh_sandbox() -> None:
+        sandbox.reset()
+        if rtt_ms:
+            sandbox.set_faults(latency_ms=rtt_ms)
+
+    from airflow_provider_sms.hooks import get_gateway_hook
+
+    results: dict[str, Any] = {}
+    detail = Table(
+        f"Bulk send, {messages:,} messages per run (naive loop: {naive_messages:,}){where}",
+        ["gateway", "run", "messages/s", "requests/message", "seconds", "gateway s", "ledger s", "rest s"],
+    )
+    ratios = Table(
+        f"Bulk send: ratios measured in the same run{where}",
+        [
+            "gateway",
+            "ledger",
+            "x naive (≥ 50)",
+            "requests/msg (≤ 0.01)",
+            "overhead vs ceiling (≤ 15 %)",
+            "verdicts",
+        ],
+    )
+    for gateway in gateways:
+        url = sandbox.url
+        batch = get_gateway_hook(conn_ids[gateway]).batch_size
+        runs: dict[str, SendRun] = {}
+
+        fresh_sandbox()
+        numbers = e164(pool.take(naive_messages))
+        log(f"{gateway}: naive loop, {naive_messages:,} messages")
+        seconds = naive_loop(gateway, url, numbers, CAMPAIGN_TEXT)
+        runs["naive"] = SendRun("naive loop", naive_messages, seconds, *_sandbox_counts(sandbox, gateway))
+
+        fresh_sandbox()
+        numbers = e164(pool.take(messages))
+        log(f"{gateway}: bare ceiling, {messages:,} messages in batches of {batch}")
+        seconds = ceiling(gateway, url, numbers, CAMPAIGN_TEXT, batch)
+        runs["ceiling"] = SendRun(
+            f"ceiling (batch {batch})", messages, seconds, *_sandbox_counts(sandbox, gateway)
+        )
+
+        for ledger in ledgers:
+            frame = audience_frame(pool.take(messages))
+            with sql_connection(ledger, workdir, f"ledger_{gateway}") as ledger_conn_id:
+                fresh_sandbox()
+                log(f"{gateway}: SmsBulkSendOperator, ledger on {ledger}, {messages:,} messages")
+                seconds, split = provider_run(
+                    conn_ids[gateway], ledger_conn_id, frame, f"bench-{gateway}-{ledger}"
+                )
+            runs[ledger] = SendRun(
+                f"provider, ledger on {ledger}", messages, seconds, *_sandbox_counts(sandbox, gateway), split
+            )
+            if runs[ledger].stored != messages or runs[ledger].duplicates:
+                raise RuntimeError(f"{gateway}/{ledger}: the sandbox holds {runs[ledger]}")
+
+        for key, r in runs.items():
+            split = r.split or {}
+            detail.add(
+                gateway,
+                r.what,
+                r.rate,
+                r.requests_per_message,
+                r.seconds,
+                split.get("gateway", ""),
+                split.get("ledger", ""),
+                split.get("rest", ""),
+            )
+            results[f"{gateway}.{key}"] = {
+                "messages": r.messages,
+                "seconds": round(r.seconds, 3),
+                "messages_per_second": round(r.rate, 1),
+                "requests": r.requests,
+                "requests_per_message": r.requests_per_message,
+                "split": {k: round(v, 3) for k, v in split.items()} or None,
+            }
+        for ledger in ledgers:
+            r = runs[ledger]
+            speedup = r.rate / runs["naive"].rate
+            overhead = runs["ceiling"].rate / r.rate - 1
+            ok = (
+                speedup >= TARGET_SPEEDUP,
+                r.requests_per_message <= TARGET_REQUESTS_PER_MESSAGE,
+                overhead <= TARGET_OVERHEAD,
+            )
+            ratios.add(
+                gateway,
+                ledger,
+                f"{speedup:,.1f}x",
+                f"{r.requests_per_message:.4f}",
+                f"{overhead * 100:+.0f} %",
+                " / ".join(verdict(x) for x in ok),
+            )
+            results[f"{gateway}.{ledger}.ratios"] = {
+                "speedup_vs_naive": round(speedup, 2),
+                "requests_per_message": r.requests_per_message,
+                "overhead_vs_ceiling": round(overhead, 4),
+            }
+    ratios.notes.append(
+        "overhead = ceiling messages/s ÷ provider messages/s - 1; the ceiling posts prebuilt batches "
+        "sequentially over one keep-alive connection"
+    )
+    ratios.notes.append(
+        "naive = one message per request, plain requests with a keep-alive Session, no ledger "
+        "(its rate is measured on the number of messages in the detail table)"
+    )
+    if rtt_ms:
+        sandbox.clear_faults()
+    return [detail, ratios], results
