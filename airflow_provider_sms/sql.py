@@ -110,7 +110,13 @@ class SqlTable:
         rows = [tuple(row) for row in rows]
         if rows:
             with self.transaction() as cursor:
-                cursor.executemany(sql, rows)
+                if type(cursor).__module__.startswith("psycopg2"):
+                    # psycopg2's executemany is one round trip per row; execute_batch sends pages.
+                    from psycopg2.extras import execute_batch
+
+                    execute_batch(cursor, sql, rows, page_size=1000)
+                else:
+                    cursor.executemany(sql, rows)
         return len(rows)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
