@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
 from airflow_provider_sms.sql import SqlTable, quote_name, utcnow
 
@@ -47,6 +48,7 @@ COLUMNS: list[tuple[str, str]] = [
     ("sent_at", "TIMESTAMP"),
 ]
 KEY = ("campaign_key", "recipient")
+IN_SLICE = 500  # recipients per IN (...) list: well under SQLite's and PostgreSQL's parameter limits
 
 
 def idempotency_key(campaign_key: str, recipient: str) -> str:
@@ -55,6 +57,7 @@ def idempotency_key(campaign_key: str, recipient: str) -> str:
     return str(int.from_bytes(digest[:6], "big"))  # 48 bits: fits every gateway's integer field
 
 
+@lru_cache(maxsize=4096)
 def body_hash(body: str) -> str:
     return hashlib.sha256(body.encode()).hexdigest()
 
@@ -93,8 +96,8 @@ class MessageLedger(SqlTable):
     def load(self, campaign_key: str, recipients: Sequence[str]) -> dict[str, LedgerEntry]:
         """The existing rows of ``campaign_key`` for ``recipients`` (queried in slices)."""
         found: dict[str, LedgerEntry] = {}
-        for start in range(0, len(recipients), 500):
-            part = list(recipients[start : start + 500])
+        for start in range(0, len(recipients), IN_SLICE):
+            part = list(recipients[start : start + IN_SLICE])
             rows = self.query(
                 "SELECT recipient, state, idempotency_key, message_id, body_hash, segments, error, "
                 f"source_row, sent_at FROM {self.quoted} WHERE campaign_key = {self.ph} "
@@ -146,12 +149,24 @@ class MessageLedger(SqlTable):
     def mark_sending(self, campaign_key: str, recipients: Sequence[str]) -> datetime:
         """Move rows to ``sending`` just before their request leaves; returns the time, for look-ups."""
         now = utcnow()
-        self.executemany(
-            f"UPDATE {self.quoted} SET state = {self.ph}, attempts = attempts + 1, sent_at = {self.ph}, "
-            f"updated_at = {self.ph} WHERE campaign_key = {self.ph} AND recipient = {self.ph}",
-            ((SENDING, self.ts(now), self.ts(now), campaign_key, r) for r in recipients),
-        )
+        # One set-based statement per slice, all in one transaction: the batch is marked as a whole.
+        with self.transaction() as cursor:
+            for start in range(0, len(recipients), IN_SLICE):
+                part = list(recipients[start : start + IN_SLICE])
+                cursor.execute(
+                    f"UPDATE {self.quoted} SET state = {self.ph}, attempts = attempts + 1, "
+                    f"sent_at = {self.ph}, updated_at = {self.ph} WHERE campaign_key = {self.ph} "
+                    f"AND recipient IN {self.in_clause(len(part))}",
+                    (SENDING, self.ts(now), self.ts(now), campaign_key, *part),
+                )
         return now
+
+    def analyze(self) -> None:
+        """Refresh the planner's statistics (PostgreSQL). A ledger created and filled within one run
+        has none until autovacuum gets to it, and the planner then scans the whole campaign for
+        every look-up by recipient; after ``ANALYZE`` those look-ups use the primary key."""
+        if self.is_postgres:
+            self.execute(f"ANALYZE {self.quoted}")
 
     def mark(
         self,

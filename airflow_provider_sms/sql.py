@@ -110,14 +110,18 @@ class SqlTable:
         rows = [tuple(row) for row in rows]
         if rows:
             with self.transaction() as cursor:
-                if type(cursor).__module__.startswith("psycopg2"):
-                    # psycopg2's executemany is one round trip per row; execute_batch sends pages.
-                    from psycopg2.extras import execute_batch
-
-                    execute_batch(cursor, sql, rows, page_size=1000)
-                else:
-                    cursor.executemany(sql, rows)
+                self._executemany(cursor, sql, rows)
         return len(rows)
+
+    @staticmethod
+    def _executemany(cursor: Any, sql: str, rows: list[tuple]) -> None:
+        if type(cursor).__module__.startswith("psycopg2"):
+            # psycopg2's executemany is one round trip per row; execute_batch sends pages.
+            from psycopg2.extras import execute_batch
+
+            execute_batch(cursor, sql, rows, page_size=1000)
+        else:
+            cursor.executemany(sql, rows)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         with closing(self.conn.cursor()) as cursor:
@@ -139,9 +143,17 @@ class SqlTable:
         self.execute(f"CREATE TABLE IF NOT EXISTS {self.quoted} ({cols}, PRIMARY KEY ({pk}))")
 
     def insert_ignore(self, columns: Sequence[str], rows: Iterable[Sequence[Any]], key: Sequence[str]) -> int:
-        """Insert rows whose key is not there yet (``ON CONFLICT DO NOTHING``: SQLite and PostgreSQL)."""
+        """Insert rows whose key is not there yet (``ON CONFLICT DO NOTHING``: SQLite and PostgreSQL)
+        in one transaction; returns how many were inserted, as the driver counts them."""
         cols = ", ".join(quote_name(c, what="column") for c in columns)
         conflict = ", ".join(quote_name(c, what="column") for c in key)
         values = ", ".join([self.ph] * len(columns))
         sql = f"INSERT INTO {self.quoted} ({cols}) VALUES ({values}) ON CONFLICT ({conflict}) DO NOTHING"
-        return self.executemany(sql, rows)
+        rows = [tuple(row) for row in rows]
+        if not rows:
+            return 0
+        with self.transaction() as cursor:
+            self._executemany(cursor, sql, rows)
+            # sqlite3 and psycopg 3 sum the rows of every execution; with psycopg2 only a single page
+            # (up to 1,000 rows, e.g. the newsletter's one-row claim) is counted exactly.
+            return cursor.rowcount if cursor.rowcount >= 0 else len(rows)

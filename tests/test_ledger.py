@@ -30,7 +30,8 @@ def _entry(phone: str, state: str = PENDING) -> LedgerEntry:
 def test_record_is_idempotent_per_campaign_and_recipient(ledger):
     assert ledger.record("c1", [_entry("+4915100000001"), _entry("+4915100000002")]) == 2
     ledger.mark("c1", [("+4915100000001", ACCEPTED, "m-1", "queued", None, None)])
-    ledger.record("c1", [_entry("+4915100000001"), _entry("+4915100000003")])  # a re-run
+    # A re-run: only the new row is inserted, and the count says so (the newsletter relies on it).
+    assert ledger.record("c1", [_entry("+4915100000001"), _entry("+4915100000003")]) == 1
     rows = ledger.load("c1", ["+4915100000001", "+4915100000002", "+4915100000003", "+4915100000009"])
     assert {r: e.state for r, e in rows.items()} == {
         "+4915100000001": ACCEPTED,  # not reset by the re-run
@@ -82,3 +83,37 @@ def test_table_names_are_validated(bad):
 def test_table_names_are_quoted():
     assert quote_name("sms_messages") == '"sms_messages"'
     assert quote_name("marketing.sms_messages") == '"marketing"."sms_messages"'
+
+
+def test_mark_sending_covers_more_recipients_than_one_in_clause(ledger):
+    phones = [f"+4915100{i:05d}" for i in range(1_200)]
+    ledger.record("c1", [_entry(p) for p in phones])
+    ledger.record("c2", [_entry(p) for p in phones[:10]])
+    sent_at = ledger.mark_sending("c1", phones[:1_100])
+    assert ledger.counts("c1") == {SENDING: 1_100, PENDING: 100}
+    assert ledger.counts("c2") == {PENDING: 10}  # another campaign's rows are untouched
+    rows = ledger.load("c1", phones[:1_100])
+    assert {e.sent_at is not None for e in rows.values()} == {True}
+    ledger.mark_sending("c1", phones[:1])
+    (attempts,) = ledger.query(
+        f"SELECT attempts FROM {ledger.quoted} WHERE campaign_key = {ledger.ph} AND recipient = {ledger.ph}",
+        ["c1", phones[0]],
+    )
+    assert attempts == (2,)
+    assert sent_at.tzinfo is not None
+
+
+def test_analyze_leaves_a_plan_that_uses_the_primary_key(ledger):
+    phones = [f"+4915100{i:05d}" for i in range(3_000)]
+    ledger.record("c1", [_entry(p) for p in phones])
+    ledger.analyze()  # a no-op on SQLite; on PostgreSQL the statistics it writes steer the plan
+    if ledger.is_postgres:
+        plan = "\n".join(
+            row[0]
+            for row in ledger.query(
+                f"EXPLAIN SELECT state FROM {ledger.quoted} WHERE campaign_key = %s AND recipient IN (%s, %s)",
+                ["c1", phones[0], phones[1]],
+            )
+        )
+        assert "Index" in plan and "Seq Scan" not in plan, plan
+    assert len(ledger.load("c1", phones[:2])) == 2
