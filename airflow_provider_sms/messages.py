@@ -122,7 +122,9 @@ def normalize_phone(raw: object, default_region: str | None = None) -> str:
     text = str(raw).strip()
     if not text:
         raise InvalidPhoneNumberError(raw, "empty")
-    return _normalize(text, default_region.upper() if default_region else None)
+    # An international number reads the same in every region: one cache entry, whoever asks.
+    region = default_region.upper() if default_region and not text.startswith("+") else None
+    return _normalize(text, region)
 
 
 @lru_cache(maxsize=65536)
@@ -175,6 +177,7 @@ _GSM_BASIC = frozenset(
     "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
 )
 _GSM_EXTENSION = frozenset("^{}\\[~]|€\f")
+_GSM_ALL = _GSM_BASIC | _GSM_EXTENSION
 
 
 @dataclass(frozen=True)
@@ -192,10 +195,11 @@ class SegmentCount:
         return single if self.segments <= 1 else multi
 
 
+@lru_cache(maxsize=4096)  # a campaign has few distinct texts, and hooks count them again
 def count_segments(text: str) -> SegmentCount:
     """Count the SMS segments ``text`` needs: GSM-7 at 160/153 per segment, else UCS-2 at 70/67."""
-    if all(ch in _GSM_BASIC or ch in _GSM_EXTENSION for ch in text):
-        units = len(text) + sum(ch in _GSM_EXTENSION for ch in text)
+    if _GSM_ALL.issuperset(text):
+        units = len(text) + (0 if _GSM_BASIC.issuperset(text) else sum(map(text.count, _GSM_EXTENSION)))
         encoding, single, multi = "GSM-7", 160, 153
     else:
         units = len(text.encode("utf-16-le")) // 2  # astral characters take two units

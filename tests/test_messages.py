@@ -117,3 +117,11 @@ def test_map_status_is_case_insensitive_and_keeps_unknowns_unknown():
     assert map_status(" DELIVERED ", table) is DeliveryStatus.DELIVERED
     assert map_status("carrier said no", table) is DeliveryStatus.UNKNOWN
     assert map_status(None, table) is DeliveryStatus.UNKNOWN
+
+
+def test_an_international_number_normalises_the_same_whatever_the_region():
+    assert {normalize_phone("+49 151 2345 6789", region) for region in (None, "DE", "us", "FR")} == {
+        "+4915123456789"
+    }
+    # A national number still needs (and uses) its region.
+    assert normalize_phone("0151 2345 6789", "DE") == "+4915123456789"
