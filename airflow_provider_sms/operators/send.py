@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any
@@ -39,6 +40,7 @@ from airflow_provider_sms.messages import (
     count_segments,
     normalize_phone,
 )
+from airflow_provider_sms.prefetch import prefetched
 from airflow_provider_sms.sources import DEFAULT_CHUNK_SIZE, is_truthy, iter_chunks, require_columns, shard_of
 from airflow_provider_sms.sql import get_sql_hook, utcnow
 from airflow_provider_sms.templates import MessageTemplate
@@ -47,6 +49,8 @@ from airflow_provider_sms.templates import MessageTemplate
 LOOKUP_MARGIN = timedelta(minutes=10)
 PROGRESS_EVERY_SECONDS = 30.0
 MAX_SEND_ROUNDS = 3
+# (recipient, state, message_id, status, raw_status, error), as MessageLedger.mark takes them.
+Outcome = tuple[str, str, str | None, str | None, str | None, str | None]
 
 
 def ledger_asset(ledger_conn_id: str, table: str) -> Asset:
@@ -216,10 +220,11 @@ class SmsBulkSendOperator(BaseOperator):
             ledger.ensure_table()
         run = _CampaignRun(self, campaign_key, template, suppressed_numbers, ledger)
         try:
-            for chunk in iter_chunks(
+            chunks = iter_chunks(
                 self.audience, sql=self.sql, sql_conn_id=self.sql_conn_id, chunk_size=self.chunk_size
-            ):
-                run.process(chunk)
+            )
+            for entries, bodies in prefetched(chunks, run.prepare):
+                run.deliver(entries, bodies)
         finally:
             if ledger is not None:
                 ledger.close()
@@ -312,17 +317,21 @@ class _CampaignRun:
         self.suppressed = suppressed
         self.ledger = ledger
         self.seen: set[str] = set()
-        self.counts: Counter = Counter()
+        self.counts: Counter = Counter()  # outcomes, counted by the delivering thread
+        self.read: Counter = Counter()  # input and duplicates, counted by the read-ahead thread
         self.segments = 0
         self.sample: list[dict[str, Any]] = []
         self.started = time.monotonic()
         self.last_progress = self.started
+        self.recorded = 0
 
     # -- one chunk of input rows -------------------------------------------------------------------
 
-    def process(self, chunk: pd.DataFrame) -> None:
-        op = self.op
-        require_columns(list(chunk.columns), [op.phone_column], "the audience")
+    def prepare(
+        self, chunk: pd.DataFrame
+    ) -> tuple[list[LedgerEntry], dict[str, tuple[str, datetime | None]]]:
+        """Ledger entries and texts for one chunk of input rows (runs ahead, in the read-ahead thread)."""
+        require_columns(list(chunk.columns), [self.op.phone_column], "the audience")
         self.template.check_columns(chunk.columns)
         entries: list[LedgerEntry] = []
         bodies: dict[str, tuple[str, datetime | None]] = {}
@@ -332,47 +341,59 @@ class _CampaignRun:
                 entries.append(entry)
                 if body is not None:
                     bodies[entry.recipient] = body
-        if op.dry_run:
+        return entries, bodies
+
+    def deliver(self, entries: list[LedgerEntry], bodies: dict[str, tuple[str, datetime | None]]) -> None:
+        """Record one prepared chunk in the ledger and send what it still has to send."""
+        if self.op.dry_run:
             for entry in entries:
                 self.counts["would_send" if entry.state == PENDING else entry.state] += 1
+                if entry.state == PENDING:
+                    self.segments += entry.segments or 0
             self._progress()
             return
         self.ledger.record(self.campaign_key, entries)
-        current = self.ledger.load(self.campaign_key, [e.recipient for e in entries])
+        self._recorded(len(entries))
+        recipients = [e.recipient for e in entries]
+        # Rows an earlier try wrote win over this try's entries; from here on ``current`` follows
+        # every write this run makes, so the ledger is read once per chunk.
+        current = self.ledger.load(self.campaign_key, recipients)
         self._settle_in_flight(current, bodies)
-        current = self.ledger.load(self.campaign_key, [e.recipient for e in entries])
-        self._send_pending(
-            [current[e.recipient] for e in entries if current[e.recipient].state == PENDING], bodies
-        )
-        final = self.ledger.load(self.campaign_key, [e.recipient for e in entries])
-        for entry in entries:
-            row = final[entry.recipient]
+        self._send_pending([current[r] for r in recipients if current[r].state == PENDING], bodies, current)
+        for recipient in recipients:
+            row = current[recipient]
             self.counts[row.state] += 1
             if row.state in (ACCEPTED, PENDING, SENDING, AMBIGUOUS) and row.segments:
                 self.segments += row.segments
         self._progress()
 
+    def _recorded(self, rows: int) -> None:
+        """Refresh the ledger's statistics as this run grows it by powers of ten (see ``analyze``)."""
+        before, self.recorded = self.recorded, self.recorded + rows
+        if len(str(self.recorded)) > len(str(before)) and self.recorded >= 1000:
+            self.ledger.analyze()
+
     def _prepare(self, row: dict[str, Any]) -> tuple[LedgerEntry | None, tuple[str, datetime | None] | None]:
         """Normalise, de-duplicate, suppress and render one input row."""
         op = self.op
-        self.counts["input"] += 1
+        self.read["input"] += 1
         position = int(row.pop("_row"))
         raw_phone = row.get(op.phone_column)
         try:
             recipient = normalize_phone(raw_phone, op.region)
         except InvalidPhoneNumberError as exc:
             if op.shard_count > 1 and position % op.shard_count != op.shard_index:
-                self.counts["input"] -= 1  # another shard records this reject
+                self.read["input"] -= 1  # another shard records this reject
                 return None, None
             key = f"invalid:{position}:{str(raw_phone)[:200]}"
             return LedgerEntry(
                 key, REJECTED, idempotency_key(self.campaign_key, key), error=exc.reason, source_row=position
             ), None
         if op.shard_count > 1 and shard_of(recipient, op.shard_count) != op.shard_index:
-            self.counts["input"] -= 1
+            self.read["input"] -= 1
             return None, None
         if recipient in self.seen:
-            self.counts["duplicates"] += 1
+            self.read["duplicates"] += 1
             return None, None
         self.seen.add(recipient)
         key = idempotency_key(self.campaign_key, recipient)
@@ -380,14 +401,12 @@ class _CampaignRun:
             op.unsubscribed_column in row and is_truthy(row[op.unsubscribed_column])
         ):
             return LedgerEntry(recipient, SUPPRESSED, key, error="opted out", source_row=position), None
-        body = self.template.render({k: _clean(v) for k, v in row.items()})
+        body = self.template.render({k: _clean(row[k]) for k in self.template.variables if k in row})
         if not body:
             return LedgerEntry(recipient, REJECTED, key, error="empty message", source_row=position), None
         segments = count_segments(body).segments
         if len(self.sample) < 3:
             self.sample.append({"to": recipient, "body": body, "segments": segments})
-        if op.dry_run:
-            self.segments += segments
         entry = LedgerEntry(
             recipient, PENDING, key, body_hash=body_hash(body), segments=segments, source_row=position
         )
@@ -406,13 +425,12 @@ class _CampaignRun:
             options=self.op.message_options,
         )
 
-    def _send_pending(self, entries: list[LedgerEntry], bodies) -> None:
+    def _send_pending(self, entries: list[LedgerEntry], bodies, current: dict[str, LedgerEntry]) -> None:
         """Send ``entries``; what a lost answer left proven absent goes out again, a few rounds at most."""
         recipients = [e.recipient for e in entries]
         for _ in range(MAX_SEND_ROUNDS):
             for batch in chunked(entries, self.op.effective_batch_size):
-                self._send(batch, bodies)
-            current = self.ledger.load(self.campaign_key, recipients)
+                self._send(batch, bodies, current)
             entries = [current[r] for r in recipients if current[r].state == PENDING]
             if not entries:
                 return
@@ -421,29 +439,32 @@ class _CampaignRun:
             f"{MAX_SEND_ROUNDS} rounds of lost answers; they are pending in the ledger and a retry sends them"
         )
 
-    def _send(self, batch: list[LedgerEntry], bodies) -> None:
+    def _mark(self, outcomes: list[Outcome], current: dict[str, LedgerEntry]) -> None:
+        """Write outcomes to the ledger (one transaction) and keep ``current`` in step with it."""
+        self.ledger.mark(self.campaign_key, outcomes)
+        for recipient, state, message_id, _status, _raw, error in outcomes:
+            current[recipient] = replace(current[recipient], state=state, message_id=message_id, error=error)
+
+    def _send(self, batch: list[LedgerEntry], bodies, current: dict[str, LedgerEntry]) -> None:
         messages = [self._message(e, bodies) for e in batch]
         since = self.ledger.mark_sending(self.campaign_key, [m.to for m in messages])
+        for m in messages:
+            current[m.to] = replace(current[m.to], state=SENDING, sent_at=since)
         try:
             results = self.op.hook.send_batch(messages)
         except SmsAmbiguousSendError as exc:
             self.log.warning(
                 "Lost the answer to a batch of %d; looking it up at the gateway: %s", len(batch), exc
             )
-            self._look_up(messages, since)
+            self._look_up(messages, since, current)
             return
         except SmsValidationError as exc:  # the whole request refused as invalid: nothing was stored
-            self.ledger.mark(
-                self.campaign_key, [(m.to, REJECTED, None, None, None, str(exc)) for m in messages]
-            )
+            self._mark([(m.to, REJECTED, None, None, None, str(exc)) for m in messages], current)
             return
         except SmsGatewayError as exc:  # the gateway answered with a refusal, or nothing left: not stored
-            self.ledger.mark(
-                self.campaign_key, [(m.to, PENDING, None, None, None, str(exc)) for m in messages]
-            )
+            self._mark([(m.to, PENDING, None, None, None, str(exc)) for m in messages], current)
             raise
-        self.ledger.mark(
-            self.campaign_key,
+        self._mark(
             [
                 (
                     r.message.to,
@@ -455,9 +476,12 @@ class _CampaignRun:
                 )
                 for r in results
             ],
+            current,
         )
 
-    def _look_up(self, messages: list[OutboundMessage], since: datetime) -> None:
+    def _look_up(
+        self, messages: list[OutboundMessage], since: datetime, current: dict[str, LedgerEntry]
+    ) -> None:
         """Decide the fate of messages whose answer was lost: found at the gateway → accepted; proven
         absent by a look-up that worked → pending (sent again). When the look-up itself fails nothing
         is proven: the rows become ``ambiguous`` (a later try looks again), or pending with
@@ -467,9 +491,9 @@ class _CampaignRun:
         except SmsGatewayError as exc:
             state = PENDING if self.op.resend_ambiguous else AMBIGUOUS
             self.log.warning("Look-up failed (%s); %d messages are %s", exc, len(messages), state)
-            self.ledger.mark(self.campaign_key, [(m.to, state, None, None, None, str(exc)) for m in messages])
+            self._mark([(m.to, state, None, None, None, str(exc)) for m in messages], current)
             return
-        outcomes = []
+        outcomes: list[Outcome] = []
         for m in messages:
             report = found.get(m.key)
             if report is not None:
@@ -478,7 +502,7 @@ class _CampaignRun:
                 )
             else:
                 outcomes.append((m.to, PENDING, None, None, None, None))
-        self.ledger.mark(self.campaign_key, outcomes)
+        self._mark(outcomes, current)
         self.log.info(
             "Look-up: %d of %d found at the gateway, the rest proven absent", len(found), len(messages)
         )
@@ -490,19 +514,21 @@ class _CampaignRun:
             self.log.info("%d messages were in flight in an earlier try; looking them up", len(in_flight))
         for batch in chunked(in_flight, 500):
             since = min((_as_datetime(e.sent_at) for e in batch if e.sent_at), default=None)
-            self._look_up([self._message(e, bodies) for e in batch], since or utcnow() - timedelta(days=1))
+            self._look_up(
+                [self._message(e, bodies) for e in batch], since or utcnow() - timedelta(days=1), current
+            )
 
     # -- reporting ---------------------------------------------------------------------------------
 
     def _progress(self) -> None:
         now = time.monotonic()
         if now - self.last_progress >= PROGRESS_EVERY_SECONDS:
-            done = self.counts["input"]
+            done = self.read["input"]
             self.log.info("Progress: %d rows, %.0f rows/s", done, done / max(now - self.started, 1e-9))
             self.last_progress = now
 
     def summary(self) -> dict[str, Any]:
-        c = self.counts
+        c = self.counts + self.read
         summary = {
             "campaign_key": self.campaign_key,
             "ledger_table": self.op.ledger_table,
