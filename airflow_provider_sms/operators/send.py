@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any
@@ -37,6 +38,7 @@ from airflow_provider_sms.ledger import (
 from airflow_provider_sms.messages import (
     InvalidPhoneNumberError,
     OutboundMessage,
+    SendResult,
     count_segments,
     normalize_phone,
 )
@@ -218,7 +220,8 @@ class SmsBulkSendOperator(BaseOperator):
                 sms_conn_id=self.sms_conn_id,
             )
             ledger.ensure_table()
-        run = _CampaignRun(self, campaign_key, template, suppressed_numbers, ledger)
+        gateway = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sms-gateway")
+        run = _CampaignRun(self, campaign_key, template, suppressed_numbers, ledger, gateway)
         try:
             chunks = iter_chunks(
                 self.audience, sql=self.sql, sql_conn_id=self.sql_conn_id, chunk_size=self.chunk_size
@@ -226,6 +229,7 @@ class SmsBulkSendOperator(BaseOperator):
             for entries, bodies in prefetched(chunks, run.prepare):
                 run.deliver(entries, bodies)
         finally:
+            gateway.shutdown(cancel_futures=True)
             if ledger is not None:
                 ledger.close()
         summary = run.summary()
@@ -299,6 +303,19 @@ class SmsBulkSendOperator(BaseOperator):
         return pendulum.now("UTC")
 
 
+class _NotSent(Exception):
+    """A queued request that did not leave because an earlier one ended the run."""
+
+
+@dataclass
+class _Request:
+    """A batch request handed to the gateway thread: its messages, when they were marked, its future."""
+
+    messages: list[OutboundMessage]
+    since: datetime
+    future: Future
+
+
 class _CampaignRun:
     """The state of one execution: counters, the recipients seen, the batches going out."""
 
@@ -309,8 +326,11 @@ class _CampaignRun:
         template: MessageTemplate,
         suppressed: set[str],
         ledger: MessageLedger | None,
+        gateway: ThreadPoolExecutor,
     ) -> None:
         self.op = op
+        self.gateway = gateway  # the one thread that talks to the gateway
+        self.halted = False  # set when a request failed in a way that ends the run
         self.log = op.log
         self.campaign_key = campaign_key
         self.template = template
@@ -352,12 +372,15 @@ class _CampaignRun:
                     self.segments += entry.segments or 0
             self._progress()
             return
-        self.ledger.record(self.campaign_key, entries)
+        inserted = self.ledger.record(self.campaign_key, entries)
         self._recorded(len(entries))
         recipients = [e.recipient for e in entries]
-        # Rows an earlier try wrote win over this try's entries; from here on ``current`` follows
-        # every write this run makes, so the ledger is read once per chunk.
-        current = self.ledger.load(self.campaign_key, recipients)
+        # Rows an earlier try wrote win over this try's entries, so they are read back unless every
+        # row was new; from here on ``current`` follows every write this run makes.
+        if inserted == len(entries):
+            current = {e.recipient: e for e in entries}
+        else:
+            current = self.ledger.load(self.campaign_key, recipients)
         self._settle_in_flight(current, bodies)
         self._send_pending([current[r] for r in recipients if current[r].state == PENDING], bodies, current)
         for recipient in recipients:
@@ -426,11 +449,31 @@ class _CampaignRun:
         )
 
     def _send_pending(self, entries: list[LedgerEntry], bodies, current: dict[str, LedgerEntry]) -> None:
-        """Send ``entries``; what a lost answer left proven absent goes out again, a few rounds at most."""
+        """Send ``entries``; what a lost answer left proven absent goes out again, a few rounds at most.
+
+        One request is in flight while the previous one's outcome is written and the next batch is
+        marked ``sending``: the ledger's writes overlap the gateway's round trip. A request leaves
+        only after its rows are committed as ``sending``.
+        """
         recipients = [e.recipient for e in entries]
         for _ in range(MAX_SEND_ROUNDS):
-            for batch in chunked(entries, self.op.effective_batch_size):
-                self._send(batch, bodies, current)
+            in_flight: _Request | None = None
+            try:
+                for batch in chunked(entries, self.op.effective_batch_size):
+                    messages = [self._message(e, bodies) for e in batch]
+                    since = self.ledger.mark_sending(self.campaign_key, [m.to for m in messages])
+                    for m in messages:
+                        current[m.to] = replace(current[m.to], state=SENDING, sent_at=since)
+                    request = _Request(messages, since, self.gateway.submit(self._send_batch, messages))
+                    previous, in_flight = in_flight, request
+                    if previous is not None:
+                        self._settle(previous, current)
+            except BaseException:
+                if in_flight is not None:
+                    self._settle_after_failure(in_flight, current)
+                raise
+            if in_flight is not None:
+                self._settle(in_flight, current)
             entries = [current[r] for r in recipients if current[r].state == PENDING]
             if not entries:
                 return
@@ -439,22 +482,49 @@ class _CampaignRun:
             f"{MAX_SEND_ROUNDS} rounds of lost answers; they are pending in the ledger and a retry sends them"
         )
 
+    def _send_batch(self, messages: list[OutboundMessage]) -> list[SendResult]:
+        """In the gateway thread: send, unless an earlier request failed in a way that ends the run
+        (then nothing more leaves, as if the requests had been made one after the other)."""
+        if self.halted:
+            raise _NotSent
+        try:
+            return self.op.hook.send_batch(messages)
+        except (SmsAmbiguousSendError, SmsValidationError):
+            raise  # settled batch by batch; the run goes on
+        except BaseException:
+            self.halted = True
+            raise
+
+    def _on_gateway(self, function: Callable[..., Any], *args: Any) -> Any:
+        """Call the hook in the gateway thread, behind any request in flight (one caller at a time)."""
+        return self.gateway.submit(function, *args).result()
+
     def _mark(self, outcomes: list[Outcome], current: dict[str, LedgerEntry]) -> None:
         """Write outcomes to the ledger (one transaction) and keep ``current`` in step with it."""
         self.ledger.mark(self.campaign_key, outcomes)
         for recipient, state, message_id, _status, _raw, error in outcomes:
             current[recipient] = replace(current[recipient], state=state, message_id=message_id, error=error)
 
-    def _send(self, batch: list[LedgerEntry], bodies, current: dict[str, LedgerEntry]) -> None:
-        messages = [self._message(e, bodies) for e in batch]
-        since = self.ledger.mark_sending(self.campaign_key, [m.to for m in messages])
-        for m in messages:
-            current[m.to] = replace(current[m.to], state=SENDING, sent_at=since)
+    def _settle_after_failure(self, request: _Request, current: dict[str, LedgerEntry]) -> None:
+        """The run is failing: keep the request from leaving if it still can, else record its outcome.
+        Whatever goes wrong here is logged; the first failure is the one raised."""
         try:
-            results = self.op.hook.send_batch(messages)
+            self.halted = True
+            if request.future.cancel():  # never left: provably not sent
+                self._mark([(m.to, PENDING, None, None, None, None) for m in request.messages], current)
+            else:
+                self._settle(request, current)
+        except Exception as exc:
+            self.log.warning("A batch in flight when the run failed failed too: %s", exc)
+
+    def _settle(self, request: _Request, current: dict[str, LedgerEntry]) -> None:
+        """Record the outcome of a request: its results, or what a failure proves about its messages."""
+        messages, since = request.messages, request.since
+        try:
+            results = request.future.result()
         except SmsAmbiguousSendError as exc:
             self.log.warning(
-                "Lost the answer to a batch of %d; looking it up at the gateway: %s", len(batch), exc
+                "Lost the answer to a batch of %d; looking it up at the gateway: %s", len(messages), exc
             )
             self._look_up(messages, since, current)
             return
@@ -464,6 +534,9 @@ class _CampaignRun:
         except SmsGatewayError as exc:  # the gateway answered with a refusal, or nothing left: not stored
             self._mark([(m.to, PENDING, None, None, None, str(exc)) for m in messages], current)
             raise
+        except _NotSent:  # an earlier request ended the run before this one left
+            self._mark([(m.to, PENDING, None, None, None, None) for m in messages], current)
+            return
         self._mark(
             [
                 (
@@ -487,7 +560,7 @@ class _CampaignRun:
         is proven: the rows become ``ambiguous`` (a later try looks again), or pending with
         ``resend_ambiguous``."""
         try:
-            found = self.op.hook.find_sent(messages, since - LOOKUP_MARGIN)
+            found = self._on_gateway(self.op.hook.find_sent, messages, since - LOOKUP_MARGIN)
         except SmsGatewayError as exc:
             state = PENDING if self.op.resend_ambiguous else AMBIGUOUS
             self.log.warning("Look-up failed (%s); %d messages are %s", exc, len(messages), state)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections import Counter
 from types import SimpleNamespace
 
@@ -160,6 +161,59 @@ def test_crash_mid_batch_is_repaired_without_duplicates(gateway, sandbox, sms_co
     received = sent_messages(sandbox, gateway)
     assert len(received) == 90
     assert all(m["count"] == 1 for m in received)
+
+
+@pytest.mark.parametrize("gateway", ["smstools", "textboost"])
+def test_a_request_leaves_only_after_its_rows_are_committed_as_sending(
+    gateway, sandbox, sms_conn_env, sql_conn_id
+):
+    """With one request in flight while the ledger is written, the rule that makes a send exactly
+    once still holds: every row of a request is ``sending`` in the ledger (as another connection
+    sees it, i.e. committed) before the request leaves. Hook calls all come from one thread."""
+    op = make_operator(sms_conn_env[gateway], sql_conn_id, batch_size=50)
+    real_send = op.hook.send_batch
+    threads, states_seen, observers = set(), Counter(), []
+
+    def checked_send(messages):
+        threads.add(threading.get_ident())
+        if not observers:  # its own connection, opened in the thread that uses it
+            observers.append(MessageLedger(sql_conn_id))
+        rows = observers[0].load("spring-sale", [m.to for m in messages])
+        states_seen.update(rows[m.to].state for m in messages)
+        return real_send(messages)
+
+    op.hook.send_batch = checked_send
+    summary = op.execute(context())
+
+    assert summary["accepted"] == 990
+    assert states_seen == {"sending": 990}
+    assert len(threads) == 1 and threading.get_ident() not in threads
+    assert len(sent_messages(sandbox, gateway)) == 990
+
+
+def test_a_failure_that_ends_the_run_lets_no_further_request_leave(sandbox, sms_conn_env, sqlite_conn_id):
+    """The next batch is already queued when a request fails for good (here: a refused credential):
+    it must not leave, and its rows go back to pending for the retry, not to sending."""
+    op = make_operator(sms_conn_env["textboost"], sqlite_conn_id, batch_size=100)
+    real_send, calls = op.hook.send_batch, []
+
+    def fails_on_the_third(messages):
+        calls.append(len(messages))
+        if len(calls) == 3:
+            raise SmsGatewayError("401 Unauthenticated", gateway="textboost")
+        return real_send(messages)
+
+    op.hook.send_batch = fails_on_the_third
+    with pytest.raises(SmsGatewayError):
+        op.execute(context())
+    assert calls == [100, 100, 100]  # the fourth batch was marked, queued and stopped
+    counts = MessageLedger(sqlite_conn_id).counts("spring-sale")
+    assert counts["accepted"] == 200 and counts.get("sending", 0) == 0
+    assert len(sent_messages(sandbox, "textboost")) == 200
+
+    summary = make_operator(sms_conn_env["textboost"], sqlite_conn_id).execute(context())
+    assert summary["accepted"] == 990
+    assert all(m["count"] == 1 for m in sent_messages(sandbox, "textboost"))
 
 
 def test_template_with_an_unknown_column_fails_before_sending(sandbox, sms_conn_env, sqlite_conn_id):
