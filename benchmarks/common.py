@@ -173,15 +173,36 @@ def workdir() -> Iterator[Path]:
 # ------------------------------------------------------------------------------------------------ measuring
 @dataclass
 class Timer:
+    """Wall time, and the CPU time this process (all its threads) and, with ``server_pid``, the
+    server process spent meanwhile: where a run's wall time cannot be explained by waiting."""
+
+    server_pid: int | None = None
     seconds: float = 0.0
+    cpu: float = 0.0
+    server_cpu: float | None = None
 
     @contextmanager
     def __call__(self) -> Iterator[Timer]:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
+        server = process_cpu_seconds(self.server_pid)
         try:
             yield self
         finally:
             self.seconds = time.perf_counter() - started
+            self.cpu = time.process_time() - cpu
+            after = process_cpu_seconds(self.server_pid)
+            self.server_cpu = None if server is None or after is None else after - server
+
+
+def process_cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU seconds of process ``pid`` so far (Linux /proc), or None."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def peak_rss_mb() -> float:
