@@ -4,7 +4,10 @@ always streamed as DataFrame chunks so memory stays flat as the input grows."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Mapping, Sequence
+import operator
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import closing, suppress
 from typing import Any
 
 import pandas as pd
@@ -12,6 +15,10 @@ import pandas as pd
 from airflow_provider_sms.sql import get_sql_hook
 
 DEFAULT_CHUNK_SIZE = 5_000
+
+
+class SqlSourceError(RuntimeError):
+    """The audience or contact query failed on its SQL connection (the driver's error is the cause)."""
 
 
 def iter_chunks(
@@ -25,22 +32,31 @@ def iter_chunks(
     """Yield the input as DataFrame chunks with a ``_row`` column: the row's position in the input.
 
     Exactly one of ``data`` (a DataFrame or a list of dicts) and ``sql`` (with ``sql_conn_id``) is given.
+    An SQL input is read from the database ``chunk_size`` rows at a time (on PostgreSQL through a
+    server-side cursor), its ``parameters`` bound by the driver; a failing query raises
+    :class:`SqlSourceError`. Closing the generator early releases the cursor and the connection.
     """
     if (data is None) == (sql is None):
         raise ValueError("give exactly one input: a DataFrame or list of dicts, or an SQL query")
     offset = 0
-    for chunk in _raw_chunks(data, sql, sql_conn_id, parameters, chunk_size):
-        chunk = chunk.reset_index(drop=True)
-        chunk.insert(0, "_row", range(offset, offset + len(chunk)))
-        offset += len(chunk)
-        yield chunk
+    # closing(): when the consumer stops early (close() or an error), the SQL cursor and connection
+    # are released at once, not whenever the inner generator happens to be garbage-collected.
+    with closing(_raw_chunks(data, sql, sql_conn_id, parameters, chunk_size)) as chunks:
+        for chunk in chunks:
+            chunk = chunk.reset_index(drop=True)
+            chunk.insert(0, "_row", range(offset, offset + len(chunk)))
+            offset += len(chunk)
+            yield chunk
 
 
 def _raw_chunks(data, sql, sql_conn_id, parameters, chunk_size) -> Iterator[pd.DataFrame]:
+    if isinstance(chunk_size, bool) or operator.index(chunk_size) < 1:
+        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    chunk_size = operator.index(chunk_size)
     if sql is not None:
         if not sql_conn_id:
             raise ValueError("an SQL input needs sql_conn_id, the Airflow connection to read it from")
-        yield from get_sql_hook(sql_conn_id).get_df_by_chunks(sql, parameters, chunksize=chunk_size)
+        yield from _sql_chunks(sql, sql_conn_id, parameters, chunk_size)
         return
     if isinstance(data, pd.DataFrame):
         for start in range(0, len(data), chunk_size):
@@ -54,6 +70,91 @@ def _raw_chunks(data, sql, sql_conn_id, parameters, chunk_size) -> Iterator[pd.D
         if bad is not None:
             raise TypeError(f"every input row must be a dict, got {type(bad).__name__}: {bad!r:.80}")
         yield pd.DataFrame.from_records(rows)
+
+
+def _sql_chunks(
+    sql: str, conn_id: str, parameters: Mapping[str, Any] | Sequence[Any] | None, chunk_size: int
+) -> Iterator[pd.DataFrame]:
+    """Run ``sql`` on the connection and yield its rows ``chunk_size`` at a time as DataFrames.
+
+    On PostgreSQL (psycopg 3 or psycopg2) the query runs in a server-side cursor inside a read
+    transaction, so only one chunk is ever held here; a plain psycopg cursor would pull the whole
+    result into client memory on ``execute``. Other databases use a plain cursor and ``fetchmany``
+    (sqlite3 steps the statement row by row, so it streams too). An empty result yields one empty
+    DataFrame with the query's columns. The cursor is closed, the transaction rolled back (it only
+    read) and the connection closed when the rows run out, on error, and on ``close()``.
+    """
+    hook = get_sql_hook(conn_id)
+    conn = hook.get_conn()
+    try:
+        cursor = _streaming_cursor(conn)
+        try:
+            rows = _run(conn_id, 0, lambda: _execute_and_fetch(cursor, sql, parameters, chunk_size))
+            columns = [col[0] for col in cursor.description or ()]
+            if not rows:
+                yield pd.DataFrame.from_records([], columns=columns)
+                return
+            read = 0
+            while rows:
+                read += len(rows)
+                yield _frame(rows, columns)
+                rows = _run(conn_id, read, lambda: cursor.fetchmany(chunk_size))
+        finally:
+            with suppress(Exception):
+                cursor.close()
+    finally:
+        with suppress(Exception):
+            conn.rollback()  # ends the read transaction that holds the server-side cursor
+        conn.close()
+
+
+def _streaming_cursor(conn: Any) -> Any:
+    """A cursor that fetches rows from the database as they are asked for, tuple rows."""
+    driver = type(conn).__module__.partition(".")[0]
+    if driver not in ("psycopg", "psycopg2"):
+        return conn.cursor()
+    # A server-side cursor (DECLARE ... CURSOR WITHOUT HOLD) lives in a transaction.
+    if conn.autocommit:
+        conn.autocommit = False
+    name = f"sms_source_{uuid.uuid4().hex}"
+    if driver == "psycopg":
+        from psycopg.rows import tuple_row
+
+        return conn.cursor(name=name, row_factory=tuple_row)
+    from psycopg2.extensions import cursor as plain_cursor
+
+    return conn.cursor(name=name, cursor_factory=plain_cursor)
+
+
+def _execute_and_fetch(cursor: Any, sql: str, parameters: Any, chunk_size: int) -> list:
+    # psycopg2 describes a named cursor's columns only after its first FETCH: fetch, then read them.
+    if parameters is None:
+        cursor.execute(sql)
+    else:
+        cursor.execute(sql, parameters)
+    return cursor.fetchmany(chunk_size)
+
+
+def _run(conn_id: str, read: int, step: Callable[[], Sequence[Any]]) -> list:
+    try:
+        return list(step())
+    except Exception as exc:
+        where = f"after {read:,} rows" if read else "before any row was read"
+        raise SqlSourceError(
+            f"the SQL input query on connection {conn_id!r} failed {where}: "
+            f"{type(exc).__name__}: {str(exc).strip()}"
+        ) from exc
+
+
+def _frame(rows: list, columns: list[str]) -> pd.DataFrame:
+    """Rows as a DataFrame, typed as ``pandas.read_sql`` types them (tz-aware datetimes in UTC)."""
+    if not isinstance(rows[0], tuple):
+        rows = [tuple(row.values()) if isinstance(row, Mapping) else tuple(row) for row in rows]
+    frame = pd.DataFrame.from_records(rows, columns=columns, coerce_float=True)
+    for i, dtype in enumerate(frame.dtypes):
+        if isinstance(dtype, pd.DatetimeTZDtype):
+            frame.isetitem(i, pd.to_datetime(frame.iloc[:, i], errors="coerce", utc=True))
+    return frame
 
 
 def require_columns(columns: Sequence[str], needed: Sequence[str], what: str) -> None:
