@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import resource
 import subprocess
 import sys
@@ -208,6 +209,20 @@ def process_cpu_seconds(pid: int | None) -> float | None:
 def peak_rss_mb() -> float:
     """This process's peak resident set size so far (Linux reports kilobytes)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def own_peak_rss_mb() -> float:
+    """This process's own peak RSS: the high-water mark of its address space (``VmHWM``, Linux).
+
+    Unlike ``ru_maxrss`` it does not include the parent's peak: Linux carries the old address
+    space's peak across ``execve``, so a child's ``ru_maxrss`` is at least its parent's peak at spawn
+    time. Where ``/proc`` is missing it falls back to ``ru_maxrss``.
+    """
+    try:
+        found = re.search(r"^VmHWM:\s+(\d+) kB", Path("/proc/self/status").read_text(), re.MULTILINE)
+    except OSError:
+        found = None
+    return int(found.group(1)) / 1024 if found else peak_rss_mb()
 
 
 def current_rss_mb() -> float:

@@ -18,7 +18,6 @@ import argparse
 import io
 import json
 import os
-import re
 import sqlite3
 import subprocess
 import sys
@@ -68,24 +67,9 @@ def fill_source(conn_id: str, block: range) -> None:
     db.close()
 
 
-def own_peak_rss_mb() -> float:
-    """This process's own peak RSS: the high-water mark of its address space (``VmHWM``, Linux).
-
-    Unlike ``ru_maxrss`` it does not include the parent's peak (see the module docstring); where
-    ``/proc`` is missing it falls back to ``ru_maxrss``.
-    """
-    from benchmarks.common import peak_rss_mb
-
-    try:
-        found = re.search(r"^VmHWM:\s+(\d+) kB", Path("/proc/self/status").read_text(), re.MULTILINE)
-    except OSError:
-        found = None
-    return int(found.group(1)) / 1024 if found else peak_rss_mb()
-
-
 def child(args: argparse.Namespace) -> int:
     """In the child: send the SQL audience, print one JSON line with the measurements."""
-    from benchmarks.common import current_rss_mb, peak_rss_mb, quiet_airflow, task_context
+    from benchmarks.common import current_rss_mb, own_peak_rss_mb, peak_rss_mb, quiet_airflow, task_context
 
     quiet_airflow()
     from airflow_provider_sms.operators.send import SmsBulkSendOperator

@@ -58,7 +58,7 @@ def change_names(path: str, every: int) -> int:
 
 
 def child(args: argparse.Namespace) -> int:
-    from benchmarks.common import current_rss_mb, peak_rss_mb, quiet_airflow, task_context
+    from benchmarks.common import current_rss_mb, own_peak_rss_mb, quiet_airflow, task_context
 
     quiet_airflow()
     from airflow_provider_sms.operators.contacts import SmsContactSyncOperator
@@ -78,7 +78,11 @@ def child(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     summary = op.execute(task_context(run_id=args.run_id, task_id="sync"))
     elapsed = time.perf_counter() - started
-    result = {"rss_before_mb": round(before, 1), "peak_rss_mb": round(peak_rss_mb(), 1), "seconds": elapsed}
+    result = {
+        "rss_before_mb": round(before, 1),
+        "peak_rss_mb": round(own_peak_rss_mb(), 1),
+        "seconds": elapsed,
+    }
     print("RESULT " + json.dumps({**result, "summary": summary}, default=str), flush=True)
     return 0
 
