@@ -10,17 +10,19 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any, ClassVar
 
 import aiohttp
 import pendulum
+import phonenumbers
 import requests
 from airflow.sdk import BaseHook
 from airflow.sdk.log import mask_secret
@@ -62,6 +64,11 @@ MAX_BACKOFF = 30.0
 MAX_RETRY_AFTER = 120.0
 # Extras whose values are secrets whatever the gateway (masked the moment they are read).
 SECRET_EXTRA_WORDS = ("secret", "token", "password", "pass", "key")
+# Calling codes (1 to 3 digits, none a prefix of another) for the recipients' fast path.
+_COUNTRY_CODES = frozenset(str(code) for code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
+# The gateways' plain timestamps: ISO date, optional time (seconds, up to 6 fraction digits), no
+# zone or "Z" (UTC). Anything else (offsets, "now", intervals...) is left to pendulum.parse.
+_PLAIN_TIME = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?Z?)?")
 
 
 @dataclass(frozen=True)
@@ -523,19 +530,49 @@ class SmsGatewayHook(BaseHook):
         except ValueError:
             return text
 
+    @staticmethod
+    def from_wire_recipient(raw: Any) -> str | None:
+        """The recipient of a message a gateway lists (status listings, thousands per page) in
+        E.164, None when empty.
+
+        Gateways list the numbers they accepted as international digits, with or without "+":
+        8 to 15 ASCII digits starting with a calling code and no trunk ``0`` after it just get
+        their "+", without phonenumbers (about 100 µs a number). For every number phonenumbers
+        holds valid that is what :meth:`from_wire_phone` returns too; they differ only for digits
+        phonenumbers rejects (kept as given there, "+"-prefixed here). Anything else (spaces,
+        ``00``, short or national numbers) goes through :meth:`from_wire_phone`.
+        """
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            raw = str(raw)
+        if isinstance(raw, str):
+            digits = raw[1:] if raw[:1] == "+" else raw
+            if 8 <= len(digits) <= 15 and digits.isascii() and digits.isdigit():
+                for size in (1, 2, 3):
+                    if digits[:size] in _COUNTRY_CODES:
+                        if digits[size] != "0":
+                            return "+" + digits
+                        break
+        return SmsGatewayHook.from_wire_phone(raw) or None
+
     def format_time(self, value: datetime, fmt: str = "YYYY-MM-DD HH:mm:ss") -> str:
         """``value`` in the connection's timezone (naive values are taken as UTC), formatted for the wire."""
         moment = pendulum.instance(value, tz="UTC") if value.tzinfo is None else pendulum.instance(value)
         return moment.in_timezone(self.timezone).format(fmt)
 
     def parse_time(self, value: Any) -> datetime | None:
-        """A gateway timestamp as an aware datetime; naive texts are in the connection's timezone."""
+        """A gateway timestamp as an aware datetime; naive texts are in the connection's timezone.
+
+        Plain ISO texts (``2026-05-29 17:21``, ``...T17:21:27.123456Z``) take a fast path with the
+        same result as ``pendulum.parse`` (see :func:`_plain_time`); the rest goes to pendulum.
+        """
         if value in (None, ""):
             return None
         if isinstance(value, dict):  # PHP DateTime JSON: {"date", "timezone_type", "timezone"}
-            return pendulum.parse(str(value["date"]), tz=value.get("timezone") or self.timezone)
+            text, tz = str(value["date"]), value.get("timezone") or self.timezone
+            return _plain_time_or_none(text, tz) or pendulum.parse(text, tz=tz)
+        text = str(value)
         try:
-            return pendulum.parse(str(value), tz=self.timezone)
+            return _plain_time_or_none(text, self.timezone) or pendulum.parse(text, tz=self.timezone)
         except Exception:
             return None
 
@@ -644,6 +681,54 @@ def _not_sent_yet() -> Iterator[None]:
     except SmsTransientError as exc:
         exc.request_sent = False
         raise
+
+
+def _plain_time_or_none(text: str, tz: str) -> pendulum.DateTime | None:
+    """:func:`_plain_time`, None where it cannot tell (pendulum's turn: it decides as before)."""
+    try:
+        return _plain_time(text, tz)
+    except Exception:  # an unknown or unhashable zone
+        return None
+
+
+@lru_cache(maxsize=4096)
+def _plain_time(text: str, tz: str) -> pendulum.DateTime | None:
+    """``pendulum.parse(text, tz=tz)`` for a plain ISO text (:data:`_PLAIN_TIME`), about ten times
+    faster, and cached: a page of statuses repeats the same minutes. None for other texts.
+
+    The same value, zone and ``fold``: naive texts are localised by ``pendulum.datetime`` (DST
+    gaps and folds as there), "Z" is UTC; UTC is built directly (``pendulum.datetime`` would only
+    add ``tzinfo=UTC``).
+    """
+    if not _PLAIN_TIME.fullmatch(text):
+        return None
+    utc = text.endswith("Z")
+    try:
+        moment = datetime.fromisoformat(text[:-1] if utc else text)
+    except ValueError:  # e.g. month 13
+        return None
+    if utc or tz == "UTC":
+        return pendulum.DateTime(
+            moment.year,
+            moment.month,
+            moment.day,
+            moment.hour,
+            moment.minute,
+            moment.second,
+            moment.microsecond,
+            tzinfo=pendulum.UTC,
+            fold=1,
+        )
+    return pendulum.datetime(
+        moment.year,
+        moment.month,
+        moment.day,
+        moment.hour,
+        moment.minute,
+        moment.second,
+        moment.microsecond,
+        tz=tz,
+    )
 
 
 def chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:

@@ -359,7 +359,7 @@ class SmsGateway24Hook(SmsGatewayHook):
             message_id=str(sms["id"]),
             status=status,
             raw_status=None if raw is None else str(raw),
-            recipient=self.from_wire_phone(sms.get("sendto")) or None,
+            recipient=self.from_wire_recipient(sms.get("sendto")),
             key=None if customer in (None, "") else str(customer),
             body=sms.get("body"),
             created_at=self.parse_time(sms.get("created")),

@@ -449,7 +449,7 @@ class TextBoostHook(SmsGatewayHook):
             message_id=str(obj["uid"]),
             status=DeliveryStatus.RECEIVED if inbound else map_status(raw, STATUS_MAP),
             raw_status=None if raw is None else str(raw),
-            recipient=self.from_wire_phone(obj.get("to")) or None,
+            recipient=self.from_wire_recipient(obj.get("to")),
             body=obj.get("message"),
             created_at=self.parse_time(obj.get("created_at")),
             updated_at=self.parse_time(obj.get("updated_at")),

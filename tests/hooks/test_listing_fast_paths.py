@@ -1,0 +1,197 @@
+"""The status listings' fast paths (recipients, timestamps) against the slow paths they replace."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+
+import pendulum
+import phonenumbers
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from airflow_provider_sms.hooks import base
+from airflow_provider_sms.hooks.base import SmsGatewayHook
+
+ZONES = [
+    "UTC",
+    "Europe/Berlin",
+    "America/Sao_Paulo",
+    "Australia/Lord_Howe",
+    "Asia/Kolkata",
+    "America/New_York",
+]
+
+
+class ZoneHook(SmsGatewayHook):
+    conn_type = "zonedemo"
+    gateway = "zonedemo"
+
+
+def hook_in(zone: str, monkeypatch) -> ZoneHook:
+    monkeypatch.setenv("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
+    conn_id = f"zone_{zone.replace('/', '_').lower()}"
+    monkeypatch.setenv(
+        f"AIRFLOW_CONN_{conn_id.upper()}",
+        json.dumps({"conn_type": "zonedemo", "host": "https://x.test", "extra": {"timezone": zone}}),
+    )
+    return ZoneHook(conn_id)
+
+
+def same_moment(fast, slow) -> None:
+    """Equal as pendulum would return it: value, type, zone, offset and fold."""
+    assert type(fast) is type(slow)
+    assert fast == slow
+    assert fast.isoformat() == slow.isoformat()
+    assert str(fast.tzinfo) == str(slow.tzinfo)
+    assert fast.fold == slow.fold
+
+
+# ------------------------------------------------------------------------------------------------ times
+@pytest.mark.parametrize("zone", ZONES)
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-05-29",
+        "2026-05-29 17:21",  # Smstools
+        "2026-05-29 17:21:27",  # SmsGateway24 senttime
+        "2026-05-29 17:21:27.000000",  # SmsGateway24 created (PHP DateTime)
+        "2026-05-29T17:21:27.123456Z",  # TextBoost (Laravel)
+        "2026-05-29T17:21:27.1Z",
+        "2026-05-29T17:21Z",
+        "2026-03-29 02:30",  # Berlin: in the spring-forward gap
+        "2026-10-25 02:30",  # Berlin: twice (fold)
+        "2026-04-05 01:45",  # Lord Howe: a 30-minute fold
+        "2026-11-01 01:30",  # New York: twice
+        "2026-02-21 23:30",  # Sao Paulo (no DST since 2019)
+        "0001-01-01 00:00",
+        "9999-12-31 23:59:59.999999",
+    ],
+)
+def test_plain_texts_read_as_pendulum_reads_them(text, zone, monkeypatch):
+    hook = hook_in(zone, monkeypatch)
+    same_moment(hook.parse_time(text), pendulum.parse(text, tz=zone))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    moment=st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2100, 1, 1)),
+    shape=st.sampled_from(
+        ["%Y-%m-%d", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%dT%H:%M:%S.%fZ"]
+    ),
+    zone=st.sampled_from(ZONES),
+)
+def test_any_plain_text_reads_as_pendulum_reads_it(moment, shape, zone, monkeypatch):
+    text = moment.strftime(shape)
+    same_moment(hook_in(zone, monkeypatch).parse_time(text), pendulum.parse(text, tz=zone))
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Berlin"])
+def test_php_datetime_objects_use_their_own_zone(zone, monkeypatch):
+    value = {"date": "2026-10-25 02:30:00.000000", "timezone_type": 3, "timezone": "Europe/Berlin"}
+    same_moment(
+        hook_in(zone, monkeypatch).parse_time(value), pendulum.parse(value["date"], tz="Europe/Berlin")
+    )
+
+
+def test_plain_texts_do_not_go_through_pendulum_parse(monkeypatch):
+    hook = hook_in("Europe/Berlin", monkeypatch)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("pendulum.parse called")
+
+    monkeypatch.setattr(base.pendulum, "parse", refuse)
+    assert hook.parse_time("2026-05-29 17:21") == pendulum.datetime(2026, 5, 29, 15, 21)
+    assert hook.parse_time("2026-05-29T17:21:27.5Z") == pendulum.datetime(2026, 5, 29, 17, 21, 27, 500000)
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Berlin"])
+def test_other_texts_still_go_to_pendulum(zone, monkeypatch):
+    hook = hook_in(zone, monkeypatch)
+    for text in ("2026-05-29T17:21:27+02:00", "2026-05-29T17:21:27.1234567", "20260529T172127", "2026-W22"):
+        same_moment(hook.parse_time(text), pendulum.parse(text, tz=zone))
+
+
+@pytest.mark.parametrize(
+    "value", [None, "", "not a date", "2026-13-01 10:00", "2026-02-30", "2026-05-29 25:00"]
+)
+def test_missing_or_unreadable_times_are_none(value, monkeypatch):
+    assert hook_in("Europe/Berlin", monkeypatch).parse_time(value) is None
+
+
+def test_an_unknown_zone_reads_as_before(monkeypatch):
+    hook = hook_in("Mars/Olympus_Mons", monkeypatch)
+    assert hook.parse_time("2026-05-29 17:21") is None  # pendulum does not know the zone either
+
+
+def test_cached_times_are_the_same_value_every_time(monkeypatch):
+    hook = hook_in("Europe/Berlin", monkeypatch)
+    first = hook.parse_time("2026-05-29 17:21")
+    assert hook.parse_time("2026-05-29 17:21") is first  # immutable, so sharing is safe
+    assert first + timedelta(hours=1) == pendulum.datetime(2026, 5, 29, 16, 21)
+
+
+# ------------------------------------------------------------------------------------------------ recipients
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("31612345678", "+31612345678"),  # international digits without "+" (Smstools, TextBoost)
+        ("+31612345678", "+31612345678"),  # with "+" (SmsGateway24)
+        (31612345678, "+31612345678"),  # a JSON number
+        ("12015550123", "+12015550123"),  # a one-digit calling code
+        ("4915112345678", "+4915112345678"),
+        (None, None),
+        ("", None),
+        ("+", "+"),  # not a number: given back as it came, like from_wire_phone
+    ],
+)
+def test_listed_recipients(raw, expected):
+    assert SmsGatewayHook.from_wire_recipient(raw) == expected
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        " 31612345678 ",  # spaces
+        "+31 6 1234 5678",
+        "0031612345678",  # 00 prefix
+        "4402071234567",  # a trunk 0 after the calling code: phonenumbers drops it
+        "3161234",  # shorter than 8 digits
+        "9991234567890",  # no such calling code
+        "06 12345678",  # national
+        "phone",
+        "١٢٣٤٥٦٧٨٩٠١",  # non-ASCII digits
+        "31612345678901234",  # longer than E.164
+        True,
+    ],
+)
+def test_anything_else_takes_the_slow_path(raw):
+    assert SmsGatewayHook.from_wire_recipient(raw) == (SmsGatewayHook.from_wire_phone(raw) or None)
+
+
+def test_valid_numbers_read_as_from_wire_phone_reads_them():
+    """Every example number phonenumbers has (each region, each type), as the gateways list them."""
+    numbers = set()
+    for region in phonenumbers.SUPPORTED_REGIONS:
+        for kind in (
+            phonenumbers.PhoneNumberType.MOBILE,
+            phonenumbers.PhoneNumberType.FIXED_LINE,
+            phonenumbers.PhoneNumberType.TOLL_FREE,
+            phonenumbers.PhoneNumberType.VOIP,
+        ):
+            example = phonenumbers.example_number_for_type(region, kind)
+            if example is not None:
+                numbers.add(phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164))
+    assert len(numbers) > 700
+    for e164 in numbers:
+        for raw in (e164, e164[1:]):
+            assert SmsGatewayHook.from_wire_recipient(raw) == SmsGatewayHook.from_wire_phone(raw) == e164
+
+
+def test_digits_phonenumbers_rejects_keep_their_plus():
+    """The one difference, by design: a listed number phonenumbers holds invalid (the gateway took
+    it) gets its "+" instead of coming back bare."""
+    assert SmsGatewayHook.from_wire_phone("31600") == "31600"  # short: both take the slow path
+    assert SmsGatewayHook.from_wire_phone("3161234567890") == "3161234567890"  # too long for NL
+    assert SmsGatewayHook.from_wire_recipient("3161234567890") == "+3161234567890"
