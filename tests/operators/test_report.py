@@ -271,3 +271,112 @@ def test_openlineage_facets_name_the_gateway_and_tables(sms_conn_env, postgres_c
         ("postgres://127.0.0.1:5432", f"{database}.public.sms_messages"),
         ("postgres://127.0.0.1:5432", f"{database}.public.sms_history"),
     ]
+
+
+def test_changed_counts_report_rows_when_the_ledger_lacks_the_messages(sms_conn_env, sql_conn_id):
+    """The ledger (same connection) holds none of these ids: 3 report rows change, 0 ledger rows."""
+    op = report_operator(sms_conn_env["textboost"], sql_conn_id)  # ledger sms_messages, same connection
+    feed(op, [StatusReport(f"x-{i}", DeliveryStatus.DELIVERED, "Delivered") for i in range(3)])
+
+    result = op.execute(context())
+
+    assert result["fetched"] == result["changed"] == 3
+    assert rows(sql_conn_id, "SELECT count(*) FROM sms_messages") == [("0",)]
+
+
+@pytest.mark.parametrize("prefetch", [True, False])
+def test_a_gateway_error_while_reading_is_raised_after_the_chunks_before_it(
+    prefetch, sms_conn_env, sqlite_conn_id
+):
+    from airflow_provider_sms.exceptions import SmsTransientError
+
+    def listing(since=None):
+        for i in range(5):
+            yield StatusReport(f"m-{i}", DeliveryStatus.SENT, "Enroute")
+        raise SmsTransientError("page 3 timed out", gateway="textboost")
+
+    op = report_operator(
+        sms_conn_env["textboost"], sqlite_conn_id, ledger_table=None, chunk_size=2, prefetch=prefetch
+    )
+    op.hook.iter_statuses = listing
+
+    with pytest.raises(SmsTransientError, match="page 3 timed out"):
+        op.execute(context())
+    assert sorted(report_rows(sqlite_conn_id)) == ["m-0", "m-1", "m-2", "m-3"]  # two chunks committed
+
+
+def test_a_failed_write_stops_the_background_reader(sms_conn_env, sqlite_conn_id, monkeypatch):
+    import threading
+
+    from airflow_provider_sms.operators import report as report_module
+
+    read = []
+
+    def endless(since=None):
+        i = 0
+        while True:
+            read.append(i)
+            yield StatusReport(f"m-{i}", DeliveryStatus.SENT, "Enroute")
+            i += 1
+
+    def broken_write(self, rows, statements):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(report_module.StagedWriter, "write", broken_write)
+    op = report_operator(sms_conn_env["textboost"], sqlite_conn_id, ledger_table=None, chunk_size=100)
+    op.hook.iter_statuses = endless
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        op.execute(context())
+    assert not [t for t in threading.enumerate() if t.name == "sms-report-prefetch"]
+    assert len(read) <= 100 * 4  # the chunk written, one queued, one being read, and change
+
+
+def test_postgres_statements_cost_the_chunk_not_the_tables(postgres_conn_id):
+    """Neither the history nor the ledger update reads the whole report or ledger table per chunk
+    (the history comes from the merge's RETURNING, the ledger join probes its index)."""
+    from airflow_provider_sms.ledger import MessageLedger
+    from airflow_provider_sms.operators.report import (
+        DeliveryReportTable,
+        StagedWriter,
+        ledger_update_statements,
+        status_rows,
+    )
+
+    report = DeliveryReportTable(postgres_conn_id, "sms_delivery_report", "sms_delivery_history")
+    report.ensure_tables()
+    ledger = MessageLedger(postgres_conn_id, "sms_messages")
+    ledger.ensure_table()
+    ledger.close()
+    now = pendulum.now("UTC")
+    staged = status_rows(
+        [StatusReport(f"m-{i}", DeliveryStatus.DELIVERED, "delivered") for i in range(50)], "textboost", now
+    )
+    writer = StagedWriter(report)
+    plans = []
+    try:
+        with report.transaction() as cursor:
+            cursor.execute(
+                "INSERT INTO sms_messages (campaign_key, recipient, idempotency_key, state, attempts, "
+                "gateway, message_id, status) SELECT 'c', 'r' || i, i::text, 'sent', 1, 'textboost', "
+                "'m-' || i, 'sent' FROM generate_series(0, 20000) i"
+            )
+            writer._create_staging(cursor)
+            writer._load(cursor, staged)
+            for sql, params in [
+                *report.merge_statements(now),
+                *ledger_update_statements(report, "sms_messages", now),
+            ]:
+                if sql.startswith("SET"):
+                    cursor.execute(sql)
+                    continue
+                cursor.execute("EXPLAIN (COSTS OFF) " + sql, tuple(params))
+                plans.append("\n".join(row[0] for row in cursor.fetchall()))
+            report.conn.rollback()
+    finally:
+        report.close()
+    history_and_merge, ledger_update = plans
+    assert "sms_delivery_history" in history_and_merge
+    assert "Scan on sms_delivery_report" not in history_and_merge  # no join with the report table
+    assert "Index Scan using sms_messages_gateway_message_id" in ledger_update
+    assert "Seq Scan on sms_messages" not in ledger_update
