@@ -9,13 +9,14 @@ from typing import TypeVar
 T = TypeVar("T")
 R = TypeVar("R")
 _END = object()
+PREFETCH_THREAD = "sms-prefetch"
 
 
-def prefetched(items: Iterable[T], transform: Callable[[T], R]) -> Iterator[R]:
-    """``transform(item)`` for each item, one item ahead of the consumer.
+def prefetched(items: Iterable[T], transform: Callable[[T], R] | None = None) -> Iterator[R]:
+    """``transform(item)`` (or the item) for each item, one item ahead of the consumer.
 
-    A bulk send spends most of its wall time waiting for the gateway (or the database); reading and
-    preparing the next chunk meanwhile hides that work. Everything that touches ``items`` (and so
+    A bulk send spends much of its wall time waiting for the gateway or the database, a report the
+    other way round; reading (and preparing) the next chunk meanwhile hides that work. Everything that touches ``items`` (and so
     any database connection behind it) runs in the same single worker thread; its exceptions are
     raised to the consumer in order, and closing the iterator early closes ``items`` there too.
     """
@@ -23,9 +24,9 @@ def prefetched(items: Iterable[T], transform: Callable[[T], R]) -> Iterator[R]:
 
     def produce() -> object:
         item = next(iterator, _END)
-        return item if item is _END else transform(item)
+        return item if item is _END or transform is None else transform(item)
 
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sms-prefetch") as pool:
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix=PREFETCH_THREAD) as pool:
         ahead = pool.submit(produce)
         try:
             while True:

@@ -16,7 +16,6 @@ background thread reads the next one from the gateway (``prefetch``).
 from __future__ import annotations
 
 import io
-import queue
 import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
@@ -33,6 +32,7 @@ from airflow_provider_sms.hooks.base import SmsGatewayHook, chunked
 from airflow_provider_sms.ledger import MessageLedger
 from airflow_provider_sms.messages import DeliveryStatus, StatusReport
 from airflow_provider_sms.operators.send import ledger_asset
+from airflow_provider_sms.prefetch import prefetched
 from airflow_provider_sms.sql import SqlTable, quote_name, utcnow
 from airflow_provider_sms.triggers.delivery import FAILED_STATUSES
 
@@ -152,52 +152,6 @@ def copy_text(rows: Sequence[tuple]) -> str:
             for gw, mid, rcp, key, st, rank, raw, cr, at, dl, fl in rows
         ]
     )
-
-
-def prefetched(items: Iterable[Any], stop: threading.Event, depth: int = 1) -> Iterator[Any]:
-    """``items``, produced by a background thread that reads up to ``depth`` items ahead, so that
-    the caller's work on one item overlaps the production of the next (here: a chunk's database
-    writes and the next chunk's gateway reads, both mostly waiting on another process).
-
-    An exception in the thread is raised here, at the item it would have produced. When the caller
-    stops early (an error, or closing this generator) ``stop`` is set: ``items`` should check it
-    (the operator's status reader does, per status), and the thread ends at its next item.
-    """
-    buffer: queue.Queue = queue.Queue(maxsize=depth)
-    done = object()
-
-    def put(entry: tuple[Any, BaseException | None]) -> bool:
-        while not stop.is_set():
-            try:
-                buffer.put(entry, timeout=0.1)
-                return True
-            except queue.Full:
-                pass
-        return False
-
-    def produce() -> None:
-        try:
-            for item in items:
-                if not put((item, None)):
-                    return
-        except BaseException as exc:  # handed to the consumer, raised there
-            put((None, exc))
-        else:
-            put((done, None))
-
-    thread = threading.Thread(target=produce, name="sms-report-prefetch", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item, error = buffer.get()
-            if error is not None:
-                raise error
-            if item is done:
-                return
-            yield item
-    finally:
-        stop.set()
-        thread.join(timeout=60)  # at most one request in flight; a daemon thread all the same
 
 
 def rank_sql(column: str) -> str:
@@ -444,7 +398,9 @@ class SmsDeliveryReportOperator(BaseOperator):
             chunks: Iterator[list[StatusReport]] = chunked(self._statuses(since, stop), self.chunk_size)
             if self.prefetch:
                 _ = self.hook.connection  # read here, in the task's thread: the reader only sends requests
-                chunks = stack.enter_context(closing(prefetched(chunks, stop)))
+                chunks = stack.enter_context(closing(prefetched(chunks)))
+                # Unwound first: the reader stops at its next status instead of finishing a chunk.
+                stack.callback(stop.set)
             for chunk in chunks:
                 observed_at = utcnow()
                 rows = status_rows(chunk, gateway, observed_at)

@@ -309,6 +309,7 @@ def test_a_failed_write_stops_the_background_reader(sms_conn_env, sqlite_conn_id
     import threading
 
     from airflow_provider_sms.operators import report as report_module
+    from airflow_provider_sms.prefetch import PREFETCH_THREAD
 
     read = []
 
@@ -328,7 +329,7 @@ def test_a_failed_write_stops_the_background_reader(sms_conn_env, sqlite_conn_id
 
     with pytest.raises(RuntimeError, match="disk full"):
         op.execute(context())
-    assert not [t for t in threading.enumerate() if t.name == "sms-report-prefetch"]
+    assert not [t for t in threading.enumerate() if t.name.startswith(PREFETCH_THREAD)]
     assert len(read) <= 100 * 4  # the chunk written, one queued, one being read, and change
 
 
