@@ -707,28 +707,10 @@ def _plain_time(text: str, tz: str) -> pendulum.DateTime | None:
         moment = datetime.fromisoformat(text[:-1] if utc else text)
     except ValueError:  # e.g. month 13
         return None
+    parts = (moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second)
     if utc or tz == "UTC":
-        return pendulum.DateTime(
-            moment.year,
-            moment.month,
-            moment.day,
-            moment.hour,
-            moment.minute,
-            moment.second,
-            moment.microsecond,
-            tzinfo=pendulum.UTC,
-            fold=1,
-        )
-    return pendulum.datetime(
-        moment.year,
-        moment.month,
-        moment.day,
-        moment.hour,
-        moment.minute,
-        moment.second,
-        moment.microsecond,
-        tz=tz,
-    )
+        return pendulum.DateTime(*parts, moment.microsecond, tzinfo=pendulum.UTC, fold=1)
+    return pendulum.datetime(*parts, moment.microsecond, tz=tz)
 
 
 def chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
