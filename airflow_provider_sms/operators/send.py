@@ -505,13 +505,19 @@ class _CampaignRun:
         for recipient, state, message_id, _status, _raw, error in outcomes:
             current[recipient] = replace(current[recipient], state=state, message_id=message_id, error=error)
 
+    def _mark_all(
+        self, messages: list[OutboundMessage], state: str, error: str | None, current: dict[str, LedgerEntry]
+    ) -> None:
+        """Give every message of a request the same state (and reason), without a gateway id."""
+        self._mark([(m.to, state, None, None, None, error) for m in messages], current)
+
     def _settle_after_failure(self, request: _Request, current: dict[str, LedgerEntry]) -> None:
         """The run is failing: keep the request from leaving if it still can, else record its outcome.
         Whatever goes wrong here is logged; the first failure is the one raised."""
         try:
             self.halted = True
             if request.future.cancel():  # never left: provably not sent
-                self._mark([(m.to, PENDING, None, None, None, None) for m in request.messages], current)
+                self._mark_all(request.messages, PENDING, None, current)
             else:
                 self._settle(request, current)
         except Exception as exc:
@@ -529,13 +535,13 @@ class _CampaignRun:
             self._look_up(messages, since, current)
             return
         except SmsValidationError as exc:  # the whole request refused as invalid: nothing was stored
-            self._mark([(m.to, REJECTED, None, None, None, str(exc)) for m in messages], current)
+            self._mark_all(messages, REJECTED, str(exc), current)
             return
         except SmsGatewayError as exc:  # the gateway answered with a refusal, or nothing left: not stored
-            self._mark([(m.to, PENDING, None, None, None, str(exc)) for m in messages], current)
+            self._mark_all(messages, PENDING, str(exc), current)
             raise
         except _NotSent:  # an earlier request ended the run before this one left
-            self._mark([(m.to, PENDING, None, None, None, None) for m in messages], current)
+            self._mark_all(messages, PENDING, None, current)
             return
         self._mark(
             [
@@ -564,7 +570,7 @@ class _CampaignRun:
         except SmsGatewayError as exc:
             state = PENDING if self.op.resend_ambiguous else AMBIGUOUS
             self.log.warning("Look-up failed (%s); %d messages are %s", exc, len(messages), state)
-            self._mark([(m.to, state, None, None, None, str(exc)) for m in messages], current)
+            self._mark_all(messages, state, str(exc), current)
             return
         outcomes: list[Outcome] = []
         for m in messages:
