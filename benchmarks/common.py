@@ -3,6 +3,7 @@ audiences of distinct phone numbers, timing, peak memory and the printed tables.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -14,7 +15,7 @@ import tempfile
 import time
 import uuid
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -193,6 +194,20 @@ class Timer:
             self.cpu = time.process_time() - cpu
             after = process_cpu_seconds(self.server_pid)
             self.server_cpu = None if server is None or after is None else after - server
+
+
+def timed(spent: dict[str, float], bucket: str, function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function``, adding the wall time of every call to ``spent[bucket]`` (calls may overlap)."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            spent[bucket] += time.perf_counter() - started
+
+    return wrapper
 
 
 def process_cpu_seconds(pid: int | None) -> float | None:

@@ -24,7 +24,6 @@ paging costs grow with the page number).
 
 from __future__ import annotations
 
-import functools
 import io
 import json
 import os
@@ -157,7 +156,7 @@ def provider(conn_id: str, report_conn_id: str) -> dict[str, float]:
     than ``total``."""
     from airflow_provider_sms.operators import report as report_module
     from airflow_provider_sms.sql import get_sql_hook
-    from benchmarks.common import task_context
+    from benchmarks.common import task_context, timed
 
     op = report_module.SmsDeliveryReportOperator(
         task_id="report", sms_conn_id=conn_id, report_conn_id=report_conn_id, ledger_table=None
@@ -165,20 +164,9 @@ def provider(conn_id: str, report_conn_id: str) -> dict[str, float]:
     hook = op.hook
     spent = {"fetch": 0.0, "write": 0.0}
 
-    def timed(part: str, func):
-        @functools.wraps(func)
-        def wrapper(*args, **kwargs):
-            started = time.perf_counter()
-            try:
-                return func(*args, **kwargs)
-            finally:
-                spent[part] += time.perf_counter() - started
-
-        return wrapper
-
-    hook.request = timed("fetch", hook.request)
+    hook.request = timed(spent, "fetch", hook.request)
     real_write = report_module.StagedWriter.write
-    report_module.StagedWriter.write = timed("write", real_write)
+    report_module.StagedWriter.write = timed(spent, "write", real_write)
     timer = Timer()
     try:
         with timer():

@@ -17,10 +17,8 @@ gateway round trips (``hook.send_batch``: the sandbox's work plus the hook's own
 
 from __future__ import annotations
 
-import functools
 import http.client
 import json
-import time
 from collections import defaultdict
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -42,6 +40,7 @@ from benchmarks.common import (
     log,
     sql_connection,
     task_context,
+    timed,
     verdict,
 )
 
@@ -202,24 +201,12 @@ def split_timers(op) -> Any:
     from airflow_provider_sms.ledger import MessageLedger
 
     spent: dict[str, float] = defaultdict(float)
-
-    def timed(function, bucket):
-        @functools.wraps(function)
-        def wrapper(*args, **kwargs):
-            started = time.perf_counter()
-            try:
-                return function(*args, **kwargs)
-            finally:
-                spent[bucket] += time.perf_counter() - started
-
-        return wrapper
-
     originals = {}
     for name in ("ensure_table", "record", "load", "mark_sending", "mark"):
         originals[name] = getattr(MessageLedger, name)
-        setattr(MessageLedger, name, timed(originals[name], "ledger"))
+        setattr(MessageLedger, name, timed(spent, "ledger", originals[name]))
     hook = op.hook
-    hook.send_batch = timed(hook.send_batch, "gateway")
+    hook.send_batch = timed(spent, "gateway", hook.send_batch)
     try:
         yield spent
     finally:
