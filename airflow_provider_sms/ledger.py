@@ -13,7 +13,6 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
 
 from airflow_provider_sms.sql import SqlTable, quote_name, utcnow
 
@@ -55,11 +54,6 @@ def idempotency_key(campaign_key: str, recipient: str) -> str:
     """A stable, digits-only key per (campaign, recipient): gateways like SmsGateway24 store only integers."""
     digest = hashlib.sha256(f"{campaign_key}\x1f{recipient}".encode()).digest()
     return str(int.from_bytes(digest[:6], "big"))  # 48 bits: fits every gateway's integer field
-
-
-@lru_cache(maxsize=4096)
-def body_hash(body: str) -> str:
-    return hashlib.sha256(body.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -146,20 +140,51 @@ class MessageLedger(SqlTable):
         )
         return self.insert_ignore(names, rows, KEY)
 
-    def mark_sending(self, campaign_key: str, recipients: Sequence[str]) -> datetime:
-        """Move rows to ``sending`` just before their request leaves; returns the time, for look-ups."""
+    def claim(
+        self, campaign_key: str, claims: Sequence[tuple[str, str | None, int | None]]
+    ) -> tuple[datetime, set[str]]:
+        """Move ``pending`` rows to ``sending`` just before their request leaves, and return the time
+        (for look-ups) and the recipients this call claimed.
+
+        ``claims`` are ``(recipient, body_hash, segments)`` of the texts about to leave. Only rows
+        still ``pending`` are claimed (a conditional update whose row count is checked), so that of
+        two tries racing for a row exactly one sends it; the hash of the text is written with the
+        claim, so a later look-up matches what was sent, not what a changed template would send.
+        """
         now = utcnow()
-        # One set-based statement per slice, all in one transaction: the batch is marked as a whole.
+        stamp = self.ts(now)
+        recipients = [recipient for recipient, _, _ in claims]
+        claimed: set[str] = set()
+        # One set-based statement per slice, all in one transaction: the batch is claimed as a whole.
         with self.transaction() as cursor:
             for start in range(0, len(recipients), IN_SLICE):
-                part = list(recipients[start : start + IN_SLICE])
+                part = recipients[start : start + IN_SLICE]
                 cursor.execute(
                     f"UPDATE {self.quoted} SET state = {self.ph}, attempts = attempts + 1, "
                     f"sent_at = {self.ph}, updated_at = {self.ph} WHERE campaign_key = {self.ph} "
-                    f"AND recipient IN {self.in_clause(len(part))}",
-                    (SENDING, self.ts(now), self.ts(now), campaign_key, *part),
+                    f"AND state = {self.ph} AND recipient IN {self.in_clause(len(part))}",
+                    (SENDING, stamp, stamp, campaign_key, PENDING, *part),
                 )
-        return now
+                if cursor.rowcount == len(part):
+                    claimed.update(part)
+                    continue
+                # Another try took some of them: ours are the ones stamped with this claim's time.
+                cursor.execute(
+                    f"SELECT recipient FROM {self.quoted} WHERE campaign_key = {self.ph} "
+                    f"AND state = {self.ph} AND sent_at = {self.ph} "
+                    f"AND recipient IN {self.in_clause(len(part))}",
+                    (campaign_key, SENDING, stamp, *part),
+                )
+                claimed.update(row[0] for row in cursor.fetchall())
+            texts = [(h, n, campaign_key, r) for r, h, n in claims if r in claimed and h is not None]
+            if texts:
+                self._executemany(
+                    cursor,
+                    f"UPDATE {self.quoted} SET body_hash = {self.ph}, segments = {self.ph} "
+                    f"WHERE campaign_key = {self.ph} AND recipient = {self.ph}",
+                    texts,
+                )
+        return now, claimed
 
     def analyze(self) -> None:
         """Refresh the planner's statistics (PostgreSQL). A ledger created and filled within one run

@@ -3,7 +3,12 @@ connection through common-sql, user-given names validated and quoted, values alw
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import logging
+import os
 import re
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
@@ -11,6 +16,14 @@ from datetime import datetime, timezone
 from typing import Any
 
 from airflow.sdk import BaseHook
+
+log = logging.getLogger(__name__)
+LOCK_POLL_SECONDS = 0.5
+
+
+class SqlLockTimeout(TimeoutError):
+    """Another process held a lock for longer than the caller would wait."""
+
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
@@ -157,3 +170,81 @@ class SqlTable:
             # sqlite3 and psycopg 3 sum the rows of every execution; with psycopg2 only a single page
             # (up to 1,000 rows, e.g. the newsletter's one-row claim) is counted exactly.
             return cursor.rowcount if cursor.rowcount >= 0 else len(rows)
+
+    @contextmanager
+    def exclusive(self, name: str, *, timeout: float, waiting: str = "") -> Iterator[None]:
+        """Hold an exclusive lock called ``name`` (scoped to this table) while the block runs.
+
+        The lock dies with its holder, so a killed process never leaves it behind and no clock is
+        compared: a PostgreSQL session advisory lock on a connection of its own, an ``flock`` on a
+        file beside a SQLite database. Other databases get no lock (a warning says so). Waits at
+        most ``timeout`` seconds, logging ``waiting`` while it does, then raises SqlLockTimeout.
+        """
+        digest = hashlib.sha256(f"{self.name}\x1f{name}".encode()).digest()
+        if self.is_postgres:
+            holder = _PostgresLock(self.hook, int.from_bytes(digest[:8], "big", signed=True))
+        elif self.dialect == "sqlite" and self._sqlite_path():
+            holder = _FileLock(f"{self._sqlite_path()}.sms-locks", digest.hex()[:32])
+        else:
+            log.warning(
+                "No lock on %s databases: concurrent runs are kept apart only row by row", self.dialect
+            )
+            yield
+            return
+        deadline = time.monotonic() + timeout
+        next_note = 0.0
+        while not holder.try_acquire():
+            now = time.monotonic()
+            if now >= deadline:
+                holder.close()
+                raise SqlLockTimeout(
+                    f"{waiting or name}: still held by another process after {timeout:.0f} s"
+                )
+            if now >= next_note and waiting:
+                log.info("Waiting: %s", waiting)
+                next_note = now + 30
+            time.sleep(LOCK_POLL_SECONDS)
+        try:
+            yield
+        finally:
+            holder.close()
+
+    def _sqlite_path(self) -> str:
+        """The file of the main SQLite database ('' for an in-memory one)."""
+        rows = self.query("PRAGMA database_list")
+        return next((str(row[2] or "") for row in rows if row[1] == "main"), "")
+
+
+class _PostgresLock:
+    """A session advisory lock on its own connection: released when it closes or its process dies."""
+
+    def __init__(self, hook: Any, key: int) -> None:
+        self.key = key
+        self.conn = hook.get_conn()
+        self.conn.autocommit = True
+
+    def try_acquire(self) -> bool:
+        with closing(self.conn.cursor()) as cursor:
+            cursor.execute("SELECT pg_try_advisory_lock(%s)", (self.key,))
+            return bool(cursor.fetchone()[0])
+
+    def close(self) -> None:
+        self.conn.close()  # ends the session, and with it the lock
+
+
+class _FileLock:
+    """``flock`` on a file: released when it is closed or its process dies."""
+
+    def __init__(self, folder: str, name: str) -> None:
+        os.makedirs(folder, exist_ok=True)
+        self.fd = os.open(os.path.join(folder, f"{name}.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+
+    def try_acquire(self) -> bool:
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    def close(self) -> None:
+        os.close(self.fd)

@@ -202,7 +202,7 @@ def split_timers(op) -> Any:
 
     spent: dict[str, float] = defaultdict(float)
     originals = {}
-    for name in ("ensure_table", "record", "load", "mark_sending", "mark"):
+    for name in ("ensure_table", "record", "load", "claim", "mark"):
         originals[name] = getattr(MessageLedger, name)
         setattr(MessageLedger, name, timed(spent, "ledger", originals[name]))
     hook = op.hook

@@ -46,15 +46,16 @@ def test_record_is_idempotent_per_campaign_and_recipient(ledger):
 def test_state_transitions_and_message_ids(ledger):
     phones = [f"+49151000001{i:02d}" for i in range(30)]
     ledger.record("c1", [_entry(p) for p in phones])
-    sent_at = ledger.mark_sending("c1", phones[:20])
+    sent_at, claimed = ledger.claim("c1", [(p, None, None) for p in phones[:20]])
     assert sent_at.tzinfo is not None
+    assert claimed == set(phones[:20])
     ledger.mark("c1", [(p, ACCEPTED, f"id-{p}", "queued", "queued", None) for p in phones[:19]])
     ledger.mark("c1", [(phones[19], REJECTED, None, None, None, "Phone number is not valid")])
     assert ledger.counts("c1") == {ACCEPTED: 19, REJECTED: 1, PENDING: 10}
     assert sorted(ledger.message_ids("c1")) == sorted(f"id-{p}" for p in phones[:19])
     (rejected,) = ledger.in_state("c1", [REJECTED])
     assert rejected.error == "Phone number is not valid"
-    ledger.mark_sending("c1", phones[20:21])
+    ledger.claim("c1", [(phones[20], None, None)])
     (in_flight,) = ledger.in_state("c1", [SENDING])
     assert in_flight.recipient == phones[20]
     assert in_flight.sent_at is not None
@@ -85,16 +86,18 @@ def test_table_names_are_quoted():
     assert quote_name("marketing.sms_messages") == '"marketing"."sms_messages"'
 
 
-def test_mark_sending_covers_more_recipients_than_one_in_clause(ledger):
+def test_claim_covers_more_recipients_than_one_in_clause(ledger):
     phones = [f"+4915100{i:05d}" for i in range(1_200)]
     ledger.record("c1", [_entry(p) for p in phones])
     ledger.record("c2", [_entry(p) for p in phones[:10]])
-    sent_at = ledger.mark_sending("c1", phones[:1_100])
+    sent_at, claimed = ledger.claim("c1", [(p, None, None) for p in phones[:1_100]])
+    assert len(claimed) == 1_100
     assert ledger.counts("c1") == {SENDING: 1_100, PENDING: 100}
     assert ledger.counts("c2") == {PENDING: 10}  # another campaign's rows are untouched
     rows = ledger.load("c1", phones[:1_100])
     assert {e.sent_at is not None for e in rows.values()} == {True}
-    ledger.mark_sending("c1", phones[:1])
+    ledger.mark("c1", [(phones[0], PENDING, None, None, None, None)])  # proven absent: to be sent again
+    assert ledger.claim("c1", [(phones[0], None, None)])[1] == {phones[0]}
     (attempts,) = ledger.query(
         f"SELECT attempts FROM {ledger.quoted} WHERE campaign_key = {ledger.ph} AND recipient = {ledger.ph}",
         ["c1", phones[0]],
@@ -117,3 +120,80 @@ def test_analyze_leaves_a_plan_that_uses_the_primary_key(ledger):
         )
         assert "Index" in plan and "Seq Scan" not in plan, plan
     assert len(ledger.load("c1", phones[:2])) == 2
+
+
+def test_a_row_is_claimed_by_one_try_only(ledger):
+    phones = [f"+4915100{i:05d}" for i in range(10)]
+    ledger.record("c1", [_entry(p) for p in phones])
+    _, first = ledger.claim("c1", [(p, None, None) for p in phones[:6]])
+    # A second try racing for an overlapping set gets only what is still pending.
+    _, second = ledger.claim("c1", [(p, None, None) for p in phones[4:]])
+    assert first == set(phones[:6])
+    assert second == set(phones[6:])
+    assert ledger.counts("c1") == {SENDING: 10}
+
+
+def test_a_claim_writes_the_hash_of_a_changed_text(ledger):
+    ledger.record("c1", [_entry("+4915100000001"), _entry("+4915100000002")])
+    ledger.claim("c1", [("+4915100000001", "new-hash", 3), ("+4915100000002", None, None)])
+    rows = ledger.load("c1", ["+4915100000001", "+4915100000002"])
+    assert (rows["+4915100000001"].body_hash, rows["+4915100000001"].segments) == ("new-hash", 3)
+    assert (rows["+4915100000002"].body_hash, rows["+4915100000002"].segments) == ("h", 1)
+
+
+def _hold_lock(conn_env: dict, name: str, ready, release) -> None:
+    """In another process: take the ledger's lock ``name`` and keep it until told to let go."""
+    import os
+
+    os.environ.update(conn_env)
+    other = MessageLedger(
+        next(k for k in ("sms_sqlite", "sms_postgres") if f"AIRFLOW_CONN_{k.upper()}" in conn_env)
+    )
+    with other.exclusive(name, timeout=30):
+        ready.set()
+        release.wait(30)
+
+
+def test_exclusive_lock_keeps_a_second_process_out_until_the_first_lets_go(ledger):
+    import multiprocessing
+    import os
+
+    from airflow_provider_sms.sql import SqlLockTimeout
+
+    env = {k: v for k, v in os.environ.items() if k.startswith("AIRFLOW_CONN_") or k.startswith("AIRFLOW__")}
+    ctx = multiprocessing.get_context("spawn")
+    ready, release = ctx.Event(), ctx.Event()
+    holder = ctx.Process(target=_hold_lock, args=(env, "campaign-1", ready, release))
+    holder.start()
+    try:
+        assert ready.wait(60), "the other process never took the lock"
+        with pytest.raises(SqlLockTimeout, match="still held by another process"):
+            with ledger.exclusive("campaign-1", timeout=1):
+                pass
+        with ledger.exclusive("campaign-2", timeout=1):  # another name is another lock
+            pass
+        release.set()
+        holder.join(30)
+        with ledger.exclusive("campaign-1", timeout=10):  # free once its holder let go
+            pass
+    finally:
+        release.set()
+        holder.join(30)
+        if holder.is_alive():
+            holder.kill()
+
+
+def test_exclusive_lock_dies_with_a_killed_holder(ledger):
+    import multiprocessing
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k.startswith("AIRFLOW_CONN_") or k.startswith("AIRFLOW__")}
+    ctx = multiprocessing.get_context("spawn")
+    ready, release = ctx.Event(), ctx.Event()
+    holder = ctx.Process(target=_hold_lock, args=(env, "campaign-1", ready, release))
+    holder.start()
+    assert ready.wait(60), "the other process never took the lock"
+    holder.kill()  # SIGKILL: no clean-up runs
+    holder.join(30)
+    with ledger.exclusive("campaign-1", timeout=10):
+        pass
