@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -20,6 +21,7 @@ __all__ = [
     "SegmentCount",
     "SendResult",
     "StatusReport",
+    "body_hash",
     "count_segments",
     "map_status",
     "normalize_phone",
@@ -212,6 +214,13 @@ def count_segments(text: str) -> SegmentCount:
 # Value types: operators speak these, never a gateway's raw JSON.
 
 
+@lru_cache(maxsize=4096)
+def body_hash(body: str) -> str:
+    """SHA-256 of a text as gateways store it (surrounding white space trimmed): what the ledger keeps
+    of each text sent, and what look-ups compare."""
+    return hashlib.sha256(body.strip().encode()).hexdigest()
+
+
 @dataclass(frozen=True)
 class OutboundMessage:
     """One SMS to send.
@@ -227,6 +236,14 @@ class OutboundMessage:
     sender: str | None = None
     send_at: datetime | None = None
     options: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    # For a look-up after an earlier try: the :func:`body_hash` of the text that try sent (the
+    # template or the row may have changed since); look-ups match it instead of ``body``.
+    sent_hash: str | None = None
+
+    @property
+    def text_hash(self) -> str:
+        """What a look-up matches a listed message's text against."""
+        return self.sent_hash or body_hash(self.body)
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from airflow_provider_sms.messages import (
     OutboundMessage,
     SendResult,
     StatusReport,
+    body_hash,
     map_status,
 )
 
@@ -53,6 +54,10 @@ STATUS_MAP: dict[str, DeliveryStatus] = {
 DATE_FORMAT = "YYYY-MM-DD HH:mm"  # the API's yyyy-MM-dd HH:mm
 PAGE_LIMIT = 2000  # the largest page the API serves
 INVALID_CREDENTIALS = 104  # other codes (103 invalid phone, 118 text too long...) are validation errors
+# Refusals about a request's numbers or text (no message 102, invalid number 103, destination
+# missing 106, too long 118): they reject its messages. Any other refusal (sender, date, a wrong
+# URL...) is about the request and fails the send, leaving the messages to be sent once it is fixed.
+MESSAGE_ERRORS = frozenset({"102", "103", "106", "118"})
 NOT_ENOUGH_CREDITS = 108
 # OutboundMessage.options passed on to message/send; other gateways' options are ignored.
 SEND_OPTIONS = ("test", "subid")
@@ -186,8 +191,8 @@ class SmstoolsHook(SmsGatewayHook):
         ``send_at``, options), results in input order.
 
         Numbers that cannot be normalised, and numbers the gateway answers ``null`` for, are rejects
-        of their own rows. A ``send_at`` in the past is sent now. A request refused as a whole
-        (sender, text) rejects its rows. Any other failure after an earlier request of the batch
+        of their own rows. A ``send_at`` in the past is sent now. A request refused for its numbers or
+        text (:data:`MESSAGE_ERRORS`) rejects its rows; any other refusal is raised. Any other failure after an earlier request of the batch
         was accepted raises :class:`SmsAmbiguousSendError`: look the batch up with :meth:`find_sent`.
         """
         results: list[SendResult | None] = [None] * len(messages)
@@ -212,12 +217,11 @@ class SmstoolsHook(SmsGatewayHook):
         for rows, request in requests:
             try:
                 payload = self.request(Call("POST", "v1/message/send", json=request, creates_messages=True))
-            except SmsValidationError as exc:  # refused as a whole (sender, text): nothing was stored
-                code = None if exc.code is None else str(exc.code)
-                for index, _ in rows:
-                    results[index] = SendResult.rejected(messages[index], exc.message, code)
-                continue
             except SmsGatewayError as exc:
+                if isinstance(exc, SmsValidationError) and str(exc.code) in MESSAGE_ERRORS:
+                    for index, _ in rows:  # refused for its number or text: nothing was stored
+                        results[index] = SendResult.rejected(messages[index], exc.message, str(exc.code))
+                    continue
                 if not sent_before or isinstance(exc, SmsAmbiguousSendError):
                     raise
                 raise SmsAmbiguousSendError(
@@ -260,13 +264,13 @@ class SmstoolsHook(SmsGatewayHook):
         wanted: Mapping[str, OutboundMessage],
         found: dict[str, tuple[int, StatusReport]],
     ) -> None:
-        by_text = {(m.to, m.body): key for key, m in wanted.items()}
+        by_text = {(m.to, m.text_hash): key for key, m in wanted.items()}
         for report in reports:
             own = wanted.get(report.key or "")
             if own is not None and own.to == report.recipient:
                 key, score = report.key, 2
             else:
-                key = by_text.get((report.recipient, report.body))
+                key = by_text.get((report.recipient, body_hash(report.body or "")))
                 score = 1 if own is not None else 0
             if key is not None and score > found.get(key, (-1, None))[0]:
                 found[key] = (score, report)

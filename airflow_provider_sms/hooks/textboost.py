@@ -30,6 +30,7 @@ from airflow_provider_sms.messages import (
     OutboundMessage,
     SendResult,
     StatusReport,
+    body_hash,
     count_segments,
     map_status,
 )
@@ -313,8 +314,9 @@ class TextBoostHook(SmsGatewayHook):
         ``language``, ``gender``, ``media_url`` and ``dlt_template_id``. Numbers that cannot be
         normalised are rejected without being sent. The gateway refuses a whole request with 422
         when one recipient is invalid, storing nothing: the numbers its message names are rejected
-        and the rest is sent again (until a request passes or names none of its numbers). A 422
-        naming no recipient (bad sender, past schedule...) rejects that request's messages only.
+        and the rest is sent again (until a request passes or names none of its numbers). A refusal
+        naming no recipient (bad sender, past schedule, a wrong URL...) is raised: it is about the
+        request, and the messages must stay unsent until it is fixed.
         When a later request fails after earlier ones were stored, ``SmsAmbiguousSendError`` is
         raised so that the caller looks the batch up (:meth:`find_sent`) instead of resending it.
         """
@@ -357,10 +359,13 @@ class TextBoostHook(SmsGatewayHook):
                 data = self._data(Call("POST", "sms/send", json=body, creates_messages=True))
             except SmsValidationError as exc:  # nothing was stored
                 named = set(_NUMBER.findall(exc.message)) & set(numbers)
-                code = "invalid_phone" if named else str(exc.status_code)
-                refused = [row for row in rows if not named or row[1] in named]
-                outcomes += [(i, SendResult.rejected(messages[i], exc.message, code)) for i, _ in refused]
-                rows = [row for row in rows if named and row[1] not in named]
+                if not named:
+                    raise  # about the request (sender, schedule, a wrong URL...), not its recipients
+                refused = [row for row in rows if row[1] in named]
+                outcomes += [
+                    (i, SendResult.rejected(messages[i], exc.message, "invalid_phone")) for i, _ in refused
+                ]
+                rows = [row for row in rows if row[1] not in named]
                 continue
             objects = _pair(numbers, _as_list(data))
             return outcomes + [
@@ -431,12 +436,12 @@ class TextBoostHook(SmsGatewayHook):
         for message in messages:
             if message.key:
                 try:
-                    wanted[(self.wire_phone(message.to), message.body.strip())] = message.key
+                    wanted[(self.wire_phone(message.to), message.text_hash)] = message.key
                 except InvalidPhoneNumberError:
                     continue  # never sent
         found: dict[str, StatusReport] = {}
         for report in self.iter_statuses(since):
-            key = wanted.get((self.to_wire_phone(report.recipient or ""), (report.body or "").strip()))
+            key = wanted.get((self.to_wire_phone(report.recipient or ""), body_hash(report.body or "")))
             previous = found.get(key) if key else None
             if key and (previous is None or _newer(report, previous)):
                 found[key] = replace(report, key=key)

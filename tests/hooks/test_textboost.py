@@ -601,7 +601,23 @@ def test_a_422_naming_invalid_recipients_rejects_them_and_resends_the_rest(hook,
     ]
 
 
-def test_a_422_naming_no_recipient_rejects_only_that_requests_messages(hook, requests_mock):
+def test_a_422_naming_no_recipient_is_about_the_request_and_raises(hook, requests_mock):
+    """A refused sender is not the recipients' fault: their messages must stay unsent, not rejected."""
+    requests_mock.post(
+        f"{BASE}/sms/send",
+        status_code=422,
+        json={"status": "error", "message": "The sender id must be at most 11 characters."},
+    )
+    messages = [
+        OutboundMessage("+31612345602", "Hi", key="2", sender="WAYTOOLONGSENDER"),
+        OutboundMessage("+31612345603", "Hi", key="3", sender="WAYTOOLONGSENDER"),
+    ]
+    with pytest.raises(SmsValidationError, match="sender id must be at most 11"):
+        hook.send_batch(messages)
+    assert requests_mock.call_count == 1
+
+
+def test_a_422_naming_no_recipient_after_a_stored_request_is_ambiguous(hook, requests_mock):
     def answer(request, context):
         if request.json()["sender_id"] == "WAYTOOLONGSENDER":
             context.status_code = 422
@@ -612,11 +628,9 @@ def test_a_422_naming_no_recipient_rejects_only_that_requests_messages(hook, req
     messages = [
         OutboundMessage("+31612345601", "Hi", key="1"),
         OutboundMessage("+31612345602", "Hi", key="2", sender="WAYTOOLONGSENDER"),
-        OutboundMessage("+31612345603", "Hi", key="3", sender="WAYTOOLONGSENDER"),
     ]
-    results = hook.send_batch(messages)
-    assert [(r.accepted, r.error_code) for r in results] == [(True, None), (False, "422"), (False, "422")]
-    assert results[2].error == "The sender id must be at most 11 characters."
+    with pytest.raises(SmsAmbiguousSendError, match="sender id must be at most 11"):
+        hook.send_batch(messages)
     assert requests_mock.call_count == 2
 
 
