@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import cached_property
@@ -14,6 +15,7 @@ from typing import Any
 import pandas as pd
 import pendulum
 from airflow.sdk import Asset, BaseOperator, Context
+from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_sms.exceptions import (
     SmsAmbiguousSendError,
@@ -32,19 +34,19 @@ from airflow_provider_sms.ledger import (
     SUPPRESSED,
     LedgerEntry,
     MessageLedger,
-    body_hash,
     idempotency_key,
 )
 from airflow_provider_sms.messages import (
     InvalidPhoneNumberError,
     OutboundMessage,
     SendResult,
+    body_hash,
     count_segments,
     normalize_phone,
 )
 from airflow_provider_sms.prefetch import prefetched
 from airflow_provider_sms.sources import DEFAULT_CHUNK_SIZE, is_truthy, iter_chunks, require_columns, shard_of
-from airflow_provider_sms.sql import get_sql_hook, utcnow
+from airflow_provider_sms.sql import SqlLockTimeout, get_sql_hook, utcnow
 from airflow_provider_sms.templates import MessageTemplate
 
 # How far before a request's recorded send time a look-up searches (clock skew between us and the gateway).
@@ -103,6 +105,9 @@ class SmsBulkSendOperator(BaseOperator):
     :param chunk_size: rows read and recorded at a time.
     :param batch_size: messages per request; at most (and by default) the gateway's maximum.
     :param message_options: gateway-specific send fields for every message (``sim``, ``type``...).
+    :param concurrent_run_timeout: seconds to wait while another try of the same campaign (and
+        shard) is running (a manual re-run beside the scheduled one, a retry beside a lost worker's
+        try that is still alive) before failing; the two never send at the same time.
     """
 
     template_fields: Sequence[str] = ("audience", "sql", "campaign_key", "suppression_sql", "sender")
@@ -140,6 +145,7 @@ class SmsBulkSendOperator(BaseOperator):
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         batch_size: int | None = None,
         message_options: Mapping[str, Any] | None = None,
+        concurrent_run_timeout: float = 900.0,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("outlets", [ledger_asset(ledger_conn_id, ledger_table)])
@@ -178,6 +184,7 @@ class SmsBulkSendOperator(BaseOperator):
         self.chunk_size = chunk_size
         self.batch_size = batch_size
         self.message_options = dict(message_options or {})
+        self.concurrent_run_timeout = concurrent_run_timeout
 
     @cached_property
     def hook(self) -> SmsGatewayHook:
@@ -223,11 +230,12 @@ class SmsBulkSendOperator(BaseOperator):
         gateway = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sms-gateway")
         run = _CampaignRun(self, campaign_key, template, suppressed_numbers, ledger, gateway)
         try:
-            chunks = iter_chunks(
-                self.audience, sql=self.sql, sql_conn_id=self.sql_conn_id, chunk_size=self.chunk_size
-            )
-            for entries, bodies in prefetched(chunks, run.prepare):
-                run.deliver(entries, bodies)
+            with self._one_try_at_a_time(ledger, campaign_key):
+                chunks = iter_chunks(
+                    self.audience, sql=self.sql, sql_conn_id=self.sql_conn_id, chunk_size=self.chunk_size
+                )
+                for entries, bodies in prefetched(chunks, run.prepare):
+                    run.deliver(entries, bodies)
         finally:
             gateway.shutdown(cancel_futures=True)
             if ledger is not None:
@@ -242,6 +250,26 @@ class SmsBulkSendOperator(BaseOperator):
                 f"{self.ledger_table!r} for campaign {campaign_key!r}"
             )
         return summary
+
+    @contextmanager
+    def _one_try_at_a_time(self, ledger: MessageLedger | None, campaign_key: str) -> Iterator[None]:
+        """Hold the campaign's (and shard's) lock in the ledger's database while the run sends:
+        a second try of it waits, then finds the work done instead of sending it again."""
+        if ledger is None:
+            yield
+            return
+        shard = f"{self.shard_index}/{self.shard_count}"
+        try:
+            with ledger.exclusive(
+                f"campaign\x1f{campaign_key}\x1f{shard}",
+                timeout=self.concurrent_run_timeout,
+                waiting=f"another try of campaign {campaign_key!r} (shard {shard}) is sending",
+            ):
+                yield
+        except SqlLockTimeout as exc:
+            raise SmsConcurrentRunError(
+                f"{exc}; it was not sent twice. Run it again once the other try has finished."
+            ) from None
 
     # ---------------------------------------------------------------------------------------------
 
@@ -301,6 +329,10 @@ class SmsBulkSendOperator(BaseOperator):
     @cached_property
     def _now(self) -> datetime:
         return pendulum.now("UTC")
+
+
+class SmsConcurrentRunError(RuntimeError):
+    """Another try of the same campaign held it for longer than ``concurrent_run_timeout``."""
 
 
 class _NotSent(Exception):
@@ -460,10 +492,10 @@ class _CampaignRun:
             in_flight: _Request | None = None
             try:
                 for batch in chunked(entries, self.op.effective_batch_size):
-                    messages = [self._message(e, bodies) for e in batch]
-                    since = self.ledger.mark_sending(self.campaign_key, [m.to for m in messages])
-                    for m in messages:
-                        current[m.to] = replace(current[m.to], state=SENDING, sent_at=since)
+                    messages = self._claim([self._message(e, bodies) for e in batch], current)
+                    if not messages:
+                        continue
+                    since = current[messages[0].to].sent_at
                     request = _Request(messages, since, self.gateway.submit(self._send_batch, messages))
                     previous, in_flight = in_flight, request
                     if previous is not None:
@@ -482,6 +514,37 @@ class _CampaignRun:
             f"{MAX_SEND_ROUNDS} rounds of lost answers; they are pending in the ledger and a retry sends them"
         )
 
+    def _claim(
+        self, messages: list[OutboundMessage], current: dict[str, LedgerEntry]
+    ) -> list[OutboundMessage]:
+        """Claim the messages' rows as ``sending`` (committed before the request leaves) and return
+        those this try claimed; a row another try took meanwhile is read back, not sent."""
+        claims = []
+        for m in messages:
+            text = body_hash(m.body)
+            changed = text != current[m.to].body_hash  # the template or the row changed since it was recorded
+            claims.append(
+                (m.to, text if changed else None, count_segments(m.body).segments if changed else None)
+            )
+        since, claimed = self.ledger.claim(self.campaign_key, claims)
+        for recipient, text, segments in claims:
+            if recipient in claimed:
+                row = current[recipient]
+                current[recipient] = replace(
+                    row,
+                    state=SENDING,
+                    sent_at=since,
+                    body_hash=text or row.body_hash,
+                    segments=segments or row.segments,
+                )
+        taken = [m.to for m in messages if m.to not in claimed]
+        if taken:
+            self.log.warning(
+                "%d rows were taken by another try of this campaign; not sending them", len(taken)
+            )
+            current.update(self.ledger.load(self.campaign_key, taken))
+        return [m for m in messages if m.to in claimed]
+
     def _send_batch(self, messages: list[OutboundMessage]) -> list[SendResult]:
         """In the gateway thread: send, unless an earlier request failed in a way that ends the run
         (then nothing more leaves, as if the requests had been made one after the other)."""
@@ -489,7 +552,7 @@ class _CampaignRun:
             raise _NotSent
         try:
             return self.op.hook.send_batch(messages)
-        except (SmsAmbiguousSendError, SmsValidationError):
+        except SmsAmbiguousSendError:
             raise  # settled batch by batch; the run goes on
         except BaseException:
             self.halted = True
@@ -534,9 +597,15 @@ class _CampaignRun:
             )
             self._look_up(messages, since, current)
             return
-        except SmsValidationError as exc:  # the whole request refused as invalid: nothing was stored
-            self._mark_all(messages, REJECTED, str(exc), current)
-            return
+        except SmsValidationError as exc:
+            # Refused as a whole for a reason that is not about its recipients (a wrong URL, the
+            # sender, the schedule): nothing was stored, and retrying will not help. The messages
+            # stay pending, so that a run after the fix sends them.
+            self._mark_all(messages, PENDING, str(exc), current)
+            raise AirflowFailException(
+                f"{exc}; {len(messages)} messages of campaign {self.campaign_key!r} were not sent and stay "
+                "pending in the ledger: fix the connection or the message, then run the campaign again"
+            ) from exc
         except SmsGatewayError as exc:  # the gateway answered with a refusal, or nothing left: not stored
             self._mark_all(messages, PENDING, str(exc), current)
             raise
@@ -593,9 +662,9 @@ class _CampaignRun:
             self.log.info("%d messages were in flight in an earlier try; looking them up", len(in_flight))
         for batch in chunked(in_flight, 500):
             since = min((_as_datetime(e.sent_at) for e in batch if e.sent_at), default=None)
-            self._look_up(
-                [self._message(e, bodies) for e in batch], since or utcnow() - timedelta(days=1), current
-            )
+            # Matched by the text that was sent then (its hash), not by what this try would send.
+            messages = [replace(self._message(e, bodies), sent_hash=e.body_hash) for e in batch]
+            self._look_up(messages, since or utcnow() - timedelta(days=1), current)
 
     # -- reporting ---------------------------------------------------------------------------------
 
