@@ -167,9 +167,11 @@ def test_exclusive_lock_keeps_a_second_process_out_until_the_first_lets_go(ledge
     holder.start()
     try:
         assert ready.wait(60), "the other process never took the lock"
-        with pytest.raises(SqlLockTimeout, match="still held by another process"):
-            with ledger.exclusive("campaign-1", timeout=1):
-                pass
+        with (
+            pytest.raises(SqlLockTimeout, match="still held by another process"),
+            ledger.exclusive("campaign-1", timeout=1),
+        ):
+            pass
         with ledger.exclusive("campaign-2", timeout=1):  # another name is another lock
             pass
         release.set()
