@@ -1,5 +1,5 @@
-"""SmsNotifier sends through the sandbox gateway (the dags-test run in tests/sensors covers a real
-``on_failure_callback``)."""
+"""SmsNotifier sends through the sandbox gateway (the dags-test runs in tests/sensors and
+tests/notifications/test_dags_test.py cover real task- and DAG-level ``on_failure_callback``)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,12 @@ import json
 import os
 from types import SimpleNamespace
 
+import pendulum
 import pytest
 from airflow._shared.secrets_masker import mask_secret as core_mask_secret
+from airflow.sdk import DAG
 from airflow.sdk.log import mask_secret
+from airflow.serialization.serialized_objects import DagSerialization
 
 from airflow_provider_sms.exceptions import SmsGatewayError
 from airflow_provider_sms.messages import InvalidPhoneNumberError, count_segments
@@ -183,3 +186,17 @@ def test_shorten_keeps_short_texts_and_fills_the_segments_of_long_ones():
     assert count_segments(cut).segments == 2
     one_more = unicode_text[: len(cut) - 3 + 1].rstrip() + "..."
     assert count_segments(one_more).segments == 3  # the cut is the longest text that fits
+
+
+def test_a_dag_callback_with_a_serialized_dag_renders_and_sends(sandbox, sms_conn_env):
+    """``airflow dags test`` hands DAG-level callbacks the SerializedDAG, which cannot make a template
+    environment (apache/airflow#64649)."""
+    dag = DAG("nightly_etl", schedule=None, start_date=pendulum.datetime(2026, 1, 1))
+    serialized = DagSerialization.from_dict(DagSerialization.to_dict(dag))
+    context = {"dag": serialized, "run_id": "manual__2026-11-23", "reason": "task_failure"}
+
+    notifier(sms_conn_env["smsgateway24"], message="{{ dag.dag_id }} {{ run_id }}: {{ reason }}")(context)
+
+    assert [m["body"] for m in sandbox.messages(gateway="smsgateway24")] == [
+        "nightly_etl manual__2026-11-23: task_failure"
+    ]
