@@ -2,8 +2,9 @@
 
 Each run (``run_seed``; ``--runs N`` or ``SMS_RELIABILITY_RUNS``) draws from its seed: the gateway
 (in turn), the main fault (in turn: 429 storm with Retry-After, 5xx burst, latency with read
-timeouts, commit then drop, the sending process (a forked child) killed with SIGKILL mid-batch)
-plus up to two more, the
+timeouts, commit then drop, the sending process (a forked child) killed with SIGKILL mid-batch,
+two processes sending the same campaign at once) plus up to two more, whether the template
+changes between tries, the
 audience (100-300 rows with invalid numbers, duplicates and opt-outs), the batch size, the hook's
 attempt budget and how many tries see the faults before a clean try. Every failed try must fail
 with a gateway error (anything else is a crash), and in the end:
@@ -40,7 +41,9 @@ from .helpers import (
 
 pytestmark = pytest.mark.integration
 
-FAULTS = ("429_storm", "5xx_burst", "latency", "commit_then_drop", "kill")
+FAULTS = ("429_storm", "5xx_burst", "latency", "commit_then_drop", "kill", "concurrent")
+# Kinds that decide how the first try runs (at most one of them per plan).
+PROCESS_KINDS = ("kill", "concurrent")
 TEMPLATES = (
     "Hi {{ first_name }}, your voucher for {{ campaign_key }} is ready.",  # one body per recipient
     "Spring sale: 20% off until Sunday. Reply STOP to opt out.",  # one body for all: big batches
@@ -61,12 +64,13 @@ class Plan:
     faults: dict = field(default_factory=dict)
     timeout: float | None = None
     kill_after_sends: int = 1
+    template_changes: bool = False  # each try renders another text (a template fixed between tries)
 
 
 def plan_for(seed: int) -> Plan:
     rng = random.Random(seed * 7919 + 17)
     primary = FAULTS[(seed // len(GATEWAYS)) % len(FAULTS)]
-    others = [f for f in FAULTS if f not in (primary, "kill")]
+    others = [f for f in FAULTS if f != primary and f not in PROCESS_KINDS]
     kinds = [primary, *rng.sample(others, k=rng.choice([0, 0, 1, 2]))]
     plan = Plan(
         seed=seed,
@@ -78,6 +82,7 @@ def plan_for(seed: int) -> Plan:
         faulty_tries=rng.randint(1, 3),
         max_attempts=rng.choice([2, 3, 5]),
         template=rng.choice(TEMPLATES),
+        template_changes=rng.random() < 0.3,
     )
     faults: dict = {"seed": seed}
     if "429_storm" in kinds:
@@ -95,6 +100,8 @@ def plan_for(seed: int) -> Plan:
     if "kill" in kinds:
         faults.setdefault("latency_ms", rng.choice([10, 30]))  # keeps requests in flight while we kill
         plan.kill_after_sends = rng.randint(1, 4)
+    if "concurrent" in kinds:
+        faults.setdefault("latency_ms", rng.choice([10, 30]))  # keeps the two tries overlapping
     errors = sum(faults.get(k, 0.0) for k in ("rate_429", "rate_500", "rate_503"))
     if errors > 0.9:  # the sandbox wants the error rates to add up to at most 1
         for key in ("rate_429", "rate_500", "rate_503"):
@@ -149,6 +156,27 @@ def killed_try(plan: Plan, operator: SmsBulkSendOperator, attempt: int) -> bool:
     return False
 
 
+def concurrent_tries(operators: list[SmsBulkSendOperator], attempt: int) -> None:
+    """Run the same try in two forked processes at once (a manual re-run beside the scheduled one,
+    a retry beside a lost worker's try). Each must end like a task try may: done, or a gateway error."""
+    pids = []
+    for operator in operators:
+        pid = os.fork()
+        if pid == 0:  # the child: never return into pytest
+            status = 2
+            try:
+                operator.execute(task_context(try_number=attempt))
+                status = 0
+            except SmsGatewayError:
+                status = 1
+            finally:
+                os._exit(status)
+        pids.append(pid)
+    for pid in pids:
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) in (0, 1), status
+
+
 def test_seeded_fault_run_sends_each_message_exactly_once(run_seed, sandbox, monkeypatch, request, run_facts):
     plan = plan_for(run_seed)
     fast_backoff(monkeypatch)
@@ -157,11 +185,11 @@ def test_seeded_fault_run_sends_each_message_exactly_once(run_seed, sandbox, mon
     campaign_key = f"reliability-{run_seed}"
     conn_id = f"reliability_{plan.gateway}"
 
-    def operator() -> SmsBulkSendOperator:
+    def operator(attempt: int = 1) -> SmsBulkSendOperator:
         return SmsBulkSendOperator(
             task_id="send",
             sms_conn_id=conn_id,
-            message=plan.template,
+            message=plan.template + (f" (v{attempt})" if plan.template_changes else ""),
             audience=audience.rows,
             unsubscribed_column="unsub",
             ledger_conn_id=ledger_conn_id,
@@ -183,10 +211,14 @@ def test_seeded_fault_run_sends_each_message_exactly_once(run_seed, sandbox, mon
             sandbox.set_faults(**plan.faults)
         tries += 1
         if attempt == 1 and "kill" in plan.kinds:
-            killed = killed_try(plan, operator(), attempt)
+            killed = killed_try(plan, operator(attempt), attempt)
+            continue
+        if attempt == 1 and "concurrent" in plan.kinds:
+            tries += 1
+            concurrent_tries([operator(attempt), operator(attempt)], attempt)
             continue
         try:
-            summary = operator().execute(task_context(try_number=attempt))
+            summary = operator(attempt).execute(task_context(try_number=attempt))
             break
         except SmsGatewayError as exc:  # a failed try; Airflow would retry the task
             errors.append(type(exc).__name__)
@@ -199,13 +231,13 @@ def test_seeded_fault_run_sends_each_message_exactly_once(run_seed, sandbox, mon
         # the campaign on a healthy gateway looks them up again; what it finds is accepted.
         set_connection(monkeypatch, conn_id, plan.gateway, sandbox.url, {"max_attempts": plan.max_attempts})
         tries += 1
-        summary = operator().execute(task_context(try_number=tries))
+        summary = operator(tries).execute(task_context(try_number=tries))
 
     found = audit(sandbox, plan.gateway, ledger_conn_id, campaign_key, audience)
     facts = {
         "seed": run_seed,
         "gateway": plan.gateway,
-        "faults": plan.kinds,
+        "faults": plan.kinds + (["template_change"] if plan.template_changes else []),
         "ledger": plan.ledger,
         "recipients": plan.size,
         "tries": tries,
