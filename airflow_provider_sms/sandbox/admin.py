@@ -6,6 +6,7 @@ None of these routes is counted as gateway traffic or ever faulted.
 from __future__ import annotations
 
 import html
+import math
 from collections import Counter
 from typing import Any
 
@@ -33,6 +34,14 @@ NORMALIZED_ORDER = (
 
 def _bad_request(message: str) -> JSONResponse:
     return respond({"detail": message}, 400)
+
+
+def _as_float(number: int | float) -> float:
+    """``number`` as a float; a JSON integer too big for one becomes an infinity (then refused)."""
+    try:
+        return float(number)
+    except OverflowError:
+        return math.inf if number > 0 else -math.inf
 
 
 def _gateway_filter(request: Request) -> str | None:
@@ -152,9 +161,12 @@ def create_admin_router(state: SandboxState, injector: FaultInjector) -> APIRout
         except BadBody as exc:
             return _bad_request(str(exc))
         seconds = body.get("seconds") if isinstance(body, dict) else None
-        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
-            return _bad_request('expected {"seconds": <number of seconds, at least 0>}')
-        state.advance(float(seconds))
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+            return _bad_request('expected {"seconds": <number of seconds, from 0 to 10 years>}')
+        try:
+            state.advance(_as_float(seconds))
+        except ValueError as exc:
+            return _bad_request(f"cannot advance the sandbox clock: {exc}")
         return {"now": iso_utc(state.now()), "offset_seconds": state.clock.offset}
 
     @router.get("/faults")

@@ -8,6 +8,7 @@ and records which rows changed, so ``persistence.py`` can snapshot only those.
 from __future__ import annotations
 
 import json
+import math
 import secrets
 import time
 from collections import Counter, defaultdict
@@ -21,6 +22,11 @@ from airflow_provider_sms.sandbox.config import SandboxConfig
 GATEWAYS = ("smstools", "smsgateway24", "textboost")
 BILLED_GATEWAYS = ("smstools", "textboost")  # SmsGateway24 sends from the user's own phone
 SCHEMA_VERSION = 1
+YEAR = 365.25 * 86_400
+# One advance may skip at most 10 years, the clock at most 100 years past real time: far enough for
+# any scheduling test, and far from year 9999, where rendering a date would fail on every request.
+MAX_ADVANCE = 10 * YEAR
+MAX_OFFSET = 100 * YEAR
 
 
 class SandboxClock:
@@ -35,8 +41,17 @@ class SandboxClock:
         return (self._base if self._base is not None else time.time()) + self.offset
 
     def advance(self, seconds: float) -> None:
-        if seconds < 0:
-            raise ValueError("the sandbox clock never moves backwards")
+        """Move forward by ``seconds``; ``ValueError`` (nothing moves) unless 0 <= seconds <= 10 years
+        and the clock stays within 100 years of real time."""
+        if not math.isfinite(seconds) or seconds < 0:
+            raise ValueError(f"seconds must be a finite number of at least 0, got {seconds}")
+        if seconds > MAX_ADVANCE:
+            raise ValueError(f"seconds must be at most {MAX_ADVANCE:.0f} (10 years), got {seconds:g}")
+        if self.offset + seconds > MAX_OFFSET:
+            raise ValueError(
+                f"the sandbox clock may run at most {MAX_OFFSET:.0f} s (100 years) ahead; it is "
+                f"{self.offset:.0f} s ahead now (POST /_sandbox/reset sets it back)"
+            )
         self.offset += seconds
 
     def set_now(self, ts: float) -> None:
