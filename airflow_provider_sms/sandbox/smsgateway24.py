@@ -15,14 +15,20 @@ as an integer; ``savepaket`` creates one message per distinct phone of its tags.
 from __future__ import annotations
 
 import hmac
-import json
 from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
 from airflow_provider_sms.sandbox import delivery
-from airflow_provider_sms.sandbox.common import BadBody, read_fields, respond, text_field
+from airflow_provider_sms.sandbox.common import (
+    BadBody,
+    TooDeep,
+    loads_json,
+    read_fields,
+    respond,
+    text_field,
+)
 from airflow_provider_sms.sandbox.config import DEVICE_IDS
 from airflow_provider_sms.sandbox.state import Contact, Group, Message, SandboxState
 from airflow_provider_sms.sandbox.validation import (
@@ -32,6 +38,7 @@ from airflow_provider_sms.sandbox.validation import (
     count_segments,
     e164_from_plus,
     format_time,
+    is_digits,
     parse_time,
     zone,
 )
@@ -190,8 +197,8 @@ def create_router(state: SandboxState) -> APIRouter:
                 raise Refused("Field timetosend must be YYYY-MM-DD or YYYY-MM-DD HH:MM:SS")
         customerid = text_field(fields, "customerid")
         if customerid is not None:
-            if not (customerid.isascii() and customerid.isdigit()):
-                raise Refused("Field customerid must be an integer")
+            if not is_digits(customerid):
+                raise Refused("Field customerid must be an integer of at most 20 digits")
             customerid = str(int(customerid))  # an integer column on the real service
         values["customerid"] = customerid
         urgent = as_flag(fields.get("urgent", 0))
@@ -268,10 +275,17 @@ def create_router(state: SandboxState) -> APIRouter:
         raw = fields.get("datajson")
         if raw in (None, ""):
             raise Refused("Field datajson is required")
-        try:
-            data = raw if isinstance(raw, dict) else json.loads(raw)
-        except (TypeError, ValueError) as exc:
-            raise Refused("Field datajson is not valid JSON") from exc
+        if isinstance(raw, dict):
+            data = raw
+        elif isinstance(raw, str):
+            try:
+                data = loads_json(raw)
+            except TooDeep as exc:
+                raise Refused(f"Field datajson: {exc}") from None
+            except BadBody:
+                raise Refused("Field datajson is not valid JSON") from None
+        else:
+            raise Refused("Field datajson is not valid JSON")
         if not isinstance(data, dict):
             raise Refused("Field datajson must be a JSON object")
         if not state.token_valid(data.get("token") or fields.get("token")):
@@ -353,8 +367,8 @@ def create_router(state: SandboxState) -> APIRouter:
         customerid = text_field(fields, "customerid")
         phone = "".join(ch for ch in text_field(fields, "phone") or "" if ch.isdigit())
         if customerid is not None:
-            if not (customerid.isascii() and customerid.isdigit()):
-                raise Refused("Field customerid must be an integer")
+            if not is_digits(customerid):
+                raise Refused("Field customerid must be an integer of at most 20 digits")
             rows = messages.rows
             candidates: Any = [rows[key] for key in state.by_customerid.get(str(int(customerid)), ())]
         else:

@@ -25,6 +25,7 @@ from airflow_provider_sms.sandbox import delivery
 from airflow_provider_sms.sandbox.common import BadBody, read_json, respond
 from airflow_provider_sms.sandbox.state import Contact, Group, Message, SandboxState
 from airflow_provider_sms.sandbox.validation import (
+    MAX_PAGE,
     as_flag,
     as_int,
     count_segments,
@@ -73,8 +74,8 @@ def _paging(request: Request) -> tuple[int, int]:
     if limit is None or not 1 <= limit <= 2000:
         raise SmstoolsError(135, "The limit parameter must be an integer between 1 and 2000.")
     page = as_int(query.get("page", 1))
-    if page is None or page < 1:
-        raise SmstoolsError(136, "The page parameter must be an integer greater than 0.")
+    if page is None or not 1 <= page <= MAX_PAGE:
+        raise SmstoolsError(136, f"The page parameter must be an integer from 1 to {MAX_PAGE}.")
     return limit, page
 
 

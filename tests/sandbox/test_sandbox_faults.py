@@ -129,15 +129,16 @@ def test_invalid_fault_settings_are_refused(sandbox, http, settings):
     [
         ('{"latency_ms": 1e300}', "latency_ms must be between 0 and 60000"),
         ('{"latency_ms": 60001}', "latency_ms must be between 0 and 60000"),
-        ('{"latency_ms": NaN}', "latency_ms"),
-        ('{"latency_ms": Infinity}', "latency_ms"),
+        ('{"latency_ms": NaN}', "NaN is not a JSON number"),
+        ('{"latency_ms": Infinity}', "Infinity is not a JSON number"),
         ('{"latency_ms": "1e300"}', "latency_ms must be between 0 and 60000"),
         ('{"retry_after": 1e300}', "retry_after must be between 0 and 3600"),
-        ('{"retry_after": NaN}', "retry_after"),
-        ('{"rate_500": NaN}', "rate_500"),
+        ('{"retry_after": NaN}', "NaN is not a JSON number"),
+        ('{"rate_500": NaN}', "NaN is not a JSON number"),
         ('{"rate_429": "often"}', "rate_429 must be between 0 and 1"),
         ('{"seed": 1e300}', "seed must be an integer"),
-        ('{"seed": Infinity}', "seed"),
+        ('{"latency_ms": 1e400}', "latency_ms must be between 0 and 60000"),  # parsed as an infinity
+        ('{"seed": Infinity}', "Infinity is not a JSON number"),
         ('{"paths": 5}', "paths must be a list"),
     ],
 )
