@@ -170,6 +170,7 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
     store = SqliteStore(config.state_file) if config.state_file else None
     if store is not None:
         state.restore(*store.load())
+        state.reserve_ids = store.reserve_ids
 
     saved_version = state.version
     save_lock = asyncio.Lock()

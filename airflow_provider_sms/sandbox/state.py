@@ -12,7 +12,7 @@ import math
 import secrets
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from typing import Any, Generic, TypeVar
 
@@ -27,6 +27,8 @@ YEAR = 365.25 * 86_400
 # any scheduling test, and far from year 9999, where rendering a date would fail on every request.
 MAX_ADVANCE = 10 * YEAR
 MAX_OFFSET = 100 * YEAR
+# Ids are reserved durably this many at a time (one small synchronous write per block).
+ID_BLOCK = 1000
 
 
 class SandboxClock:
@@ -168,6 +170,10 @@ class SandboxState:
         self.newsletters: dict[str, Table[dict[str, Any]]] = {gw: Table(track) for gw in GATEWAYS}
         # Id sequences survive reset() on purpose: an id never names two different messages.
         self.sequences: Counter[str] = Counter()
+        # With a state file: per sequence, the last id of the block written to the file as reserved
+        # (by ``reserve_ids``) before any of its ids was handed out.
+        self.reserved: dict[str, int] = {}
+        self.reserve_ids: Callable[[dict[str, int]], None] | None = None
         self.tokens: dict[str, float] = {}
         self.balance = {gw: float(config.balance) for gw in BILLED_GATEWAYS}
         self.spent = {gw: 0.0 for gw in BILLED_GATEWAYS}
@@ -192,9 +198,20 @@ class SandboxState:
         self.version += 1
 
     def next_seq(self, name: str) -> int:
-        self.sequences[name] += 1
+        """The next number of sequence ``name``; with a state file, never one handed out before.
+
+        Snapshots run every ``save_interval``, so a crash (SIGKILL) loses the last ids handed out.
+        Hence the file holds a high-water mark written *before* ids are handed out: a restart resumes
+        after it, and an id a client was given can never come back naming another message.
+        """
+        seq = self.sequences[name] + 1
+        if self.reserve_ids is not None and seq > self.reserved.get(name, 0):
+            reserved = {**self.reserved, name: seq + ID_BLOCK - 1}
+            self.reserve_ids(reserved)  # raises (and nothing is handed out) if it cannot be written
+            self.reserved = reserved
+        self.sequences[name] = seq
         self.version += 1
-        return self.sequences[name]
+        return seq
 
     def issue_token(self) -> str:
         now = self.now()
@@ -389,7 +406,19 @@ class SandboxState:
         }
 
     def restore(self, meta: dict[str, Any], rows: dict[str, list[tuple[str, str]]]) -> None:
-        """Load a snapshot written by ``collect_changes`` (an empty ``meta`` means a new file)."""
+        """Load a snapshot written by ``collect_changes`` (an empty ``meta`` means a new file).
+
+        ``meta["id_reserved"]`` (written by ``reserve_ids``, maybe with no snapshot yet) moves each
+        sequence past its reserved block: ids handed out after the last snapshot are skipped.
+        """
+        meta = dict(meta)
+        reserved = meta.pop("id_reserved", None) or {}
+        self._restore_snapshot(meta, rows)
+        for name, last in reserved.items():
+            self.sequences[name] = max(self.sequences[name], int(last))
+        self.reserved = {name: int(last) for name, last in reserved.items()}
+
+    def _restore_snapshot(self, meta: dict[str, Any], rows: dict[str, list[tuple[str, str]]]) -> None:
         if not meta:
             return
         if meta.get("schema") != SCHEMA_VERSION:
