@@ -118,6 +118,7 @@ def collect_stats(state: SandboxState, injector: FaultInjector) -> dict[str, Any
             "offset_seconds": state.clock.offset,
             "frozen": state.clock.frozen,
             "delivery_seconds": state.config.delivery_seconds,
+            "timezones": dict(state.timezones),
         },
         "requests": {
             "total": sum(state.requests.values()),
@@ -168,6 +169,26 @@ def create_admin_router(state: SandboxState, injector: FaultInjector) -> APIRout
         except ValueError as exc:
             return _bad_request(f"cannot advance the sandbox clock: {exc}")
         return {"now": iso_utc(state.now()), "offset_seconds": state.clock.offset}
+
+    @router.get("/timezone")
+    async def get_timezone() -> dict[str, str]:
+        """Each account's timezone, in which its schedule and date fields are read and written."""
+        return dict(state.timezones)
+
+    @router.post("/timezone")
+    async def set_timezone(request: Request) -> Any:
+        """Set ``{"timezone": "Europe/Berlin"}`` for every account, or for one with ``"gateway"``."""
+        try:
+            body = await read_json(request)
+            if not isinstance(body, dict) or not isinstance(body.get("timezone"), str):
+                raise BadBody('expected {"timezone": "<IANA name>", "gateway": "<optional gateway>"}')
+            gateway = body.get("gateway")
+            if gateway is not None and gateway not in GATEWAYS:
+                raise BadBody(f"unknown gateway {gateway!r}; use one of {', '.join(GATEWAYS)}")
+            state.set_timezone(body["timezone"], gateway)
+        except ValueError as exc:  # BadBody too
+            return _bad_request(str(exc))
+        return dict(state.timezones)
 
     @router.get("/faults")
     async def get_faults() -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 Every endpoint takes GET query parameters or POST form fields (a JSON object body is accepted too)
 and answers HTTP 200 with ``{"error": 0, ...}`` or ``{"error": 1, "message": "..."}``, as the real
-service does, also for a wrong or expired token. Times are UTC unless ``timezone`` says otherwise.
+service does, also for a wrong or expired token. Times are in the account's timezone (the sandbox's
+``timezone`` setting, default UTC), except where getallsms' ``timezone`` field names another.
 
 Choices where the vendor is silent (documented in the README): numbers must be ``+`` and digits;
 ``addsms`` with several comma-separated numbers stores the valid ones and answers ``sms_id`` (the
@@ -192,7 +193,7 @@ def create_router(state: SandboxState) -> APIRouter:
         values["timetosend"] = text_field(fields, "timetosend")
         values["send_at"] = None
         if values["timetosend"] is not None:
-            values["send_at"] = parse_time(values["timetosend"], TIME_FORMATS)
+            values["send_at"] = parse_time(values["timetosend"], TIME_FORMATS, state.zone(GATEWAY))
             if values["send_at"] is None:
                 raise Refused("Field timetosend must be YYYY-MM-DD or YYYY-MM-DD HH:MM:SS")
         customerid = text_field(fields, "customerid")
@@ -344,7 +345,8 @@ def create_router(state: SandboxState) -> APIRouter:
     @endpoint("getallsms")
     def getallsms(fields: dict[str, Any]) -> dict[str, Any]:
         """Messages, filtered by device_id, status, begindate, enddate, sim, customerid, phone."""
-        tz = zone(text_field(fields, "timezone"))
+        name = text_field(fields, "timezone")
+        tz = state.zone(GATEWAY) if name is None else zone(name)
         if tz is None:
             raise Refused("Unknown timezone")
         wanted: dict[str, int | None] = {}
@@ -471,10 +473,10 @@ def create_router(state: SandboxState) -> APIRouter:
         now = state.now()
         when_text = text_field(fields, "time_to_send")
         if when_text not in (None, "0"):
-            values["send_at"] = parse_time(when_text, PAKET_TIME_FORMATS)
+            values["send_at"] = parse_time(when_text, PAKET_TIME_FORMATS, state.zone(GATEWAY))
             if values["send_at"] is None:
                 raise Refused("Field time_to_send must be DD.MM.YYYY H:i:s")
-            values["timetosend"] = format_time(values["send_at"], TIME_FORMATS[0])
+            values["timetosend"] = format_time(values["send_at"], TIME_FORMATS[0], state.zone(GATEWAY))
         paket_id = 5_000 + state.next_seq("smsgateway24.paket")
         paket = {"paket_id": paket_id, "paket_title": title}
         phones = dict.fromkeys(

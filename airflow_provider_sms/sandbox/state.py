@@ -14,10 +14,13 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
+from datetime import timezone
 from typing import Any, Generic, TypeVar
+from zoneinfo import ZoneInfo
 
 from airflow_provider_sms.sandbox import delivery
 from airflow_provider_sms.sandbox.config import SandboxConfig
+from airflow_provider_sms.sandbox.validation import UTC, zone
 
 GATEWAYS = ("smstools", "smsgateway24", "textboost")
 BILLED_GATEWAYS = ("smstools", "textboost")  # SmsGateway24 sends from the user's own phone
@@ -178,6 +181,7 @@ class SandboxState:
         self.balance = {gw: float(config.balance) for gw in BILLED_GATEWAYS}
         self.spent = {gw: 0.0 for gw in BILLED_GATEWAYS}
         self.requests: Counter[tuple[str, str]] = Counter()  # (gateway, "METHOD /path") → count
+        self.timezones = dict.fromkeys(GATEWAYS, config.timezone)  # each account's own setting
         self.version = 0  # bumped by every change; the autosave compares it
         self._wipe = False
         self._clear_indexes()
@@ -195,6 +199,18 @@ class SandboxState:
 
     def advance(self, seconds: float) -> None:
         self.clock.advance(seconds)
+        self.version += 1
+
+    def zone(self, gateway: str) -> ZoneInfo | timezone:
+        """The timezone of the gateway's account: its schedule and date fields are in it."""
+        return zone(self.timezones[gateway]) or UTC
+
+    def set_timezone(self, name: str, gateway: str | None = None) -> None:
+        """Set the timezone of one account (all three when ``gateway`` is None); ``ValueError`` if unknown."""
+        if zone(name) is None:
+            raise ValueError(f"unknown timezone {name!r}: use an IANA name such as Europe/Berlin")
+        for gw in (gateway,) if gateway else GATEWAYS:
+            self.timezones[gw] = name
         self.version += 1
 
     def next_seq(self, name: str) -> int:
@@ -346,7 +362,8 @@ class SandboxState:
 
     # ------------------------------------------------------------------ reset and persistence
     def reset(self) -> None:
-        """Forget messages, contacts, lists, newsletters and counters; restore balances and the clock.
+        """Forget messages, contacts, lists, newsletters and counters; restore balances, the clock and
+        the accounts' timezone.
 
         Accounts, devices, tokens and id sequences stay.
         """
@@ -358,6 +375,7 @@ class SandboxState:
         self.balance = {gw: float(self.config.balance) for gw in BILLED_GATEWAYS}
         self.spent = {gw: 0.0 for gw in BILLED_GATEWAYS}
         self.requests.clear()
+        self.timezones = dict.fromkeys(GATEWAYS, self.config.timezone)
         self.clock.reset()
         self._wipe = self.config.state_file is not None
         self.version += 1
@@ -403,6 +421,7 @@ class SandboxState:
             "spent": self.spent,
             "clock_now": self.now(),
             "clock_offset": self.clock.offset,
+            "timezones": dict(self.timezones),  # a copy: the snapshot is written from a thread
         }
 
     def restore(self, meta: dict[str, Any], rows: dict[str, list[tuple[str, str]]]) -> None:
@@ -427,6 +446,7 @@ class SandboxState:
         self.tokens = dict(meta["tokens"])
         self.balance.update(meta["balance"])
         self.spent.update(meta["spent"])
+        self.timezones.update(meta.get("timezones", {}))  # absent from files of older sandboxes
         if self.clock.frozen:
             self.clock.set_now(meta["clock_now"])
         else:

@@ -332,7 +332,7 @@ def create_router(state: SandboxState) -> APIRouter:
         now = state.now()
         send_at, schedule = now, text_field(fields, "schedule_time")
         if schedule is not None:
-            when = parse_time(schedule, ("%Y-%m-%d %H:%M",))
+            when = parse_time(schedule, ("%Y-%m-%d %H:%M",), state.zone(GATEWAY))
             if when is None:
                 raise TextBoostError(422, "The schedule time does not match the format Y-m-d H:i.")
             if when < now - 60:  # minute precision: "this minute" still counts as now
@@ -456,7 +456,7 @@ def create_router(state: SandboxState) -> APIRouter:
             "last_name": "Account",
             "email": "textboost-sandbox@example.com",
             "locale": "en",
-            "timezone": "UTC",
+            "timezone": state.timezones[GATEWAY],
             "sms_unit": units(),
         }
 
