@@ -38,6 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--frozen-clock", action="store_true", help="time moves only via /_sandbox/advance")
     parser.add_argument("--save-interval", type=float, default=defaults.save_interval)
     parser.add_argument(
+        "--timezone",
+        default=defaults.timezone,
+        help="the accounts' timezone: schedule and date fields are in it (default UTC)",
+    )
+    parser.add_argument(
         "--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"]
     )
     faults = parser.add_argument_group("faults (also settable at run time: POST /_sandbox/faults)")

@@ -6,6 +6,7 @@ None of these routes is counted as gateway traffic or ever faulted.
 from __future__ import annotations
 
 import html
+import math
 from collections import Counter
 from typing import Any
 
@@ -33,6 +34,14 @@ NORMALIZED_ORDER = (
 
 def _bad_request(message: str) -> JSONResponse:
     return respond({"detail": message}, 400)
+
+
+def _as_float(number: int | float) -> float:
+    """``number`` as a float; a JSON integer too big for one becomes an infinity (then refused)."""
+    try:
+        return float(number)
+    except OverflowError:
+        return math.inf if number > 0 else -math.inf
 
 
 def _gateway_filter(request: Request) -> str | None:
@@ -109,6 +118,7 @@ def collect_stats(state: SandboxState, injector: FaultInjector) -> dict[str, Any
             "offset_seconds": state.clock.offset,
             "frozen": state.clock.frozen,
             "delivery_seconds": state.config.delivery_seconds,
+            "timezones": dict(state.timezones),
         },
         "requests": {
             "total": sum(state.requests.values()),
@@ -152,10 +162,33 @@ def create_admin_router(state: SandboxState, injector: FaultInjector) -> APIRout
         except BadBody as exc:
             return _bad_request(str(exc))
         seconds = body.get("seconds") if isinstance(body, dict) else None
-        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
-            return _bad_request('expected {"seconds": <number of seconds, at least 0>}')
-        state.advance(float(seconds))
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+            return _bad_request('expected {"seconds": <number of seconds, from 0 to 10 years>}')
+        try:
+            state.advance(_as_float(seconds))
+        except ValueError as exc:
+            return _bad_request(f"cannot advance the sandbox clock: {exc}")
         return {"now": iso_utc(state.now()), "offset_seconds": state.clock.offset}
+
+    @router.get("/timezone")
+    async def get_timezone() -> dict[str, str]:
+        """Each account's timezone, in which its schedule and date fields are read and written."""
+        return dict(state.timezones)
+
+    @router.post("/timezone")
+    async def set_timezone(request: Request) -> Any:
+        """Set ``{"timezone": "Europe/Berlin"}`` for every account, or for one with ``"gateway"``."""
+        try:
+            body = await read_json(request)
+            if not isinstance(body, dict) or not isinstance(body.get("timezone"), str):
+                raise BadBody('expected {"timezone": "<IANA name>", "gateway": "<optional gateway>"}')
+            gateway = body.get("gateway")
+            if gateway is not None and gateway not in GATEWAYS:
+                raise BadBody(f"unknown gateway {gateway!r}; use one of {', '.join(GATEWAYS)}")
+            state.set_timezone(body["timezone"], gateway)
+        except ValueError as exc:  # BadBody too
+            return _bad_request(str(exc))
+        return dict(state.timezones)
 
     @router.get("/faults")
     async def get_faults() -> dict[str, Any]:

@@ -67,7 +67,28 @@ class GatewayMiddleware:
         elif decision.drop:
             await self._commit_then_drop(scope, receive, send)
         else:
-            await self.app(scope, receive, send)
+            await self._serve(gateway, scope, receive, send)
+
+    async def _serve(self, gateway: str, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the request; a bug's exception becomes a 500 in the gateway's own envelope.
+
+        Answered here rather than by an app-wide handler, which re-raises and so makes the server
+        close the keep-alive connection under the client's next request.
+        """
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception:
+            if started:
+                raise  # too late for an answer: let the server abort the response
+            log.exception("sandbox error on %s %s", scope["method"], scope["path"])
+            await respond(fault_body(gateway, 500), 500)(scope, receive, send)
 
     async def _commit_then_drop(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run the request to the end (the message is stored), then close the connection unanswered."""
@@ -149,6 +170,7 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
     store = SqliteStore(config.state_file) if config.state_file else None
     if store is not None:
         state.restore(*store.load())
+        state.reserve_ids = store.reserve_ids
 
     saved_version = state.version
     save_lock = asyncio.Lock()

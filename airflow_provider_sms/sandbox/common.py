@@ -23,8 +23,57 @@ GATEWAY_PREFIXES = (
 )
 
 
+# No gateway request nests deeper than a few levels; a cap keeps a hostile body from reaching
+# Python's recursion limit in the parser, or later in rendering or saving what was stored.
+MAX_JSON_DEPTH = 32
+
+
 class BadBody(ValueError):
     """The request body is not what the endpoint accepts (not JSON, not an object...)."""
+
+
+class TooDeep(BadBody):
+    """The JSON nests deeper than ``MAX_JSON_DEPTH``."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+# Strict JSON: Python's parser would also take NaN and Infinity, which no gateway sends.
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+
+
+def _nested_deeper(data: Any, limit: int) -> bool:
+    """Whether ``data`` has containers more than ``limit`` levels deep (iterative: no recursion)."""
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > limit:
+            return True
+        for child in value.values() if isinstance(value, dict) else value:
+            if isinstance(child, dict | list):
+                stack.append((child, depth + 1))
+    return False
+
+
+def loads_json(raw: str | bytes) -> Any:
+    """Parse strict JSON nested at most ``MAX_JSON_DEPTH`` levels; ``BadBody`` otherwise."""
+    try:
+        text = raw.decode(json.detect_encoding(raw), "surrogatepass") if isinstance(raw, bytes) else raw
+        data = _DECODER.decode(text)
+    except RecursionError:
+        raise TooDeep(f"the JSON is nested more than {MAX_JSON_DEPTH} levels deep") from None
+    except ValueError as exc:  # also UnicodeDecodeError
+        raise BadBody(f"the body is not valid JSON: {exc}") from exc
+    # Fewer brackets than the cap cannot nest deeper than it: most bodies skip the walk.
+    if (
+        isinstance(data, dict | list)
+        and text.count("[") + text.count("{") > MAX_JSON_DEPTH
+        and _nested_deeper(data, MAX_JSON_DEPTH)
+    ):
+        raise TooDeep(f"the JSON is nested more than {MAX_JSON_DEPTH} levels deep")
+    return data
 
 
 def gateway_of(path: str) -> str | None:
@@ -44,10 +93,7 @@ async def read_json(request: Request) -> Any:
     body = await request.body()
     if not body.strip():
         return None
-    try:
-        return json.loads(body)
-    except ValueError as exc:
-        raise BadBody(f"the body is not valid JSON: {exc}") from exc
+    return loads_json(body)
 
 
 async def read_fields(request: Request) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from airflow_provider_sms.sandbox.faults import FaultConfig
+from airflow_provider_sms.sandbox.validation import zone
 
 DEFAULT_SMSTOOLS_CLIENT_ID = "sandbox-client-id"
 DEFAULT_SMSTOOLS_CLIENT_SECRET = "sandbox-client-secret-0123456789"
@@ -37,6 +38,9 @@ class SandboxConfig:
     :param balance: starting credits (Smstools) and SMS units (TextBoost); one per segment sent.
     :param frozen_clock: the clock moves only through ``/_sandbox/advance``, not with real time.
     :param save_interval: seconds between snapshots of a changed state to ``state_file``.
+    :param timezone: the accounts' timezone (IANA name). As at the real gateways, the schedule and
+        date fields without an offset are read and written in it; a connection's ``timezone`` extra
+        must name the same zone.
     """
 
     delivery_seconds: float = 2.0
@@ -46,12 +50,17 @@ class SandboxConfig:
     balance: float = 1_000_000.0
     frozen_clock: bool = False
     save_interval: float = 1.0
+    timezone: str = "UTC"
     smstools_client_id: str = DEFAULT_SMSTOOLS_CLIENT_ID
     smstools_client_secret: str = DEFAULT_SMSTOOLS_CLIENT_SECRET
     smsgateway24_email: str = DEFAULT_SMSGATEWAY24_EMAIL
     smsgateway24_password: str = DEFAULT_SMSGATEWAY24_PASSWORD
     textboost_token: str = DEFAULT_TEXTBOOST_TOKEN
     faults: FaultConfig = field(default_factory=FaultConfig)
+
+    def __post_init__(self) -> None:
+        if zone(self.timezone) is None:
+            raise ValueError(f"unknown timezone {self.timezone!r}: use an IANA name such as Europe/Berlin")
 
     @classmethod
     def from_options(cls, **options: Any) -> SandboxConfig:
@@ -84,6 +93,6 @@ class SandboxConfig:
                 f"  TextBoost     {url}/api/v3/... and {url}/api/http/...   Authorization: Bearer "
                 f"{self.textboost_token}",
                 f"  delivery in {self.delivery_seconds:g} s; numbers ending in 13 are undelivered, in 66 fail",
-                f"  state: {self.state_file or 'in memory'}",
+                f"  accounts' timezone: {self.timezone}; state: {self.state_file or 'in memory'}",
             ]
         )

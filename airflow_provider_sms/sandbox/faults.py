@@ -7,12 +7,30 @@ whatever the outcome, so the same seed and the same request sequence give the sa
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 from collections import Counter
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 FAULT_KINDS = ("429", "500", "503", "commit_then_drop", "latency")
+# Bounds that keep a fault a fault: a minute of latency outlasts any client read timeout, an hour
+# of Retry-After any retry budget; more would only hang the server's requests (or overflow a timer).
+MAX_LATENCY_MS = 60_000
+MAX_RETRY_AFTER = 3_600
+
+
+def _number(name: str, value: object, high: float) -> float:
+    """``value`` as a float in ``[0, high]``; ``ValueError`` naming the setting otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    try:
+        number = float(value)
+    except (ValueError, OverflowError):
+        number = math.nan
+    if not 0.0 <= number <= high:  # also false for NaN
+        raise ValueError(f"{name} must be between 0 and {high:g}, got {value!r}")
+    return number
 
 
 @dataclass
@@ -30,19 +48,25 @@ class FaultConfig:
 
     def __post_init__(self) -> None:
         for name in ("rate_429", "rate_500", "rate_503", "commit_then_drop"):
-            value = float(getattr(self, name))
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"{name} must be between 0 and 1, got {value}")
-            setattr(self, name, value)
+            setattr(self, name, _number(name, getattr(self, name), 1.0))
         if self.rate_429 + self.rate_500 + self.rate_503 > 1.0 + 1e-9:
             raise ValueError("rate_429 + rate_500 + rate_503 must not exceed 1")
-        if float(self.retry_after) < 0 or float(self.latency_ms) < 0:
-            raise ValueError("retry_after and latency_ms must not be negative")
-        self.seed = int(self.seed)
+        for name, high in (("retry_after", MAX_RETRY_AFTER), ("latency_ms", MAX_LATENCY_MS)):
+            value = getattr(self, name)
+            number = _number(name, value, high)
+            setattr(self, name, value if isinstance(value, int | float) else number)  # 7 stays 7
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int | str):
+            raise ValueError(f"seed must be an integer, got {self.seed!r}")
+        try:
+            self.seed = int(self.seed)
+        except ValueError:
+            raise ValueError(f"seed must be an integer, got {self.seed!r}") from None
         if isinstance(self.paths, str):
             self.paths = [part for part in self.paths.split(",") if part]
         if self.paths is not None:
-            self.paths = [str(part) for part in self.paths] or None
+            if not isinstance(self.paths, list) or not all(isinstance(part, str) for part in self.paths):
+                raise ValueError("paths must be a list of path substrings or one comma-separated string")
+            self.paths = self.paths or None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], base: FaultConfig | None = None) -> FaultConfig:

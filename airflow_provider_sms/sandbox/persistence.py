@@ -2,7 +2,9 @@
 
 The server snapshots the rows that changed (``SandboxState.collect_changes``) every
 ``save_interval`` seconds and once more at shutdown, so a normal stop and start loses nothing; a
-crash (SIGKILL) can lose the last interval. Request statistics and faults are not kept.
+crash (SIGKILL) can lose the last interval, but never makes ids come back: blocks of ids are
+reserved in the file before they are handed out (``reserve_ids``). Request statistics and faults
+are not kept.
 """
 
 from __future__ import annotations
@@ -55,6 +57,22 @@ class SqliteStore:
         finally:
             connection.close()
         return meta, dict(rows)
+
+    def reserve_ids(self, reserved: dict[str, int]) -> None:
+        """Record, durably and at once, the last id reserved per sequence (``SandboxState.next_seq``).
+
+        Its own meta key, which snapshots never write: a snapshot collected before a reservation
+        but written after it cannot lower the mark.
+        """
+        connection = self._connect()
+        try:
+            with connection:
+                connection.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('id_reserved', ?)",
+                    (json.dumps(reserved),),
+                )
+        finally:
+            connection.close()
 
     def write(self, batch: SnapshotBatch) -> None:
         """Apply one batch atomically."""

@@ -2,7 +2,8 @@
 
 Every endpoint takes GET query parameters or POST form fields (a JSON object body is accepted too)
 and answers HTTP 200 with ``{"error": 0, ...}`` or ``{"error": 1, "message": "..."}``, as the real
-service does, also for a wrong or expired token. Times are UTC unless ``timezone`` says otherwise.
+service does, also for a wrong or expired token. Times are in the account's timezone (the sandbox's
+``timezone`` setting, default UTC), except where getallsms' ``timezone`` field names another.
 
 Choices where the vendor is silent (documented in the README): numbers must be ``+`` and digits;
 ``addsms`` with several comma-separated numbers stores the valid ones and answers ``sms_id`` (the
@@ -15,14 +16,20 @@ as an integer; ``savepaket`` creates one message per distinct phone of its tags.
 from __future__ import annotations
 
 import hmac
-import json
 from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
 from airflow_provider_sms.sandbox import delivery
-from airflow_provider_sms.sandbox.common import BadBody, read_fields, respond, text_field
+from airflow_provider_sms.sandbox.common import (
+    BadBody,
+    TooDeep,
+    loads_json,
+    read_fields,
+    respond,
+    text_field,
+)
 from airflow_provider_sms.sandbox.config import DEVICE_IDS
 from airflow_provider_sms.sandbox.state import Contact, Group, Message, SandboxState
 from airflow_provider_sms.sandbox.validation import (
@@ -32,6 +39,7 @@ from airflow_provider_sms.sandbox.validation import (
     count_segments,
     e164_from_plus,
     format_time,
+    is_digits,
     parse_time,
     zone,
 )
@@ -185,13 +193,13 @@ def create_router(state: SandboxState) -> APIRouter:
         values["timetosend"] = text_field(fields, "timetosend")
         values["send_at"] = None
         if values["timetosend"] is not None:
-            values["send_at"] = parse_time(values["timetosend"], TIME_FORMATS)
+            values["send_at"] = parse_time(values["timetosend"], TIME_FORMATS, state.zone(GATEWAY))
             if values["send_at"] is None:
                 raise Refused("Field timetosend must be YYYY-MM-DD or YYYY-MM-DD HH:MM:SS")
         customerid = text_field(fields, "customerid")
         if customerid is not None:
-            if not (customerid.isascii() and customerid.isdigit()):
-                raise Refused("Field customerid must be an integer")
+            if not is_digits(customerid):
+                raise Refused("Field customerid must be an integer of at most 20 digits")
             customerid = str(int(customerid))  # an integer column on the real service
         values["customerid"] = customerid
         urgent = as_flag(fields.get("urgent", 0))
@@ -268,10 +276,17 @@ def create_router(state: SandboxState) -> APIRouter:
         raw = fields.get("datajson")
         if raw in (None, ""):
             raise Refused("Field datajson is required")
-        try:
-            data = raw if isinstance(raw, dict) else json.loads(raw)
-        except (TypeError, ValueError) as exc:
-            raise Refused("Field datajson is not valid JSON") from exc
+        if isinstance(raw, dict):
+            data = raw
+        elif isinstance(raw, str):
+            try:
+                data = loads_json(raw)
+            except TooDeep as exc:
+                raise Refused(f"Field datajson: {exc}") from None
+            except BadBody:
+                raise Refused("Field datajson is not valid JSON") from None
+        else:
+            raise Refused("Field datajson is not valid JSON")
         if not isinstance(data, dict):
             raise Refused("Field datajson must be a JSON object")
         if not state.token_valid(data.get("token") or fields.get("token")):
@@ -330,7 +345,8 @@ def create_router(state: SandboxState) -> APIRouter:
     @endpoint("getallsms")
     def getallsms(fields: dict[str, Any]) -> dict[str, Any]:
         """Messages, filtered by device_id, status, begindate, enddate, sim, customerid, phone."""
-        tz = zone(text_field(fields, "timezone"))
+        name = text_field(fields, "timezone")
+        tz = state.zone(GATEWAY) if name is None else zone(name)
         if tz is None:
             raise Refused("Unknown timezone")
         wanted: dict[str, int | None] = {}
@@ -353,8 +369,8 @@ def create_router(state: SandboxState) -> APIRouter:
         customerid = text_field(fields, "customerid")
         phone = "".join(ch for ch in text_field(fields, "phone") or "" if ch.isdigit())
         if customerid is not None:
-            if not (customerid.isascii() and customerid.isdigit()):
-                raise Refused("Field customerid must be an integer")
+            if not is_digits(customerid):
+                raise Refused("Field customerid must be an integer of at most 20 digits")
             rows = messages.rows
             candidates: Any = [rows[key] for key in state.by_customerid.get(str(int(customerid)), ())]
         else:
@@ -457,10 +473,10 @@ def create_router(state: SandboxState) -> APIRouter:
         now = state.now()
         when_text = text_field(fields, "time_to_send")
         if when_text not in (None, "0"):
-            values["send_at"] = parse_time(when_text, PAKET_TIME_FORMATS)
+            values["send_at"] = parse_time(when_text, PAKET_TIME_FORMATS, state.zone(GATEWAY))
             if values["send_at"] is None:
                 raise Refused("Field time_to_send must be DD.MM.YYYY H:i:s")
-            values["timetosend"] = format_time(values["send_at"], TIME_FORMATS[0])
+            values["timetosend"] = format_time(values["send_at"], TIME_FORMATS[0], state.zone(GATEWAY))
         paket_id = 5_000 + state.next_seq("smsgateway24.paket")
         paket = {"paket_id": paket_id, "paket_title": title}
         phones = dict.fromkeys(

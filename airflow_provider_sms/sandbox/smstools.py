@@ -25,6 +25,7 @@ from airflow_provider_sms.sandbox import delivery
 from airflow_provider_sms.sandbox.common import BadBody, read_json, respond
 from airflow_provider_sms.sandbox.state import Contact, Group, Message, SandboxState
 from airflow_provider_sms.sandbox.validation import (
+    MAX_PAGE,
     as_flag,
     as_int,
     count_segments,
@@ -73,8 +74,8 @@ def _paging(request: Request) -> tuple[int, int]:
     if limit is None or not 1 <= limit <= 2000:
         raise SmstoolsError(135, "The limit parameter must be an integer between 1 and 2000.")
     page = as_int(query.get("page", 1))
-    if page is None or page < 1:
-        raise SmstoolsError(136, "The page parameter must be an integer greater than 0.")
+    if page is None or not 1 <= page <= MAX_PAGE:
+        raise SmstoolsError(136, f"The page parameter must be an integer from 1 to {MAX_PAGE}.")
     return limit, page
 
 
@@ -168,7 +169,7 @@ def create_router(state: SandboxState) -> APIRouter:
         now = state.now()
         send_at, schedule = now, None
         if body.get("date") not in (None, ""):
-            when = parse_time(body["date"], ("%Y-%m-%d %H:%M", DATE_FORMAT))
+            when = parse_time(body["date"], ("%Y-%m-%d %H:%M", DATE_FORMAT), state.zone(GATEWAY))
             # The format has minute precision, so "this minute" still counts as now.
             if when is None or when < now - 60:
                 raise SmstoolsError(121, "Scheduled date is invalid or in the past.")
@@ -223,6 +224,7 @@ def create_router(state: SandboxState) -> APIRouter:
         return await send(request, "voice")
 
     def logged(message: Message, now: float) -> dict[str, Any]:
+        tz = state.zone(GATEWAY)
         raw = state.status(message, now)
         since = message.created_at if now < message.send_at else None
         if since is None:
@@ -236,13 +238,13 @@ def create_router(state: SandboxState) -> APIRouter:
             "message": message.body,
             "to": digits(message.recipient),
             "sender": message.sender,
-            "date": format_time(message.created_at, DATE_FORMAT),
+            "date": format_time(message.created_at, DATE_FORMAT, tz),
             "type": message.kind,
             "status": raw,
             "reference": message.reference,
             "response": {
                 "status": raw,
-                "statusdate": format_time(since or message.created_at, DATE_FORMAT),
+                "statusdate": format_time(since or message.created_at, DATE_FORMAT, tz),
                 "reference": message.reference,
                 "subid": extra.get("subid"),
             },
@@ -279,7 +281,7 @@ def create_router(state: SandboxState) -> APIRouter:
                 "message": m.body,
                 "to": digits(m.recipient),
                 "type": m.kind,
-                "date": format_time(m.send_at, "%Y-%m-%d %H:%M"),
+                "date": format_time(m.send_at, "%Y-%m-%d %H:%M", state.zone(GATEWAY)),
                 "reference": m.reference,
                 "messageid": m.id,
             },
@@ -322,6 +324,7 @@ def create_router(state: SandboxState) -> APIRouter:
             "credits": f"{state.balance[GATEWAY]:.2f}",
             "currency": "EUR",
             "webhookurl": None,
+            "timezone": state.timezones[GATEWAY],
         }
 
     # ------------------------------------------------------------------ contacts

@@ -8,19 +8,30 @@ and records which rows changed, so ``persistence.py`` can snapshot only those.
 from __future__ import annotations
 
 import json
+import math
 import secrets
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
+from datetime import timezone
 from typing import Any, Generic, TypeVar
+from zoneinfo import ZoneInfo
 
 from airflow_provider_sms.sandbox import delivery
 from airflow_provider_sms.sandbox.config import SandboxConfig
+from airflow_provider_sms.sandbox.validation import UTC, zone
 
 GATEWAYS = ("smstools", "smsgateway24", "textboost")
 BILLED_GATEWAYS = ("smstools", "textboost")  # SmsGateway24 sends from the user's own phone
 SCHEMA_VERSION = 1
+YEAR = 365.25 * 86_400
+# One advance may skip at most 10 years, the clock at most 100 years past real time: far enough for
+# any scheduling test, and far from year 9999, where rendering a date would fail on every request.
+MAX_ADVANCE = 10 * YEAR
+MAX_OFFSET = 100 * YEAR
+# Ids are reserved durably this many at a time (one small synchronous write per block).
+ID_BLOCK = 1000
 
 
 class SandboxClock:
@@ -35,8 +46,17 @@ class SandboxClock:
         return (self._base if self._base is not None else time.time()) + self.offset
 
     def advance(self, seconds: float) -> None:
-        if seconds < 0:
-            raise ValueError("the sandbox clock never moves backwards")
+        """Move forward by ``seconds``; ``ValueError`` (nothing moves) unless 0 <= seconds <= 10 years
+        and the clock stays within 100 years of real time."""
+        if not math.isfinite(seconds) or seconds < 0:
+            raise ValueError(f"seconds must be a finite number of at least 0, got {seconds}")
+        if seconds > MAX_ADVANCE:
+            raise ValueError(f"seconds must be at most {MAX_ADVANCE:.0f} (10 years), got {seconds:g}")
+        if self.offset + seconds > MAX_OFFSET:
+            raise ValueError(
+                f"the sandbox clock may run at most {MAX_OFFSET:.0f} s (100 years) ahead; it is "
+                f"{self.offset:.0f} s ahead now (POST /_sandbox/reset sets it back)"
+            )
         self.offset += seconds
 
     def set_now(self, ts: float) -> None:
@@ -153,10 +173,15 @@ class SandboxState:
         self.newsletters: dict[str, Table[dict[str, Any]]] = {gw: Table(track) for gw in GATEWAYS}
         # Id sequences survive reset() on purpose: an id never names two different messages.
         self.sequences: Counter[str] = Counter()
+        # With a state file: per sequence, the last id of the block written to the file as reserved
+        # (by ``reserve_ids``) before any of its ids was handed out.
+        self.reserved: dict[str, int] = {}
+        self.reserve_ids: Callable[[dict[str, int]], None] | None = None
         self.tokens: dict[str, float] = {}
         self.balance = {gw: float(config.balance) for gw in BILLED_GATEWAYS}
         self.spent = {gw: 0.0 for gw in BILLED_GATEWAYS}
         self.requests: Counter[tuple[str, str]] = Counter()  # (gateway, "METHOD /path") → count
+        self.timezones = dict.fromkeys(GATEWAYS, config.timezone)  # each account's own setting
         self.version = 0  # bumped by every change; the autosave compares it
         self._wipe = False
         self._clear_indexes()
@@ -176,10 +201,33 @@ class SandboxState:
         self.clock.advance(seconds)
         self.version += 1
 
-    def next_seq(self, name: str) -> int:
-        self.sequences[name] += 1
+    def zone(self, gateway: str) -> ZoneInfo | timezone:
+        """The timezone of the gateway's account: its schedule and date fields are in it."""
+        return zone(self.timezones[gateway]) or UTC
+
+    def set_timezone(self, name: str, gateway: str | None = None) -> None:
+        """Set the timezone of one account (all three when ``gateway`` is None); ``ValueError`` if unknown."""
+        if zone(name) is None:
+            raise ValueError(f"unknown timezone {name!r}: use an IANA name such as Europe/Berlin")
+        for gw in (gateway,) if gateway else GATEWAYS:
+            self.timezones[gw] = name
         self.version += 1
-        return self.sequences[name]
+
+    def next_seq(self, name: str) -> int:
+        """The next number of sequence ``name``; with a state file, never one handed out before.
+
+        Snapshots run every ``save_interval``, so a crash (SIGKILL) loses the last ids handed out.
+        Hence the file holds a high-water mark written *before* ids are handed out: a restart resumes
+        after it, and an id a client was given can never come back naming another message.
+        """
+        seq = self.sequences[name] + 1
+        if self.reserve_ids is not None and seq > self.reserved.get(name, 0):
+            reserved = {**self.reserved, name: seq + ID_BLOCK - 1}
+            self.reserve_ids(reserved)  # raises (and nothing is handed out) if it cannot be written
+            self.reserved = reserved
+        self.sequences[name] = seq
+        self.version += 1
+        return seq
 
     def issue_token(self) -> str:
         now = self.now()
@@ -314,7 +362,8 @@ class SandboxState:
 
     # ------------------------------------------------------------------ reset and persistence
     def reset(self) -> None:
-        """Forget messages, contacts, lists, newsletters and counters; restore balances and the clock.
+        """Forget messages, contacts, lists, newsletters and counters; restore balances, the clock and
+        the accounts' timezone.
 
         Accounts, devices, tokens and id sequences stay.
         """
@@ -326,6 +375,7 @@ class SandboxState:
         self.balance = {gw: float(self.config.balance) for gw in BILLED_GATEWAYS}
         self.spent = {gw: 0.0 for gw in BILLED_GATEWAYS}
         self.requests.clear()
+        self.timezones = dict.fromkeys(GATEWAYS, self.config.timezone)
         self.clock.reset()
         self._wipe = self.config.state_file is not None
         self.version += 1
@@ -371,10 +421,23 @@ class SandboxState:
             "spent": self.spent,
             "clock_now": self.now(),
             "clock_offset": self.clock.offset,
+            "timezones": dict(self.timezones),  # a copy: the snapshot is written from a thread
         }
 
     def restore(self, meta: dict[str, Any], rows: dict[str, list[tuple[str, str]]]) -> None:
-        """Load a snapshot written by ``collect_changes`` (an empty ``meta`` means a new file)."""
+        """Load a snapshot written by ``collect_changes`` (an empty ``meta`` means a new file).
+
+        ``meta["id_reserved"]`` (written by ``reserve_ids``, maybe with no snapshot yet) moves each
+        sequence past its reserved block: ids handed out after the last snapshot are skipped.
+        """
+        meta = dict(meta)
+        reserved = meta.pop("id_reserved", None) or {}
+        self._restore_snapshot(meta, rows)
+        for name, last in reserved.items():
+            self.sequences[name] = max(self.sequences[name], int(last))
+        self.reserved = {name: int(last) for name, last in reserved.items()}
+
+    def _restore_snapshot(self, meta: dict[str, Any], rows: dict[str, list[tuple[str, str]]]) -> None:
         if not meta:
             return
         if meta.get("schema") != SCHEMA_VERSION:
@@ -383,6 +446,7 @@ class SandboxState:
         self.tokens = dict(meta["tokens"])
         self.balance.update(meta["balance"])
         self.spent.update(meta["spent"])
+        self.timezones.update(meta.get("timezones", {}))  # absent from files of older sandboxes
         if self.clock.frozen:
             self.clock.set_now(meta["clock_now"])
         else:

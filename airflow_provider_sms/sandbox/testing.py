@@ -44,6 +44,11 @@ class SandboxServer:
         """Move the sandbox clock forward (deliveries progress accordingly)."""
         return self._call("POST", "advance", json={"seconds": seconds})
 
+    def set_timezone(self, timezone: str, gateway: str | None = None) -> dict[str, str]:
+        """Set the accounts' timezone (one account's with ``gateway``); ``reset()`` restores it."""
+        body = {"timezone": timezone, **({"gateway": gateway} if gateway else {})}
+        return self._call("POST", "timezone", json=body)
+
     def faults(self) -> dict[str, Any]:
         return self._call("GET", "faults")
 

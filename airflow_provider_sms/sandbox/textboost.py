@@ -24,6 +24,7 @@ from airflow_provider_sms.sandbox import delivery
 from airflow_provider_sms.sandbox.common import BadBody, read_fields, respond, text_field
 from airflow_provider_sms.sandbox.state import Contact, Group, Message, SandboxState
 from airflow_provider_sms.sandbox.validation import (
+    MAX_PAGE,
     as_int,
     count_segments,
     digits,
@@ -101,8 +102,8 @@ def create_router(state: SandboxState) -> APIRouter:
     ) -> dict[str, Any]:
         page = as_int(fields.get("page", 1))
         per_page = as_int(fields.get("per_page", DEFAULT_PER_PAGE))
-        if page is None or page < 1:
-            raise TextBoostError(422, "The page must be an integer of at least 1.")
+        if page is None or not 1 <= page <= MAX_PAGE:
+            raise TextBoostError(422, f"The page must be an integer from 1 to {MAX_PAGE}.")
         if per_page is None or per_page < 1:
             raise TextBoostError(422, "The per page must be an integer of at least 1.")
         per_page = min(per_page, MAX_PER_PAGE)
@@ -331,7 +332,7 @@ def create_router(state: SandboxState) -> APIRouter:
         now = state.now()
         send_at, schedule = now, text_field(fields, "schedule_time")
         if schedule is not None:
-            when = parse_time(schedule, ("%Y-%m-%d %H:%M",))
+            when = parse_time(schedule, ("%Y-%m-%d %H:%M",), state.zone(GATEWAY))
             if when is None:
                 raise TextBoostError(422, "The schedule time does not match the format Y-m-d H:i.")
             if when < now - 60:  # minute precision: "this minute" still counts as now
@@ -455,7 +456,7 @@ def create_router(state: SandboxState) -> APIRouter:
             "last_name": "Account",
             "email": "textboost-sandbox@example.com",
             "locale": "en",
-            "timezone": "UTC",
+            "timezone": state.timezones[GATEWAY],
             "sms_unit": units(),
         }
 

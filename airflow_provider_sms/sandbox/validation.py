@@ -132,8 +132,14 @@ def zone(name: str | None) -> ZoneInfo | timezone | None:
         return None
 
 
+# Longer digit strings are no id, page or count of any gateway (and int() refuses over 4,300 digits).
+MAX_INT_DIGITS = 20
+# The largest page number the list endpoints take (a signed 32-bit column, as PHP platforms use).
+MAX_PAGE = 2**31 - 1
+
+
 def as_int(value: object) -> int | None:
-    """An int from an int or a string of ASCII digits (optionally signed), else None."""
+    """An int from an int or a string of at most 20 ASCII digits (optionally signed), else None."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
@@ -141,9 +147,14 @@ def as_int(value: object) -> int | None:
     if isinstance(value, str):
         text = value.strip()
         body = text[1:] if text[:1] in "+-" else text
-        if body.isascii() and body.isdigit():
+        if body.isascii() and body.isdigit() and len(body) <= MAX_INT_DIGITS:
             return int(text)
     return None
+
+
+def is_digits(text: str) -> bool:
+    """ASCII digits only, at most 20 of them (an integer column of the real gateway)."""
+    return 0 < len(text) <= MAX_INT_DIGITS and text.isascii() and text.isdigit()
 
 
 def as_flag(value: object) -> bool | None:

@@ -86,6 +86,59 @@ def test_advance_moves_the_clock_forward_only(sandbox, http):
     assert sandbox.stats()["clock"]["offset_seconds"] == 90
 
 
+TEN_YEARS = 10 * 365.25 * 86_400
+
+
+def _gateways_answer(sandbox, http) -> None:
+    """Every gateway still answers 200 (a sent message is dated and listed), and so does the admin API."""
+    sent = http.post(
+        f"{sandbox.url}/v1/message/send",
+        json={"message": "Hi", "sender": "Shop", "to": NL},
+        headers=SMSTOOLS_AUTH,
+    )
+    assert sent.status_code == 200, sent.text
+    assert http.get(f"{sandbox.url}/v1/message/logging", headers=SMSTOOLS_AUTH).status_code == 200
+    token = http.post(f"{sandbox.url}/getdata/gettoken", data=SG24_LOGIN).json()["token"]
+    assert http.post(f"{sandbox.url}/getdata/getallsms", data={"token": token}).json()["error"] == 0
+    assert http.get(f"{sandbox.url}/api/v3/sms", headers=TEXTBOOST_AUTH).status_code == 200
+    assert http.get(f"{sandbox.url}/_sandbox/messages").status_code == 200
+    assert http.get(f"{sandbox.url}/").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"seconds": 1e12}',
+        '{"seconds": 1e308}',
+        '{"seconds": 1e400}',  # parses as an infinity
+        '{"seconds": Infinity}',
+        '{"seconds": NaN}',
+        '{"seconds": -Infinity}',
+        '{"seconds": 1' + "0" * 400 + "}",  # an integer no float can hold
+        '{"seconds": ' + str(int(TEN_YEARS) + 1) + "}",
+    ],
+)
+def test_advance_refuses_non_finite_and_huge_steps_and_the_gateways_keep_working(sandbox, http, body):
+    sandbox.advance(60)
+    response = http.post(
+        f"{sandbox.url}/_sandbox/advance", data=body, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert "seconds" in response.json()["detail"] or "JSON" in response.json()["detail"]
+    assert sandbox.stats()["clock"]["offset_seconds"] == 60
+    _gateways_answer(sandbox, http)
+
+
+def test_advance_goes_up_to_ten_years_a_step_and_a_hundred_years_in_all(sandbox, http):
+    for _ in range(10):
+        sandbox.advance(TEN_YEARS)
+    _gateways_answer(sandbox, http)
+    refused = http.post(f"{sandbox.url}/_sandbox/advance", json={"seconds": 1})
+    assert refused.status_code == 400 and "100 years" in refused.json()["detail"]
+    sandbox.reset()
+    assert sandbox.advance(1)["offset_seconds"] == 1
+
+
 def test_expire_tokens_invalidates_every_smsgateway24_token(sandbox, http):
     token = http.post(f"{sandbox.url}/getdata/gettoken", data=SG24_LOGIN).json()["token"]
     sandbox.expire_tokens()

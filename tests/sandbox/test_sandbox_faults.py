@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
 import time
 
 import pytest
@@ -120,6 +122,45 @@ def test_invalid_fault_settings_are_refused(sandbox, http, settings):
     response = http.post(f"{sandbox.url}/_sandbox/faults", json=settings)
     assert response.status_code == 400
     assert sandbox.faults()["rate_429"] == 0.0
+
+
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        ('{"latency_ms": 1e300}', "latency_ms must be between 0 and 60000"),
+        ('{"latency_ms": 60001}', "latency_ms must be between 0 and 60000"),
+        ('{"latency_ms": NaN}', "NaN is not a JSON number"),
+        ('{"latency_ms": Infinity}', "Infinity is not a JSON number"),
+        ('{"latency_ms": "1e300"}', "latency_ms must be between 0 and 60000"),
+        ('{"retry_after": 1e300}', "retry_after must be between 0 and 3600"),
+        ('{"retry_after": NaN}', "NaN is not a JSON number"),
+        ('{"rate_500": NaN}', "NaN is not a JSON number"),
+        ('{"rate_429": "often"}', "rate_429 must be between 0 and 1"),
+        ('{"seed": 1e300}', "seed must be an integer"),
+        ('{"latency_ms": 1e400}', "latency_ms must be between 0 and 60000"),  # parsed as an infinity
+        ('{"seed": Infinity}', "Infinity is not a JSON number"),
+        ('{"paths": 5}', "paths must be a list"),
+    ],
+)
+def test_absurd_fault_settings_are_refused_with_a_clear_message(sandbox, http, balance, body, named):
+    sandbox.set_faults(latency_ms=1)
+    response = http.post(
+        f"{sandbox.url}/_sandbox/faults", data=body, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert named in response.json()["detail"]
+    assert sandbox.faults()["latency_ms"] == 1  # the settings in force did not change
+    assert balance().status_code == 200
+
+
+def test_the_cli_refuses_an_absurd_latency():
+    result = subprocess.run(
+        [sys.executable, "-m", "airflow_provider_sms.sandbox", "--latency-ms", "1e300"],
+        capture_output=True,
+        text=True,
+        timeout=30,  # the old sandbox started (and served forever) with it
+    )
+    assert result.returncode == 2 and "latency_ms must be between 0 and 60000" in result.stderr
 
 
 def test_clear_faults_restores_the_defaults(sandbox, balance):

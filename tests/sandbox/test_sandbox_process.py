@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import shutil
+import signal
+import sqlite3
 import subprocess
 import sys
 
@@ -10,7 +13,7 @@ import requests
 
 from airflow_provider_sms.sandbox.testing import URL_LINE_PREFIX, run_sandbox, start_sandbox_process
 
-from .helpers import NL, SG24_LOGIN, SMSTOOLS_AUTH, US
+from .helpers import NL, SG24_LOGIN, SMSTOOLS_AUTH, TEXTBOOST_AUTH, US
 
 
 def _start_cli(state_file: str) -> tuple[subprocess.Popen[str], str, str]:
@@ -110,3 +113,66 @@ def test_the_sandbox_imports_neither_airflow_nor_the_provider_it_checks():
     assert [m for m in modules if not m.startswith("airflow_provider_sms.sandbox")] == [
         "airflow_provider_sms"
     ]
+
+
+def _send_everywhere(url: str) -> list[object]:
+    """One message, one list and one contact on each gateway; the ids the sandbox answered."""
+    token = requests.post(f"{url}/getdata/gettoken", data=SG24_LOGIN).json()["token"]
+    smstools = requests.post(
+        f"{url}/v1/message/send",
+        json={"message": "Hi", "sender": "Shop", "to": [NL, US]},
+        headers=SMSTOOLS_AUTH,
+    ).json()["messageids"]
+    group = requests.post(f"{url}/v1/groups", json={"name": "G"}, headers=SMSTOOLS_AUTH).json()["ID"][0]
+    contact = requests.post(f"{url}/v1/contact", json={"phone": NL, "groupid": group}, headers=SMSTOOLS_AUTH)
+    sms = {"token": token, "sendto": f"+{NL},+{US}", "body": "Hi", "device_id": 1001}
+    sg24 = requests.post(f"{url}/getdata/addsms", data=sms).json()["sms_ids"]
+    tag = requests.post(f"{url}/getdata/savetag", data={"token": token, "title": "T"}).json()["tag_id"]
+    send = {"recipient": f"{NL},{US}", "sender_id": "Shop", "type": "plain", "message": "Hi"}
+    textboost = [
+        m["uid"]
+        for m in requests.post(f"{url}/api/v3/sms/send", json=send, headers=TEXTBOOST_AUTH).json()["data"]
+    ]
+    tb_group = requests.post(f"{url}/api/v3/contacts", json={"name": "G"}, headers=TEXTBOOST_AUTH).json()[
+        "data"
+    ]["uid"]
+    return [*smstools, group, contact.json()["ID"][0], *sg24, tag, *textboost, tb_group]
+
+
+def test_ids_handed_out_before_a_crash_are_never_handed_out_again(tmp_path):
+    state_file = str(tmp_path / "sandbox.sqlite")
+    # No snapshot within the test: everything after start-up is lost by the crash.
+    first = start_sandbox_process(state_file=state_file, save_interval=3600)
+    try:
+        before = _send_everywhere(first.url)
+    finally:
+        first.process.kill()  # SIGKILL: no shutdown, no final snapshot
+        first.process.wait()
+    assert first.process.returncode == -signal.SIGKILL
+
+    second = start_sandbox_process(state_file=state_file, save_interval=3600)
+    try:
+        assert second.messages() == []  # the acknowledged messages were lost...
+        after = _send_everywhere(second.url)
+        assert len(set(before)) == len(before) == len(after) == 10
+        assert set(before).isdisjoint(after)  # ...but none of their ids names another message now
+    finally:
+        second.process.kill()
+        second.process.wait()
+
+    third = start_sandbox_process(state_file=state_file)  # a second crash in a row, then a clean run
+    try:
+        assert set(_send_everywhere(third.url)).isdisjoint([*before, *after])
+    finally:
+        assert third.stop() == 0
+
+
+def test_every_id_handed_out_is_covered_by_a_reservation_already_in_the_state_file(tmp_path):
+    state_file = tmp_path / "sandbox.sqlite"
+    with run_sandbox(state_file=str(state_file), save_interval=3600) as server:
+        send = {"message": "Hi", "sender": "Shop", "to": [NL] * 1500}  # crosses a block of 1,000 ids
+        ids = requests.post(f"{server.url}/v1/message/send", json=send, headers=SMSTOOLS_AUTH).json()
+        assert len(set(ids["messageids"])) == 1500
+        with sqlite3.connect(state_file) as connection:
+            (value,) = connection.execute("SELECT value FROM meta WHERE key = 'id_reserved'").fetchone()
+        assert json.loads(value)["message"] >= 1500  # read while the server runs: no snapshot yet

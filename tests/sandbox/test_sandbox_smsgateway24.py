@@ -117,7 +117,8 @@ def test_addsms_with_several_numbers_stores_the_valid_ones(sandbox, send):
         ({"device_id": 7}, "Device not found"),
         ({"sim": 9}, "Field sim must be 0 or 1 (SIM slots), 2 or 3 (WhatsApp), 4 or 5 (RCS)"),
         ({"timetosend": "next week"}, "Field timetosend must be YYYY-MM-DD or YYYY-MM-DD HH:MM:SS"),
-        ({"customerid": "abc"}, "Field customerid must be an integer"),
+        ({"customerid": "abc"}, "Field customerid must be an integer of at most 20 digits"),
+        ({"customerid": "9" * 5000}, "Field customerid must be an integer of at most 20 digits"),
     ],
 )
 def test_addsms_validation_errors(sandbox, send, fields, message):
