@@ -117,3 +117,11 @@ def test_analyze_leaves_a_plan_that_uses_the_primary_key(ledger):
         )
         assert "Index" in plan and "Seq Scan" not in plan, plan
     assert len(ledger.load("c1", phones[:2])) == 2
+
+
+def test_a_campaign_key_longer_than_its_column_is_refused_naming_it(ledger):
+    longest = "k" * 250
+    assert ledger.record(longest, [_entry("+4915100000001")]) == 1  # the limit itself fits
+    with pytest.raises(ValueError, match=r"campaign_key is 251 characters long.* at most 250"):
+        ledger.record("k" * 251, [_entry("+4915100000002")])
+    assert ledger.counts("k" * 251) == {} and ledger.counts(longest) == {PENDING: 1}
