@@ -38,9 +38,11 @@ COLUMNS: list[tuple[str, str]] = [
     ("body_hash", "VARCHAR(64)"),
     ("segments", "INTEGER"),
     ("state", "VARCHAR(16) NOT NULL"),
-    ("message_id", "VARCHAR(128)"),
+    # The gateway's texts, as long as the gateway makes them (tables created with VARCHAR before
+    # are widened by ensure_table).
+    ("message_id", "TEXT"),
     ("status", "VARCHAR(16)"),
-    ("raw_status", "VARCHAR(250)"),
+    ("raw_status", "TEXT"),
     ("error", "TEXT"),
     ("attempts", "INTEGER NOT NULL"),
     ("created_at", "TIMESTAMP"),
@@ -103,6 +105,7 @@ class MessageLedger(SqlTable):
         self.create(COLUMNS, KEY)
         # Delivery reports find ledger rows by the gateway's message id.
         self.create_index("gateway_message_id", ("gateway", "message_id"))
+        self.widen_to_text(("message_id", "raw_status"))
 
     def load(self, campaign_key: str, recipients: Sequence[str]) -> dict[str, LedgerEntry]:
         """The existing rows of ``campaign_key`` for ``recipients`` (queried in slices)."""

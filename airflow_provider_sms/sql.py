@@ -182,18 +182,42 @@ class SqlTable:
         return name
 
     def ddl(self, statements: Sequence[str]) -> None:
-        """Run ``CREATE ... IF NOT EXISTS`` statements in one transaction.
+        """Run ``CREATE ... IF NOT EXISTS`` statements in one transaction (see :meth:`ddl_transaction`)."""
+        with self.ddl_transaction() as cursor:
+            for statement in statements:
+                cursor.execute(statement)
 
-        On PostgreSQL ``IF NOT EXISTS`` is no guard against a concurrent first creation: both
-        sessions see no table, both insert its catalog rows, and the second fails with
-        ``UniqueViolation`` (pg_type) or ``DuplicateTable``. A transaction-scoped advisory lock
-        keyed on the table name makes the second wait for the first's commit, then find the table.
+    @contextmanager
+    def ddl_transaction(self) -> Iterator[Any]:
+        """A transaction for DDL on this table, serialised with any other session's on PostgreSQL.
+
+        There ``IF NOT EXISTS`` is no guard against a concurrent first creation: both sessions see
+        no table, both insert its catalog rows, and the second fails with ``UniqueViolation``
+        (pg_type) or ``DuplicateTable``. A transaction-scoped advisory lock keyed on the table name
+        makes the second wait for the first's commit, then find the table.
         """
         with self.transaction() as cursor:
             if self.is_postgres:
                 cursor.execute(f"SELECT pg_advisory_xact_lock({self.ph})", (ddl_lock_key(self.name),))
-            for statement in statements:
-                cursor.execute(statement)
+            yield cursor
+
+    def widen_to_text(self, columns: Sequence[str]) -> list[str]:
+        """Make ``columns`` that an earlier version created as ``VARCHAR(n)`` plain ``TEXT``, so
+        values longer than ``n`` no longer fail the write (PostgreSQL; SQLite does not enforce
+        lengths). Changing VARCHAR to TEXT rewrites nothing there. Returns the columns changed."""
+        if not self.is_postgres:
+            return []
+        with self.ddl_transaction() as cursor:  # checked under the lock: concurrent runs widen once
+            cursor.execute(
+                "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) AND NOT attisdropped "
+                "AND atttypid = 'varchar'::regtype AND atttypmod > 0 AND attname = ANY(%s)",
+                (self.quoted, list(columns)),
+            )
+            narrow = sorted(row[0] for row in cursor.fetchall())
+            if narrow:
+                changes = ", ".join(f"ALTER COLUMN {quote_name(c, what='column')} TYPE TEXT" for c in narrow)
+                cursor.execute(f"ALTER TABLE {self.quoted} {changes}")
+        return narrow
 
     def insert_ignore(self, columns: Sequence[str], rows: Iterable[Sequence[Any]], key: Sequence[str]) -> int:
         """Insert rows whose key is not there yet (``ON CONFLICT DO NOTHING``: SQLite and PostgreSQL)
