@@ -185,7 +185,7 @@ def test_the_trigger_reports_an_empty_campaign_as_an_error_event(sms_conn_env, s
     ledger.ensure_table()
     ledger.close()
     trigger = SmsDeliveryTrigger(
-        sms_conn_id="smstools_default",
+        sms_conn_id=sms_conn_env["smstools"],
         campaign_key="nothing",
         ledger_conn_id=sqlite_conn_id,
         poll_interval=0.1,
