@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from airflow_provider_sms.sql import SqlTable, quote_name, utcnow
+from airflow_provider_sms.sql import SqlTable, utcnow
 
 PENDING, SENDING, ACCEPTED, REJECTED, SUPPRESSED, AMBIGUOUS = (
     "pending",
@@ -37,9 +37,11 @@ COLUMNS: list[tuple[str, str]] = [
     ("body_hash", "VARCHAR(64)"),
     ("segments", "INTEGER"),
     ("state", "VARCHAR(16) NOT NULL"),
-    ("message_id", "VARCHAR(128)"),
+    # The gateway's texts, as long as the gateway makes them (tables created with VARCHAR before
+    # are widened by ensure_table).
+    ("message_id", "TEXT"),
     ("status", "VARCHAR(16)"),
-    ("raw_status", "VARCHAR(250)"),
+    ("raw_status", "TEXT"),
     ("error", "TEXT"),
     ("attempts", "INTEGER NOT NULL"),
     ("created_at", "TIMESTAMP"),
@@ -47,6 +49,7 @@ COLUMNS: list[tuple[str, str]] = [
     ("sent_at", "TIMESTAMP"),
 ]
 KEY = ("campaign_key", "recipient")
+MAX_CAMPAIGN_KEY = 250  # the width of the campaign_key column above
 IN_SLICE = 500  # recipients per IN (...) list: well under SQLite's and PostgreSQL's parameter limits
 
 
@@ -54,6 +57,17 @@ def idempotency_key(campaign_key: str, recipient: str) -> str:
     """A stable, digits-only key per (campaign, recipient): gateways like SmsGateway24 store only integers."""
     digest = hashlib.sha256(f"{campaign_key}\x1f{recipient}".encode()).digest()
     return str(int.from_bytes(digest[:6], "big"))  # 48 bits: fits every gateway's integer field
+
+
+def check_campaign_key(campaign_key: str) -> None:
+    """Refuse, before anything is written, a campaign key the ledger's column cannot hold."""
+    if not isinstance(campaign_key, str) or not campaign_key:
+        raise ValueError(f"campaign_key must be a non-empty string, got {campaign_key!r}")
+    if len(campaign_key) > MAX_CAMPAIGN_KEY:
+        raise ValueError(
+            f"campaign_key is {len(campaign_key)} characters long; the ledger's campaign_key column "
+            f"holds at most {MAX_CAMPAIGN_KEY} (it starts {campaign_key[:40]!r})"
+        )
 
 
 @dataclass(frozen=True)
@@ -84,8 +98,8 @@ class MessageLedger(SqlTable):
     def ensure_table(self) -> None:
         self.create(COLUMNS, KEY)
         # Delivery reports find ledger rows by the gateway's message id.
-        index = quote_name(f"{self.name.split('.')[-1]}_gateway_message_id", what="index")
-        self.execute(f"CREATE INDEX IF NOT EXISTS {index} ON {self.quoted} (gateway, message_id)")
+        self.create_index("gateway_message_id", ("gateway", "message_id"))
+        self.widen_to_text(("message_id", "raw_status"))
 
     def load(self, campaign_key: str, recipients: Sequence[str]) -> dict[str, LedgerEntry]:
         """The existing rows of ``campaign_key`` for ``recipients`` (queried in slices)."""
@@ -114,6 +128,7 @@ class MessageLedger(SqlTable):
 
     def record(self, campaign_key: str, entries: Iterable[LedgerEntry]) -> int:
         """Insert new rows; rows already in the ledger for this campaign are left as they are."""
+        check_campaign_key(campaign_key)
         now = self.ts(utcnow())
         names = [name for name, _ in COLUMNS]
         rows = (

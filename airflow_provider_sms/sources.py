@@ -15,6 +15,11 @@ import pandas as pd
 from airflow_provider_sms.sql import get_sql_hook
 
 DEFAULT_CHUNK_SIZE = 5_000
+ROW = "_row"  # the column iter_chunks adds: each row's position in the input
+
+
+class InputColumnsError(ValueError):
+    """The input's columns are ambiguous: two with one name, or one with the reader's own ``_row``."""
 
 
 class SqlSourceError(RuntimeError):
@@ -32,6 +37,7 @@ def iter_chunks(
     """Yield the input as DataFrame chunks with a ``_row`` column: the row's position in the input.
 
     Exactly one of ``data`` (a DataFrame or a list of dicts) and ``sql`` (with ``sql_conn_id``) is given.
+    An input with two columns of one name, or a column named ``_row``, raises :class:`InputColumnsError`.
     An SQL input is read from the database ``chunk_size`` rows at a time (on PostgreSQL through a
     server-side cursor), its ``parameters`` bound by the driver; a failing query raises
     :class:`SqlSourceError`. Closing the generator early releases the cursor and the connection.
@@ -43,10 +49,30 @@ def iter_chunks(
     # are released at once, not whenever the inner generator happens to be garbage-collected.
     with closing(_raw_chunks(data, sql, sql_conn_id, parameters, chunk_size)) as chunks:
         for chunk in chunks:
+            check_columns(chunk.columns)
             chunk = chunk.reset_index(drop=True)
-            chunk.insert(0, "_row", range(offset, offset + len(chunk)))
+            chunk.insert(0, ROW, range(offset, offset + len(chunk)))
             offset += len(chunk)
             yield chunk
+
+
+def check_columns(columns: Sequence[Any]) -> None:
+    """Refuse an input whose column names are ambiguous, before any row is used: with two
+    ``phone`` columns (``SELECT a.phone, b.phone ...``) one would be used silently, and a column of
+    its own called ``_row`` would be clobbered by (or clash with) the position column."""
+    names = [str(c) for c in columns]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        which = ", ".join(f"{n!r} ({names.count(n)} times)" for n in duplicates)
+        raise InputColumnsError(
+            f"the input has more than one column named {which}: give each column its own name "
+            "(in SQL with AS, e.g. SELECT a.phone AS phone, b.phone AS other_phone)"
+        )
+    if ROW in names:
+        raise InputColumnsError(
+            f"the input has a column named {ROW!r}, the name the reader gives each row's position: "
+            f"rename it (in SQL with AS, e.g. SELECT {ROW} AS row_number)"
+        )
 
 
 def _raw_chunks(data, sql, sql_conn_id, parameters, chunk_size) -> Iterator[pd.DataFrame]:

@@ -19,13 +19,12 @@ from airflow.sdk import BaseHook
 
 log = logging.getLogger(__name__)
 LOCK_POLL_SECONDS = 0.5
+MAX_NAME = 63  # PostgreSQL's identifier limit (longer names are silently truncated there)
+_NAME = re.compile(rf"^[A-Za-z_][A-Za-z0-9_]{{0,{MAX_NAME - 1}}}$")
 
 
 class SqlLockTimeout(TimeoutError):
     """Another process held a lock for longer than the caller would wait."""
-
-
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 
 def quote_name(name: str, *, what: str = "table") -> str:
@@ -44,6 +43,24 @@ def quote_name(name: str, *, what: str = "table") -> str:
     return ".".join(f'"{part}"' for part in parts)
 
 
+def derived_name(base: str, suffix: str) -> str:
+    """``<base>_<suffix>`` (e.g. an index named after its table), shortened deterministically with
+    a hash of ``base`` when it would pass the 63-character limit, so it never collides or gets cut."""
+    name = f"{base}_{suffix}"
+    if len(name) <= MAX_NAME:
+        return name
+    digest = hashlib.sha256(base.encode()).hexdigest()[:10]
+    keep = MAX_NAME - len(suffix) - len(digest) - 2
+    return f"{base[:keep]}_{digest}_{suffix}"
+
+
+def ddl_lock_key(name: str) -> int:
+    """A signed 64-bit advisory-lock key for DDL on the table ``name`` (its unqualified part, so
+    ``public.t`` and ``t`` share one: serialising a little more than needed is harmless)."""
+    digest = hashlib.sha256(f"airflow-provider-sms:ddl:{name.split('.')[-1]}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
 def get_sql_hook(conn_id: str):
     """The common-sql ``DbApiHook`` of any Airflow SQL connection (SQLite, PostgreSQL, ...)."""
     from airflow.providers.common.sql.hooks.sql import DbApiHook
@@ -52,6 +69,15 @@ def get_sql_hook(conn_id: str):
     if not isinstance(hook, DbApiHook):
         raise TypeError(f"connection {conn_id!r} is not an SQL connection (got {type(hook).__name__})")
     return hook
+
+
+def check_dialect_name(name: str, dialect: str, conn_id: str) -> None:
+    """Refuse, before any statement, a table name the connection's database cannot hold."""
+    if dialect == "sqlite" and "." in name:
+        raise ValueError(
+            f"SQLite has no schemas: table {name!r} on connection {conn_id!r} cannot be "
+            f"schema-qualified; use a plain name such as {name.split('.')[-1]!r}"
+        )
 
 
 def utcnow() -> datetime:
@@ -72,6 +98,7 @@ class SqlTable:
         self.quoted = quote_name(self.name)
         self.hook = get_sql_hook(self.conn_id)
         self.dialect = self.hook.dialect_name
+        check_dialect_name(self.name, self.dialect, self.conn_id)
         self.ph = self.hook.placeholder
         self._conn = None
 
@@ -153,7 +180,54 @@ class SqlTable:
             for name, kind in columns
         )
         pk = ", ".join(quote_name(c, what="column") for c in primary_key)
-        self.execute(f"CREATE TABLE IF NOT EXISTS {self.quoted} ({cols}, PRIMARY KEY ({pk}))")
+        self.ddl([f"CREATE TABLE IF NOT EXISTS {self.quoted} ({cols}, PRIMARY KEY ({pk}))"])
+
+    def create_index(self, suffix: str, columns: Sequence[str]) -> str:
+        """CREATE INDEX IF NOT EXISTS ``<table>_<suffix>`` (hash-shortened past 63 characters, see
+        :func:`derived_name`) on ``columns``; returns the index name."""
+        name = derived_name(self.name.split(".")[-1], suffix)
+        index = quote_name(name, what="index")
+        cols = ", ".join(quote_name(c, what="column") for c in columns)
+        self.ddl([f"CREATE INDEX IF NOT EXISTS {index} ON {self.quoted} ({cols})"])
+        return name
+
+    def ddl(self, statements: Sequence[str]) -> None:
+        """Run ``CREATE ... IF NOT EXISTS`` statements in one transaction (see :meth:`ddl_transaction`)."""
+        with self.ddl_transaction() as cursor:
+            for statement in statements:
+                cursor.execute(statement)
+
+    @contextmanager
+    def ddl_transaction(self) -> Iterator[Any]:
+        """A transaction for DDL on this table, serialised with any other session's on PostgreSQL.
+
+        There ``IF NOT EXISTS`` is no guard against a concurrent first creation: both sessions see
+        no table, both insert its catalog rows, and the second fails with ``UniqueViolation``
+        (pg_type) or ``DuplicateTable``. A transaction-scoped advisory lock keyed on the table name
+        makes the second wait for the first's commit, then find the table.
+        """
+        with self.transaction() as cursor:
+            if self.is_postgres:
+                cursor.execute(f"SELECT pg_advisory_xact_lock({self.ph})", (ddl_lock_key(self.name),))
+            yield cursor
+
+    def widen_to_text(self, columns: Sequence[str]) -> list[str]:
+        """Make ``columns`` that an earlier version created as ``VARCHAR(n)`` plain ``TEXT``, so
+        values longer than ``n`` no longer fail the write (PostgreSQL; SQLite does not enforce
+        lengths). Changing VARCHAR to TEXT rewrites nothing there. Returns the columns changed."""
+        if not self.is_postgres:
+            return []
+        with self.ddl_transaction() as cursor:  # checked under the lock: concurrent runs widen once
+            cursor.execute(
+                "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) AND NOT attisdropped "
+                "AND atttypid = 'varchar'::regtype AND atttypmod > 0 AND attname = ANY(%s)",
+                (self.quoted, list(columns)),
+            )
+            narrow = sorted(row[0] for row in cursor.fetchall())
+            if narrow:
+                changes = ", ".join(f"ALTER COLUMN {quote_name(c, what='column')} TYPE TEXT" for c in narrow)
+                cursor.execute(f"ALTER TABLE {self.quoted} {changes}")
+        return narrow
 
     def insert_ignore(self, columns: Sequence[str], rows: Iterable[Sequence[Any]], key: Sequence[str]) -> int:
         """Insert rows whose key is not there yet (``ON CONFLICT DO NOTHING``: SQLite and PostgreSQL)

@@ -10,11 +10,18 @@ is complete. Without it, the gateway's list is read before anything is written.
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from airflow_provider_sms.sql import SqlTable, utcnow
+
+log = logging.getLogger(__name__)
 
 LIST_ROW = ""  # contact_key of the row that stands for the list itself
 STATE_COLUMNS: list[tuple[str, str]] = [
@@ -40,6 +47,10 @@ REJECT_COLUMNS: list[tuple[str, str]] = [
     ("error_code", "VARCHAR(32)"),
     ("created_at", "TIMESTAMP"),
 ]
+LOCK_PREFIX = "lock:"  # list_id of a lock row (no gateway's list id starts so); contact_key is LIST_ROW
+LOCK_LEASE = 120.0  # seconds a lock row holds without a heartbeat (its holder died, say)
+LOCK_HEARTBEAT = 20.0  # seconds between a holder's refreshes of its lock rows
+LOCK_POLL = 0.25  # seconds between a waiting sync's looks at the lock row
 SLICE = 500  # keys per IN (...) query
 PAGE = 5_000  # rows per page when a whole list is read
 
@@ -171,6 +182,76 @@ class ContactSyncState(SqlTable):
             ((self.gateway, list_id, key) for key in keys),
         )
 
+    # -- locks: one sync of a list at a time ------------------------------------------------------
+
+    @staticmethod
+    def lock_id(resource: str) -> str:
+        """The lock row's ``list_id`` for ``resource`` (a list id or name), within the column's width."""
+        lock_id = f"{LOCK_PREFIX}{resource}"
+        return (
+            lock_id
+            if len(lock_id) <= 128
+            else f"{LOCK_PREFIX}{hashlib.sha256(resource.encode()).hexdigest()}"
+        )
+
+    def try_lock(self, resource: str, run_token: str, holder: str) -> tuple[str, datetime] | None:
+        """Take the lock row of ``resource``, or take it over once its lease ran out; None when
+        taken, else the holder and when it last showed it was alive."""
+        lock_id = self.lock_id(resource)
+        now = utcnow()
+        row = (self.gateway, lock_id, LIST_ROW, holder[:128], None, None, None, run_token, self.ts(now))
+        if self.insert_ignore([name for name, _ in STATE_COLUMNS], [row], STATE_KEY) == 1:
+            return None
+        found = self.query(
+            f"SELECT run_token, contact_id, synced_at FROM {self.quoted} WHERE {self._where_list()} "
+            f"AND contact_key = {self.ph}",
+            [self.gateway, lock_id, LIST_ROW],
+        )
+        if not found:  # released in between: try again
+            return self.try_lock(resource, run_token, holder)
+        token, other, at = found[0]
+        if not isinstance(at, datetime):
+            at = datetime.fromisoformat(str(at))  # SQLite keeps timestamps as ISO-8601 text
+        if at.tzinfo is None:
+            at = at.replace(tzinfo=timezone.utc)
+        if now - at > timedelta(seconds=LOCK_LEASE):
+            # Compare-and-set on the stale token: of two waiters taking it over, one wins.
+            with self.transaction() as cursor:
+                cursor.execute(
+                    f"UPDATE {self.quoted} SET run_token = {self.ph}, contact_id = {self.ph}, "
+                    f"synced_at = {self.ph} WHERE {self._where_list()} AND contact_key = {self.ph} "
+                    f"AND run_token = {self.ph}",
+                    (run_token, holder[:128], self.ts(now), self.gateway, lock_id, LIST_ROW, token),
+                )
+                taken = cursor.rowcount == 1
+            if taken:
+                log.warning(
+                    "Took over the lock of %s list %s from %s (silent since %s)",
+                    self.gateway,
+                    resource,
+                    other,
+                    at,
+                )
+                return None
+        return other, at
+
+    def refresh_lock(self, resource: str, run_token: str) -> bool:
+        """Renew the lease of a lock this run holds; False if it is not held any more."""
+        with self.transaction() as cursor:
+            cursor.execute(
+                f"UPDATE {self.quoted} SET synced_at = {self.ph} WHERE {self._where_list()} "
+                f"AND contact_key = {self.ph} AND run_token = {self.ph}",
+                (self.ts(utcnow()), self.gateway, self.lock_id(resource), LIST_ROW, run_token),
+            )
+            return cursor.rowcount == 1
+
+    def unlock(self, resource: str, run_token: str) -> None:
+        self.execute(
+            f"DELETE FROM {self.quoted} WHERE {self._where_list()} AND contact_key = {self.ph} "
+            f"AND run_token = {self.ph}",
+            [self.gateway, self.lock_id(resource), LIST_ROW, run_token],
+        )
+
     def drop_stale(self, list_id: str, run_token: str) -> None:
         """Forget the contact rows of ``list_id`` that this run did not write (after a full reconcile)."""
         self.execute(
@@ -178,6 +259,78 @@ class ContactSyncState(SqlTable):
             f"AND (run_token IS NULL OR run_token <> {self.ph})",
             [self.gateway, list_id, LIST_ROW, run_token],
         )
+
+
+class SyncLockedError(RuntimeError):
+    """Another sync of the same list held its lock for longer than this one would wait."""
+
+
+class SyncLock:
+    """Lock rows in the sync state table, one per list (by id and, while it is resolved, by name),
+    held for a sync's duration so two syncs of one list never both create its contacts.
+
+    Works on any SQL database (a row, not a database-specific lock). A waiting sync polls; a
+    holder renews its lease from a background thread (on its own connection), so a holder that
+    died stops holding after :data:`LOCK_LEASE` seconds and the next sync takes over.
+    """
+
+    def __init__(self, conn_id: str, table: str, gateway: str, run_token: str, holder: str) -> None:
+        self.conn_id, self.table, self.gateway = conn_id, table, gateway
+        self.run_token, self.holder = run_token, holder
+        self.state = ContactSyncState(conn_id, table, gateway=gateway)
+        self.held: list[str] = []
+        self.lost: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def acquire(self, resource: str, timeout: float) -> None:
+        """Hold ``resource``, waiting up to ``timeout`` seconds for another sync to finish."""
+        deadline = time.monotonic() + timeout
+        while (other := self.state.try_lock(resource, self.run_token, self.holder)) is not None:
+            if time.monotonic() >= deadline:
+                holder, since = other
+                raise SyncLockedError(
+                    f"another sync of {self.gateway} list {resource} is running ({holder}, alive at "
+                    f"{since.isoformat()}); waited {timeout:.0f} s for it. Syncs of one list run one at "
+                    f"a time (lock row in {self.table!r})"
+                )
+            time.sleep(LOCK_POLL)
+        self.held.append(resource)
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._heartbeat, name="sms-sync-lock", daemon=True)
+            self._thread.start()
+
+    def check(self) -> None:
+        """Raise if a lock was lost (its lease ran out and another sync took it over)."""
+        if self.lost:
+            raise SyncLockedError(
+                f"the lock of {self.gateway} list {self.lost} was taken over by another sync"
+            )
+
+    def _heartbeat(self) -> None:
+        # Its own table object: a DB-API connection (SQLite's above all) belongs to one thread.
+        state = ContactSyncState(self.conn_id, self.table, gateway=self.gateway)
+        try:
+            while not self._stop.wait(LOCK_HEARTBEAT):
+                for resource in list(self.held):
+                    try:
+                        if not state.refresh_lock(resource, self.run_token):
+                            self.lost = resource
+                    except Exception:  # a passing database error: the lease outlasts a few of them
+                        log.warning("Could not renew the lock of list %s", resource, exc_info=True)
+        finally:
+            state.close()
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        try:
+            for resource in reversed(self.held):
+                self.state.unlock(resource, self.run_token)
+        finally:
+            self.held.clear()
+            self.state.close()
 
 
 class ContactRejects(SqlTable):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable, Mapping
+from types import TracebackType
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
@@ -39,6 +41,11 @@ class MessageTemplate:
             ) from None
         self.constants = dict(constants or {})
         self._names = tuple(sorted(self.variables))
+        # Which of those names each template line reads: a failure names the ones on its line.
+        self._lines: defaultdict[int, set[str]] = defaultdict(set)
+        for node in tree.find_all(nodes.Name):
+            if node.name in self.variables:
+                self._lines[node.lineno].add(node.name)
         self._cache: dict[tuple[Any, ...], str] | None = None if self._impure(tree) else {}
 
     @classmethod
@@ -55,11 +62,12 @@ class MessageTemplate:
                 f"(columns: {', '.join(sorted(c for c in columns if c != '_row'))})"
             )
 
-    def render(self, row: Mapping[str, Any]) -> str:
-        """The text for ``row`` (only the names the template uses are read from it)."""
+    def render(self, row: Mapping[str, Any], *, position: int | None = None) -> str:
+        """The text for ``row`` (only the names the template uses are read from it); ``position``
+        (the row's place in the input, its ``source_row``) is named should the row fail to render."""
         values = {name: row[name] for name in self._names if name in row}
         if self._cache is None:
-            return self._render(values)
+            return self._render(values, position)
         # The type is part of the key: 1, 1.0 and True are equal but render differently.
         key = tuple((name, type(value), value) for name, value in values.items())
         try:
@@ -67,15 +75,37 @@ class MessageTemplate:
         except KeyError:
             pass
         except TypeError:  # an unhashable value (a list, a dict): render without the cache
-            return self._render(values)
-        body = self._render(values)
+            return self._render(values, position)
+        body = self._render(values, position)
         if len(self._cache) >= self.CACHE_SIZE:
             self._cache.clear()
         self._cache[key] = body
         return body
 
-    def _render(self, values: Mapping[str, Any]) -> str:
+    def _render(self, values: Mapping[str, Any], position: int | None = None) -> str:
         try:
             return self._template.render({**self.constants, **values}).strip()
         except Exception as exc:  # a filter or expression failing on this row's values
-            raise MessageTemplateError(f"message template failed: {exc}") from None
+            raise MessageTemplateError(self._failure(exc, values, position)) from None
+
+    def _failure(self, exc: Exception, values: Mapping[str, Any], position: int | None) -> str:
+        """Which row, which template line and which of its columns (by type: a value may be a
+        phone number or a name, which do not belong in a log)."""
+        line = _template_line(exc.__traceback__)
+        names = sorted(self._lines.get(line, ())) if line else []
+        where = "message template failed" + (f" on input row {position}" if position is not None else "")
+        where += f" (template line {line})" if line else ""
+        used = ", ".join(
+            f"{n} ({type(values[n]).__name__})" if n in values else f"{n} (constant)" for n in names
+        )
+        return f"{where}: {type(exc).__name__}: {exc}" + (f"; on that line: {used}" if used else "")
+
+
+def _template_line(tb: TracebackType | None) -> int | None:
+    """The template line an error was raised on: Jinja rewrites its frames to ``<template>``."""
+    line = None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == "<template>":
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line

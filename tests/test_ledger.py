@@ -199,3 +199,11 @@ def test_exclusive_lock_dies_with_a_killed_holder(ledger):
     holder.join(30)
     with ledger.exclusive("campaign-1", timeout=10):
         pass
+
+
+def test_a_campaign_key_longer_than_its_column_is_refused_naming_it(ledger):
+    longest = "k" * 250
+    assert ledger.record(longest, [_entry("+4915100000001")]) == 1  # the limit itself fits
+    with pytest.raises(ValueError, match=r"campaign_key is 251 characters long.* at most 250"):
+        ledger.record("k" * 251, [_entry("+4915100000002")])
+    assert ledger.counts("k" * 251) == {} and ledger.counts(longest) == {PENDING: 1}

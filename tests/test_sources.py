@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from airflow_provider_sms import sources
-from airflow_provider_sms.sources import SqlSourceError, iter_chunks
+from airflow_provider_sms.sources import InputColumnsError, SqlSourceError, iter_chunks
 from airflow_provider_sms.sql import get_sql_hook
 from tests.plugins.databases import _pg_admin
 
@@ -176,7 +176,36 @@ def test_exactly_one_input_and_an_sql_input_needs_its_connection():
         list(iter_chunks(sql="SELECT 1"))
 
 
+def test_a_dataframe_with_two_columns_of_one_name_is_refused_naming_it():
+    frame = pd.DataFrame([["+4915100000001", "+4915100000002", "Ann"]], columns=["phone", "phone", "name"])
+    with pytest.raises(InputColumnsError, match=r"more than one column named 'phone' \(2 times\)"):
+        list(iter_chunks(frame))
+
+
+@pytest.mark.parametrize("data", [pd.DataFrame({"_row": [7], "phone": ["1"]}), [{"phone": "1", "_row": 7}]])
+def test_an_input_column_named_like_the_position_column_is_refused(data):
+    with pytest.raises(InputColumnsError, match="a column named '_row'"):
+        list(iter_chunks(data))
+
+
 # -- SQL inputs, SQLite and PostgreSQL ---------------------------------------------------------------
+
+
+def test_an_sql_join_with_two_phone_columns_is_refused_naming_it(db):
+    conn_id, _ = db
+    hook = get_sql_hook(conn_id)
+    hook.run("CREATE TABLE a (id INTEGER, phone TEXT)")
+    hook.run("CREATE TABLE b (id INTEGER, phone TEXT)")
+    hook.run("INSERT INTO a VALUES (1, '+4915100000001')")
+    hook.run("INSERT INTO b VALUES (1, '+4915100000002')")
+    for query in (
+        "SELECT a.phone, b.phone FROM a JOIN b ON a.id = b.id",
+        "SELECT a.phone, b.phone FROM a, b WHERE 1 = 0",
+    ):
+        with pytest.raises(InputColumnsError, match="more than one column named 'phone'"):
+            list(iter_chunks(sql=query, sql_conn_id=conn_id))
+    with pytest.raises(InputColumnsError, match="'_row'"):
+        list(iter_chunks(sql="SELECT id AS _row, phone FROM a", sql_conn_id=conn_id))
 
 
 def test_sql_rows_come_complete_and_in_order_in_chunks(db, opened):
@@ -208,7 +237,7 @@ def test_sql_chunks_are_typed_as_pandas_read_sql_types_them(db):
         query = (
             "WITH RECURSIVE s(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM s WHERE g < 7) "
             "SELECT g AS i, g / 3.0 AS f, 'x' || g AS t, NULL AS nul, "
-            "CASE WHEN g % 3 = 0 THEN NULL ELSE g END AS ni, '2024-01-02' AS d, g AS i FROM s"
+            "CASE WHEN g % 3 = 0 THEN NULL ELSE g END AS ni, '2024-01-02' AS d, g AS i2 FROM s"
         )
     else:
         query = """
@@ -217,7 +246,7 @@ def test_sql_chunks_are_typed_as_pandas_read_sql_types_them(db):
                    CASE WHEN g % 3 = 0 THEN NULL ELSE g::text END AS nt,
                    TIMESTAMPTZ '2024-05-06 07:08:09+02' + g * INTERVAL '1 hour' AS tz,
                    TIMESTAMP '2024-05-06 07:08:09' AS ts, DATE '2024-05-06' AS d,
-                   '{"a": 1}'::json AS j, g AS i
+                   '{"a": 1}'::json AS j, g AS i2
             FROM generate_series(1, 7) AS g ORDER BY g
         """
     hook = get_sql_hook(conn_id)

@@ -90,3 +90,39 @@ def test_rejects_of_a_run_are_replaced_by_its_next_try(sql_conn_id):
     rows = rejects.query("SELECT run_key, source_row, reason FROM sms_contact_rejects ORDER BY run_key")
     assert rows == [("run1", 4, "refused"), ("run2", 5, "contains letters")]
     rejects.close()
+
+
+def test_a_held_list_lock_makes_a_second_holder_wait_then_fail_naming_the_list(sql_conn_id):
+    ContactSyncState(sql_conn_id, gateway="textboost").ensure_table()
+    first = sync_state.SyncLock(sql_conn_id, "sms_contact_sync", "textboost", "token-1", "crm.sync.run-1")
+    second = sync_state.SyncLock(sql_conn_id, "sms_contact_sync", "textboost", "token-2", "crm.sync.run-2")
+    first.acquire("id:42", timeout=1)
+    try:
+        with pytest.raises(
+            sync_state.SyncLockedError, match=r"another sync of textboost list id:42 .*crm\.sync\.run-1"
+        ):
+            second.acquire("id:42", timeout=0.5)
+        second.acquire("id:43", timeout=0.5)  # another list: no wait
+    finally:
+        first.release()
+    second.acquire("id:42", timeout=0.5)  # released: taken at once
+    second.release()
+
+
+def test_a_lock_whose_holder_stopped_renewing_is_taken_over(sql_conn_id, monkeypatch):
+    ContactSyncState(sql_conn_id, gateway="textboost").ensure_table()
+    monkeypatch.setattr(sync_state, "LOCK_HEARTBEAT", 3600)  # the first holder never renews
+    monkeypatch.setattr(sync_state, "LOCK_LEASE", 0.3)
+    dead = sync_state.SyncLock(sql_conn_id, "sms_contact_sync", "textboost", "token-1", "run-1")
+    dead.acquire("id:42", timeout=1)
+    alive = sync_state.SyncLock(sql_conn_id, "sms_contact_sync", "textboost", "token-2", "run-2")
+    alive.acquire("id:42", timeout=5)
+    state = ContactSyncState(sql_conn_id, gateway="textboost")
+    try:
+        assert not state.refresh_lock("id:42", "token-1") and state.refresh_lock("id:42", "token-2")
+        assert state.find_list("id:42") is None and not state.is_complete("42")  # lock rows are no list
+    finally:
+        state.close()
+        alive.release()
+        dead._stop.set()
+        dead.state.close()

@@ -41,3 +41,19 @@ def test_a_failing_expression_is_a_clear_error_every_time():
         with pytest.raises(MessageTemplateError, match="message template failed"):
             template.render({"n": 0})
     assert template.render({"n": 5}) == "2"
+
+
+def test_a_failing_row_is_named_with_the_line_and_the_columns_it_reads_by_type():
+    template = MessageTemplate(
+        "Hi {{ name }}\nYou owe {{ 100 // amount }} {{ currency }}", {"currency": "EUR"}
+    )
+    with pytest.raises(MessageTemplateError) as err:
+        template.render({"name": "Ana Smith", "amount": 0}, position=7)
+    message = str(err.value)
+    assert message.startswith("message template failed on input row 7 (template line 2): ZeroDivisionError")
+    assert message.endswith("on that line: amount (int), currency (constant)")
+    assert "Ana" not in message  # values stay out of the message: they may be names or phone numbers
+    with pytest.raises(
+        MessageTemplateError, match=r"line 1\).*'dict object' has no attribute 'first'.*user \(dict\)"
+    ):
+        MessageTemplate("Hi {{ user.first }}").render({"user": {}}, position=0)

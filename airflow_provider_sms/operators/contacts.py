@@ -21,7 +21,7 @@ from airflow_provider_sms.hooks import get_gateway_hook
 from airflow_provider_sms.hooks.base import SmsGatewayHook, chunked
 from airflow_provider_sms.messages import Contact, ContactResult, InvalidPhoneNumberError, normalize_phone
 from airflow_provider_sms.sources import DEFAULT_CHUNK_SIZE, is_truthy, iter_chunks, require_columns
-from airflow_provider_sms.sync_state import ContactRejects, ContactSyncState, SyncedContact
+from airflow_provider_sms.sync_state import ContactRejects, ContactSyncState, SyncedContact, SyncLock
 
 CONTACT_FIELDS = ("phone", "first_name", "last_name", "full_name", "birthday", "unsubscribed")
 MODES = ("add_only", "upsert", "mirror")
@@ -66,6 +66,9 @@ class SmsContactSyncOperator(BaseOperator):
     :param create_list_if_missing: create the list called ``list_name`` when it does not exist.
     :param mode: ``"upsert"`` (create and update), ``"add_only"`` (create only: existing contacts are
         left as they are) or ``"mirror"`` (also delete the list's contacts that left the input).
+    :param allow_empty_mirror: let ``mode="mirror"`` with an empty input delete the whole list; without
+        it such a run fails before deleting anything (an empty input is more often a broken
+        upstream query than a wish to empty the list).
     :param full_refresh: read the gateway's list and reconcile from it, whatever the state says.
     :param resave_ambiguous: on gateways that cannot list contacts, save again the contacts whose
         earlier write lost its answer (risking a second record) instead of reporting them.
@@ -78,6 +81,8 @@ class SmsContactSyncOperator(BaseOperator):
         rows was rejected, so a sync where every row failed never looks green.
     :param chunk_size: input rows read and compared at a time.
     :param batch_size: contacts per write request where the gateway has a batch endpoint.
+    :param lock_timeout: syncs of one list run one at a time (a lock row in the state table, held
+        for the run): seconds a sync waits for another one of the same list before it fails.
     """
 
     template_fields: Sequence[str] = ("data", "sql", "list_id", "list_name")
@@ -107,6 +112,8 @@ class SmsContactSyncOperator(BaseOperator):
         max_reject_ratio: float = 0.5,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         batch_size: int = 500,
+        allow_empty_mirror: bool = False,
+        lock_timeout: float = 600.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -142,6 +149,8 @@ class SmsContactSyncOperator(BaseOperator):
         self.max_reject_ratio = max_reject_ratio
         self.chunk_size = chunk_size
         self.batch_size = batch_size
+        self.allow_empty_mirror = allow_empty_mirror
+        self.lock_timeout = lock_timeout
 
     @cached_property
     def hook(self) -> SmsGatewayHook:
@@ -217,10 +226,15 @@ class _Sync:
         self.list_id: str | None = None
         self.remote: dict[str, Contact] | None = None  # reconciling: gateway contacts not matched yet
         self.by_phone: defaultdict[str, list[str]] = defaultdict(list)
+        self.lock: SyncLock | None = None
 
     def close(self) -> None:
-        self.state.close()
-        self.rejects.close()
+        try:
+            if self.lock is not None:
+                self.lock.release()
+        finally:
+            self.state.close()
+            self.rejects.close()
 
     # -- the run -----------------------------------------------------------------------------------
 
@@ -232,9 +246,18 @@ class _Sync:
             self.state.ensure_table()
             self.rejects.ensure_table()
             self.rejects.clear(self.run_key)
+            # One sync of a list at a time: two would both find a contact missing and both create it.
+            # A list named, not given by id, is locked by name while it is found or created.
+            self.lock = SyncLock(
+                op.state_conn_id, op.state_table, self.hook.gateway, self.token, self.run_key
+            )
+            by_id = op.list_id not in (None, "")
+            self.lock.acquire(f"id:{op.list_id}" if by_id else f"name:{op.list_name}", op.lock_timeout)
         if op.mode == "mirror":
             self._require_deletes()
         fresh = self._resolve_list()
+        if self.lock is not None and not by_id:
+            self.lock.acquire(f"id:{self.list_id}", op.lock_timeout)
         self.can_list = self._can_list()
         if self._needs_reconcile(fresh):
             self._read_gateway_list()
@@ -325,6 +348,8 @@ class _Sync:
 
     def _process(self, chunk: pd.DataFrame) -> None:
         op = self.op
+        if self.lock is not None:
+            self.lock.check()
         if self.mapping is None:
             self.mapping = op.column_mapping or {c: c for c in chunk.columns if c in CONTACT_FIELDS}
             if "phone" not in self.mapping.values():
@@ -506,6 +531,15 @@ class _Sync:
                 ]
             else:
                 victims = []
+            doomed = sum(1 for _, contact_id in victims if contact_id)
+            if doomed and not self.counts["input"] and not op.allow_empty_mirror:
+                raise ValueError(
+                    f"mode='mirror' with an empty input would delete all {doomed} contacts of "
+                    f"{self.hook.gateway} list {self.list_id}; nothing was deleted. If the list is "
+                    "meant to be emptied, pass allow_empty_mirror=True"
+                )
+            if self.lock is not None:
+                self.lock.check()
             if op.dry_run:
                 self.counts["deleted"] += sum(1 for _, contact_id in victims if contact_id)
                 for key, contact_id in victims[:SAMPLE_SIZE]:

@@ -33,7 +33,7 @@ from airflow_provider_sms.ledger import MessageLedger
 from airflow_provider_sms.messages import DeliveryStatus, StatusReport
 from airflow_provider_sms.operators.send import ledger_asset
 from airflow_provider_sms.prefetch import prefetched
-from airflow_provider_sms.sql import SqlTable, quote_name, utcnow
+from airflow_provider_sms.sql import SqlTable, check_dialect_name, quote_name, utcnow
 from airflow_provider_sms.triggers.delivery import FAILED_STATUSES
 
 DEFAULT_CHUNK_SIZE = 50_000
@@ -42,9 +42,11 @@ STAGING = "sms_report_staging"
 
 REPORT_COLUMNS: list[tuple[str, str]] = [
     ("gateway", "VARCHAR(32) NOT NULL"),
-    ("message_id", "VARCHAR(128) NOT NULL"),
-    ("recipient", "VARCHAR(64)"),
-    ("message_key", "VARCHAR(64)"),
+    # Gateway-given texts are TEXT: their lengths are the gateway's (a Smstools reference may be
+    # 70 characters); tables created narrower by earlier versions are widened (widen_to_text).
+    ("message_id", "TEXT NOT NULL"),
+    ("recipient", "TEXT"),
+    ("message_key", "TEXT"),
     ("status", "VARCHAR(16) NOT NULL"),
     ("status_rank", "INTEGER NOT NULL"),
     ("raw_status", "TEXT"),
@@ -60,13 +62,15 @@ REPORT_KEY = ("gateway", "message_id")
 STAGED_COLUMNS = REPORT_COLUMNS[:11]
 HISTORY_COLUMNS: list[tuple[str, str]] = [
     ("gateway", "VARCHAR(32) NOT NULL"),
-    ("message_id", "VARCHAR(128) NOT NULL"),
+    ("message_id", "TEXT NOT NULL"),
     ("status", "VARCHAR(16) NOT NULL"),
     ("raw_status", "TEXT"),
     ("status_at", "TIMESTAMP"),
     ("observed_at", "TIMESTAMP"),
 ]
 HISTORY_KEY = ("gateway", "message_id", "status")
+# Columns that were VARCHAR(n) before (the rest are our own words: gateway names, statuses).
+GATEWAY_TEXTS = ("message_id", "recipient", "message_key", "raw_status")
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
@@ -226,15 +230,19 @@ class DeliveryReportTable(SqlTable):
 
     def __init__(self, conn_id: str, table: str, history_table: str | None = None) -> None:
         super().__init__(conn_id, table)
+        if history_table:
+            check_dialect_name(history_table, self.dialect, conn_id)
         self.history = quote_name(history_table) if history_table else None
         self.history_table = history_table
 
     def ensure_tables(self) -> None:
         self.create(REPORT_COLUMNS, REPORT_KEY)
+        self.widen_to_text(GATEWAY_TEXTS)
         if self.history_table:
             history = SqlTable(self.conn_id, self.history_table)
             try:
                 history.create(HISTORY_COLUMNS, HISTORY_KEY)
+                history.widen_to_text(GATEWAY_TEXTS)
             finally:
                 history.close()
 

@@ -456,7 +456,9 @@ class _CampaignRun:
             op.unsubscribed_column in row and is_truthy(row[op.unsubscribed_column])
         ):
             return LedgerEntry(recipient, SUPPRESSED, key, error="opted out", source_row=position), None
-        body = self.template.render({k: _clean(row[k]) for k in self.template.variables if k in row})
+        body = self.template.render(
+            {k: _clean(row[k]) for k in self.template.variables if k in row}, position=position
+        )
         if not body:
             return LedgerEntry(recipient, REJECTED, key, error="empty message", source_row=position), None
         segments = count_segments(body).segments

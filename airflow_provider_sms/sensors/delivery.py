@@ -23,6 +23,7 @@ from airflow_provider_sms.triggers.delivery import (
     SUCCESS,
     TIMEOUT,
     DeliveryProgress,
+    NothingToWatchError,
     SmsDeliveryTrigger,
     assess,
     ledger_message_ids,
@@ -105,11 +106,18 @@ class SmsDeliverySensor(BaseSensorOperator):
 
     @cached_property
     def watched(self) -> tuple[list[str], datetime | None]:
-        """The message ids to watch and where the gateway's listing may start."""
+        """The message ids to watch and where the gateway's listing may start. Nothing to watch is
+        a failure, not a success ("0 of 0 final"), and waiting would not change it."""
         since = _as_datetime(self.since)
         if self.message_ids is not None:
-            return _id_list(self.message_ids), since
-        ids, first_sent = ledger_message_ids(self.ledger_conn_id, self.ledger_table, self.campaign_key)
+            ids = _id_list(self.message_ids)
+            if not ids:
+                raise AirflowFailException("message_ids is empty: there is no message to watch")
+            return ids, since
+        try:
+            ids, first_sent = ledger_message_ids(self.ledger_conn_id, self.ledger_table, self.campaign_key)
+        except NothingToWatchError as exc:
+            raise AirflowFailException(str(exc)) from None
         if since is None and first_sent is not None:
             since = first_sent - SINCE_MARGIN
         self.log.info("Watching %d messages of campaign %r", len(ids), self.campaign_key)

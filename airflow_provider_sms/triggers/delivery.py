@@ -36,6 +36,10 @@ SINCE_MARGIN = timedelta(minutes=10)
 SUCCESS, FAILED, TIMEOUT, ERROR = "success", "failed", "timeout", "error"
 
 
+class NothingToWatchError(ValueError):
+    """The campaign has no accepted message in the ledger: "0 of 0 final" would be a false success."""
+
+
 @dataclass(frozen=True)
 class DeliveryProgress:
     """How far a set of messages has come: counts per normalised status (``missing`` for unlisted)."""
@@ -118,8 +122,20 @@ def ledger_message_ids(
     try:
         ids = ledger.message_ids(campaign_key)
         first = ledger.first_sent_at(campaign_key)
+        counts = None if ids else ledger.counts(campaign_key)
     finally:
         ledger.close()
+    if counts is not None:
+        where = f"the ledger table {ledger_table!r} (connection {ledger_conn_id!r})"
+        if not counts:
+            raise NothingToWatchError(
+                f"campaign {campaign_key!r} has no rows in {where}: nothing was sent under that key "
+                "(is the key or the ledger table different from the send task's?)"
+            )
+        states = ", ".join(f"{state} {n}" for state, n in sorted(counts.items()))
+        raise NothingToWatchError(
+            f"campaign {campaign_key!r} has no accepted message to watch in {where}: its rows are {states}"
+        )
     return ids, first
 
 

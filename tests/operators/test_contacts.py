@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import sys
+import traceback
 from collections import Counter
 from types import SimpleNamespace
 
@@ -529,3 +531,68 @@ def test_contacts_from_sql_read_in_chunks_with_a_customer_key(
     assert len(contacts) == 90
     assert phone(3_000) in {c["phone"] for c in contacts} and phone(3) not in {c["phone"] for c in contacts}
     assert {c["fields"].get("birthday") for c in contacts} == {"1990-05-17"}
+
+
+def test_mirror_with_an_empty_input_deletes_nothing_unless_allowed(sandbox, sms_conn_env, sqlite_conn_id):
+    conn_id = sms_conn_env["textboost"]
+    sync(conn_id, sqlite_conn_id, customers(30))
+    empty = customers(0)
+
+    with pytest.raises(
+        ValueError, match=r"empty input would delete all 30 contacts of textboost list \S+; nothing"
+    ):
+        sync(conn_id, sqlite_conn_id, empty, mode="mirror")
+    with pytest.raises(ValueError, match="allow_empty_mirror=True"):
+        sync(conn_id, sqlite_conn_id, empty, mode="mirror", dry_run=True)
+    assert len(stored(sandbox, "textboost")) == 30
+    assert writes(sandbox, "textboost")["delete"] == 0
+
+    emptied = sync(conn_id, sqlite_conn_id, empty, mode="mirror", allow_empty_mirror=True)
+    assert emptied["deleted"] == 30 and stored(sandbox, "textboost") == []
+
+
+def _sync_in_a_process(
+    conn_id: str, state_conn_id: str, size: int, list_kwargs: dict, barrier, results
+) -> None:
+    try:
+        barrier.wait(timeout=120)
+        results.put(("ok", sync(conn_id, state_conn_id, customers(size), batch_size=50, **list_kwargs)))
+    except BaseException:
+        results.put(("error", traceback.format_exc()))
+
+
+@pytest.mark.parametrize("by", ["name", "id"])
+def test_two_concurrent_syncs_of_one_list_create_each_contact_once(by, sandbox, sms_conn_env, sql_conn_id):
+    conn_id, size = sms_conn_env["textboost"], 400
+    if by == "id":
+        from airflow_provider_sms.hooks import get_gateway_hook
+
+        list_kwargs = {"list_id": str(get_gateway_hook(conn_id).create_list("vip")), "list_name": None}
+    else:
+        list_kwargs = {"list_name": "customers", "create_list_if_missing": True}
+    # spawn: fresh interpreters (the sandbox serves from a thread of this one); the connections
+    # travel in the environment.
+    ctx = multiprocessing.get_context("spawn")
+    barrier, results = ctx.Barrier(2), ctx.Queue()
+    workers = [
+        ctx.Process(
+            target=_sync_in_a_process, args=(conn_id, sql_conn_id, size, list_kwargs, barrier, results)
+        )
+        for _ in range(2)
+    ]
+    for worker in workers:
+        worker.start()
+    outcomes = [results.get(timeout=300) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=60)
+
+    assert [kind for kind, _ in outcomes] == ["ok", "ok"], [
+        detail for kind, detail in outcomes if kind != "ok"
+    ]
+    summaries = [summary for _, summary in outcomes]
+    contacts = stored(sandbox, "textboost")
+    assert len(contacts) == size and all(c["count"] == 1 for c in contacts)
+    assert len({str(c["list_id"]) for c in contacts}) == 1
+    assert {s["list_id"] for s in summaries} == {str(contacts[0]["list_id"])}
+    # One created them all; the other waited for it, then found nothing to do.
+    assert sorted((s["created"], s["unchanged"]) for s in summaries) == [(0, size), (size, 0)]

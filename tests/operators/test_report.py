@@ -381,3 +381,96 @@ def test_postgres_statements_cost_the_chunk_not_the_tables(postgres_conn_id):
     assert "Scan on sms_delivery_report" not in history_and_merge  # no join with the report table
     assert "Index Scan using sms_messages_gateway_message_id" in ledger_update
     assert "Seq Scan on sms_messages" not in ledger_update
+
+
+LONG_ID = "msg-" + "9" * 196  # 200 characters: past the old VARCHAR(128)
+LONG_REFERENCE = "campaign-autumn-2026-" + "r" * 49  # a 70-character Smstools reference
+LONG_RAW = "Undeliverable: " + "carrier said no; " * 20  # 355 characters
+
+
+def _long_reports() -> list[StatusReport]:
+    return [
+        StatusReport(
+            LONG_ID,
+            DeliveryStatus.UNDELIVERED,
+            LONG_RAW,
+            recipient="+4915110000001",
+            key=LONG_REFERENCE,
+        ),
+        StatusReport("m-2", DeliveryStatus.DELIVERED, "delivered", recipient="+49151" + "1" * 70),
+    ]
+
+
+def _ledger_with(conn_id: str, message_id: str) -> None:
+    from airflow_provider_sms.ledger import ACCEPTED, LedgerEntry, MessageLedger, idempotency_key
+
+    ledger = MessageLedger(conn_id, gateway="smstools")
+    try:
+        ledger.ensure_table()
+        key = idempotency_key("autumn", "+4915110000001")
+        ledger.record("autumn", [LedgerEntry("+4915110000001", ACCEPTED, key)])
+        ledger.mark("autumn", [("+4915110000001", ACCEPTED, message_id, "queued", "queued", None)])
+    finally:
+        ledger.close()
+
+
+def _check_long_values_landed(conn_id: str) -> None:
+    report = report_rows(conn_id)
+    assert report[LONG_ID]["raw_status"] == LONG_RAW  # whole, not cut
+    assert report["m-2"]["recipient"] == "+49151" + "1" * 70
+    assert rows(conn_id, "SELECT message_key FROM sms_delivery_report WHERE message_id <> 'm-2'") == [
+        (LONG_REFERENCE,)
+    ]
+    assert rows(conn_id, "SELECT message_id FROM sms_delivery_history WHERE status = 'undelivered'") == [
+        (LONG_ID,)
+    ]
+    assert rows(conn_id, "SELECT status, raw_status FROM sms_messages") == [("undelivered", LONG_RAW)]
+
+
+def test_long_ids_references_and_raw_statuses_land_whole_on_postgres(sms_conn_env, postgres_conn_id):
+    _ledger_with(postgres_conn_id, LONG_ID)
+    op = report_operator(sms_conn_env["smstools"], postgres_conn_id, history_table="sms_delivery_history")
+    feed(op, _long_reports())
+
+    assert op.execute(context())["changed"] == 2
+    _check_long_values_landed(postgres_conn_id)
+
+
+def test_tables_an_earlier_version_created_narrow_are_widened_on_postgres(sms_conn_env, postgres_conn_id):
+    table = SqlTable(postgres_conn_id, "sms_delivery_report")
+    try:  # the DDL of the earlier version, VARCHAR widths and all
+        table.execute(
+            "CREATE TABLE sms_delivery_report (gateway VARCHAR(32) NOT NULL, message_id VARCHAR(128) NOT NULL, "
+            "recipient VARCHAR(64), message_key VARCHAR(64), status VARCHAR(16) NOT NULL, "
+            "status_rank INTEGER NOT NULL, raw_status TEXT, created_at TIMESTAMPTZ, status_at TIMESTAMPTZ, "
+            "delivered_at TIMESTAMPTZ, failed_at TIMESTAMPTZ, first_seen_at TIMESTAMPTZ, "
+            "updated_at TIMESTAMPTZ, PRIMARY KEY (gateway, message_id))"
+        )
+        table.execute(
+            "CREATE TABLE sms_delivery_history (gateway VARCHAR(32) NOT NULL, message_id VARCHAR(128) NOT NULL, "
+            "status VARCHAR(16) NOT NULL, raw_status TEXT, status_at TIMESTAMPTZ, observed_at TIMESTAMPTZ, "
+            "PRIMARY KEY (gateway, message_id, status))"
+        )
+        table.execute(
+            "CREATE TABLE sms_messages (campaign_key VARCHAR(250) NOT NULL, recipient VARCHAR(250) NOT NULL, "
+            "idempotency_key VARCHAR(32) NOT NULL, gateway VARCHAR(32), conn_id VARCHAR(250), source_row BIGINT, "
+            "body_hash VARCHAR(64), segments INTEGER, state VARCHAR(16) NOT NULL, message_id VARCHAR(128), "
+            "status VARCHAR(16), raw_status VARCHAR(250), error TEXT, attempts INTEGER NOT NULL, "
+            "created_at TIMESTAMPTZ, updated_at TIMESTAMPTZ, sent_at TIMESTAMPTZ, "
+            "PRIMARY KEY (campaign_key, recipient))"
+        )
+    finally:
+        table.close()
+    _ledger_with(postgres_conn_id, LONG_ID)  # ensure_table widens the ledger's message_id first
+    op = report_operator(sms_conn_env["smstools"], postgres_conn_id, history_table="sms_delivery_history")
+    feed(op, _long_reports())
+
+    assert op.execute(context())["changed"] == 2
+    _check_long_values_landed(postgres_conn_id)
+    narrow = rows(
+        postgres_conn_id,
+        "SELECT table_name, column_name FROM information_schema.columns WHERE column_name IN "
+        "('message_id', 'recipient', 'message_key', 'raw_status') AND data_type <> 'text' "
+        "AND table_name IN ('sms_delivery_report', 'sms_delivery_history', 'sms_messages')",
+    )
+    assert narrow == [("sms_messages", "recipient")]  # our own normalised phone: left as it was

@@ -223,6 +223,23 @@ def test_template_with_an_unknown_column_fails_before_sending(sandbox, sms_conn_
     assert sandbox.request_count() == 0
 
 
+def test_a_row_the_template_fails_on_is_named_by_its_position_and_column(
+    sandbox, sms_conn_env, sqlite_conn_id
+):
+    people = pd.DataFrame({"phone": [phone(i) for i in range(5)], "credit": [10, 20, 5, 0, 50]})
+    op = make_operator(
+        sms_conn_env["smstools"],
+        sqlite_conn_id,
+        audience=people,
+        message="Hi!\nYou get {{ 100 // credit }} points.",
+    )
+    with pytest.raises(
+        MessageTemplateError, match=r"on input row 3 \(template line 2\).*on that line: credit \(int\)"
+    ) as err:
+        op.execute(context())
+    assert phone(3) not in str(err.value) and phone(3)[-8:] not in str(err.value)
+
+
 def test_template_syntax_error_fails_before_sending(sandbox, sms_conn_env, sqlite_conn_id):
     op = make_operator(sms_conn_env["smstools"], sqlite_conn_id, message="Hi {{ first_name ")
     with pytest.raises(MessageTemplateError, match="syntax error"):

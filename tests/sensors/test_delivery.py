@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import pendulum
 import pytest
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout, TaskDeferred
 
+from airflow_provider_sms.exceptions import SmsValidationError
 from airflow_provider_sms.hooks import get_gateway_hook
 from airflow_provider_sms.messages import OutboundMessage
 from airflow_provider_sms.operators.send import SmsBulkSendOperator
@@ -150,6 +152,58 @@ def test_deferrable_mode_returns_at_once_when_the_campaign_is_already_final(
     result = sensor(sms_conn_env["smstools"], sqlite_conn_id).execute(context())
 
     assert result["counts"] == OUTCOMES
+
+
+@pytest.mark.parametrize("deferrable", [False, True])
+def test_a_campaign_key_with_no_ledger_rows_fails_naming_the_key_and_the_table(
+    deferrable, sandbox, sms_conn_env, sql_conn_id
+):
+    send_campaign(sms_conn_env["smstools"], sql_conn_id)  # under "parcels"
+    op = sensor(
+        sms_conn_env["smstools"], sql_conn_id, campaign_key="parcel", deferrable=deferrable, timeout=60
+    )
+    with pytest.raises(
+        AirflowFailException, match=r"campaign 'parcel' has no rows in the ledger table 'sms_messages'"
+    ):
+        op.execute(context())
+
+
+def test_a_campaign_with_no_accepted_message_fails_with_its_states(sandbox, sms_conn_env, sqlite_conn_id):
+    with pytest.raises(SmsValidationError, match="2 of 2 recipients were rejected"):
+        send_campaign(sms_conn_env["smstools"], sqlite_conn_id, numbers=["12", "not a number"])
+    op = sensor(sms_conn_env["smstools"], sqlite_conn_id, deferrable=False, timeout=60)
+    with pytest.raises(
+        AirflowFailException, match=r"no accepted message to watch .*: its rows are rejected 2"
+    ):
+        op.execute(context())
+
+
+def test_the_trigger_reports_an_empty_campaign_as_an_error_event(sms_conn_env, sqlite_conn_id):
+    from airflow_provider_sms.ledger import MessageLedger
+
+    ledger = MessageLedger(sqlite_conn_id)
+    ledger.ensure_table()
+    ledger.close()
+    trigger = SmsDeliveryTrigger(
+        sms_conn_id=sms_conn_env["smstools"],
+        campaign_key="nothing",
+        ledger_conn_id=sqlite_conn_id,
+        poll_interval=0.1,
+    )
+
+    async def first_event():
+        async for event in trigger.run():
+            return event.payload
+
+    payload = asyncio.run(first_event())
+    assert payload["status"] == "error"
+    assert "campaign 'nothing' has no rows in the ledger table 'sms_messages'" in payload["message"]
+
+
+def test_an_empty_list_of_message_ids_fails():
+    op = SmsDeliverySensor(task_id="w", sms_conn_id="c", message_ids=[], deferrable=False)
+    with pytest.raises(AirflowFailException, match="message_ids is empty"):
+        op.poke(context())
 
 
 def test_trigger_events_become_results_or_clear_failures():

@@ -1,0 +1,95 @@
+"""sql.py: table and index creation safe under concurrency, names checked before any statement."""
+
+from __future__ import annotations
+
+import multiprocessing
+import traceback
+
+import pytest
+
+from airflow_provider_sms.ledger import MessageLedger
+from airflow_provider_sms.sql import MAX_NAME, SqlTable, derived_name, get_sql_hook
+from airflow_provider_sms.sync_state import ContactSyncState
+
+WORKERS = 6
+ROUNDS = 3  # each round creates tables no process has seen yet: a first creation every time
+
+
+def _create_tables(conn_id: str, suffix: str, barrier, errors) -> None:
+    """One worker: wait for the others, then create the ledger (table and index) and a state table."""
+    try:
+        barrier.wait(timeout=60)
+        ledger = MessageLedger(conn_id, f"sms_messages_{suffix}")
+        ledger.ensure_table()
+        ledger.close()
+        state = ContactSyncState(conn_id, f"sms_contact_sync_{suffix}", gateway="textboost")
+        state.ensure_table()
+        state.close()
+    except BaseException:
+        errors.put(traceback.format_exc())
+
+
+@pytest.mark.parametrize("round_", range(ROUNDS))
+def test_six_processes_create_the_same_tables_at_once_on_a_fresh_postgres(postgres_conn_id, round_):
+    # fork: the children inherit the connection's environment variable and start at once.
+    ctx = multiprocessing.get_context("fork")
+    barrier, errors = ctx.Barrier(WORKERS), ctx.Queue()
+    workers = [
+        ctx.Process(target=_create_tables, args=(postgres_conn_id, str(round_), barrier, errors))
+        for _ in range(WORKERS)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+    failures = []
+    while not errors.empty():
+        failures.append(errors.get())
+    assert not failures, "\n".join(failures)
+    assert [worker.exitcode for worker in workers] == [0] * WORKERS
+    hook = get_sql_hook(postgres_conn_id)
+    assert hook.get_records(
+        "SELECT indexname FROM pg_indexes WHERE tablename = %s AND indexname = %s",
+        (f"sms_messages_{round_}", f"sms_messages_{round_}_gateway_message_id"),
+    )
+
+
+def test_derived_names_fit_the_identifier_limit_and_stay_distinct():
+    assert derived_name("sms_messages", "gateway_message_id") == "sms_messages_gateway_message_id"
+    long_a, long_b = "a" * 50 + "_one", "a" * 50 + "_two"
+    name_a, name_b = derived_name(long_a, "gateway_message_id"), derived_name(long_b, "gateway_message_id")
+    assert len(name_a) == len(name_b) == MAX_NAME
+    assert name_a != name_b  # the same prefix after shortening: the hash tells them apart
+    assert name_a == derived_name(long_a, "gateway_message_id")  # deterministic
+    assert name_a.endswith("_gateway_message_id")
+
+
+@pytest.mark.parametrize("length", [38, 50, 63])
+def test_a_ledger_with_a_long_table_name_gets_its_index(sql_conn_id, length):
+    table = ("sms_ledger_" + "x" * 63)[:length]
+    ledger = MessageLedger(sql_conn_id, table)
+    try:
+        ledger.ensure_table()
+        ledger.ensure_table()  # the same (shortened) name again: nothing new, no error
+        if ledger.is_postgres:
+            indexes = ledger.query("SELECT indexname FROM pg_indexes WHERE tablename = %s", [table])
+        else:
+            indexes = ledger.query(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ? "
+                "AND name NOT LIKE 'sqlite_autoindex_%'",  # SQLite's own name for the primary key
+                [table],
+            )
+        names = {row[0] for row in indexes}
+        assert derived_name(table, "gateway_message_id") in names
+        assert all(len(name) <= MAX_NAME for name in names)
+    finally:
+        ledger.close()
+
+
+def test_a_schema_qualified_table_on_sqlite_is_refused_up_front(sqlite_conn_id):
+    with pytest.raises(ValueError, match=r"SQLite has no schemas: table 'marketing.sms_messages'"):
+        MessageLedger(sqlite_conn_id, "marketing.sms_messages")
+    with pytest.raises(ValueError, match="SQLite has no schemas"):
+        SqlTable(sqlite_conn_id, "main.sms_messages")
+    # Nothing was created on the way.
+    assert get_sql_hook(sqlite_conn_id).get_records("SELECT name FROM sqlite_master") == []
