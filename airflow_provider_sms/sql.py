@@ -229,6 +229,27 @@ class SqlTable:
                 cursor.execute(f"ALTER TABLE {self.quoted} {changes}")
         return narrow
 
+    def add_columns(self, columns: Sequence[tuple[str, str]]) -> list[str]:
+        """Add ``(name, type)`` columns that a table created by an earlier version lacks (nullable
+        types only). Checked under the DDL lock: concurrent runs add each column once."""
+        with self.ddl_transaction() as cursor:
+            if self.is_postgres:
+                cursor.execute(
+                    "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) "
+                    "AND NOT attisdropped AND attnum > 0",
+                    (self.quoted,),
+                )
+                present = {row[0] for row in cursor.fetchall()}
+            else:
+                cursor.execute(f"PRAGMA table_info({self.quoted})")
+                present = {row[1] for row in cursor.fetchall()}
+            missing = [(name, kind) for name, kind in columns if name not in present]
+            for name, kind in missing:
+                cursor.execute(
+                    f"ALTER TABLE {self.quoted} ADD COLUMN {quote_name(name, what='column')} {kind}"
+                )
+        return [name for name, _ in missing]
+
     def insert_ignore(self, columns: Sequence[str], rows: Iterable[Sequence[Any]], key: Sequence[str]) -> int:
         """Insert rows whose key is not there yet (``ON CONFLICT DO NOTHING``: SQLite and PostgreSQL)
         in one transaction; returns how many were inserted, as the driver counts them."""

@@ -26,12 +26,13 @@ from typing import Any
 
 import pendulum
 from airflow.sdk import BaseOperator, Context
+from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_sms.hooks import get_gateway_hook
 from airflow_provider_sms.hooks.base import SmsGatewayHook, chunked
 from airflow_provider_sms.ledger import MessageLedger
 from airflow_provider_sms.messages import DeliveryStatus, StatusReport
-from airflow_provider_sms.operators.send import ledger_asset
+from airflow_provider_sms.operators.send import LOOKUP_MARGIN, ledger_asset
 from airflow_provider_sms.prefetch import prefetched
 from airflow_provider_sms.sql import SqlTable, check_dialect_name, quote_name, utcnow
 from airflow_provider_sms.triggers.delivery import FAILED_STATUSES
@@ -56,6 +57,8 @@ REPORT_COLUMNS: list[tuple[str, str]] = [
     ("failed_at", "TIMESTAMP"),
     ("first_seen_at", "TIMESTAMP"),
     ("updated_at", "TIMESTAMP"),
+    # The campaign a message belongs to, where the ledger knows it (added to older tables).
+    ("campaign_key", "TEXT"),
 ]
 REPORT_KEY = ("gateway", "message_id")
 # What one status observation carries (the report columns but the two we set on write).
@@ -237,6 +240,7 @@ class DeliveryReportTable(SqlTable):
 
     def ensure_tables(self) -> None:
         self.create(REPORT_COLUMNS, REPORT_KEY)
+        self.add_columns([column for column in REPORT_COLUMNS if column[0] == "campaign_key"])
         self.widen_to_text(GATEWAY_TEXTS)
         if self.history_table:
             history = SqlTable(self.conn_id, self.history_table)
@@ -299,6 +303,26 @@ class DeliveryReportTable(SqlTable):
         ]
 
 
+def campaign_key_statement(
+    report: DeliveryReportTable, campaign_key: str | None, ledger_table: str | None
+) -> tuple[str, list[Any]]:
+    """Give the staged messages' report rows their campaign: ``campaign_key`` when the report was
+    filtered by it, else the ledger's (``ledger_table``, on the report's connection). Run after
+    :func:`ledger_update_statements`, whose ``SET LOCAL`` keeps the ledger join to index probes."""
+    where = "t.gateway = s.gateway AND t.message_id = s.message_id AND t.campaign_key IS NULL"
+    if campaign_key is not None:
+        return (
+            f"UPDATE {report.quoted} AS t SET campaign_key = {report.ph} FROM {STAGING} s WHERE {where}",
+            [campaign_key],
+        )
+    return (
+        f"UPDATE {report.quoted} AS t SET campaign_key = l.campaign_key FROM {STAGING} s "
+        f"JOIN {quote_name(ledger_table)} l ON l.gateway = s.gateway AND l.message_id = s.message_id "
+        f"WHERE {where}",
+        [],
+    )
+
+
 def ledger_update_statements(
     on: SqlTable, ledger_table: str, observed_at: datetime
 ) -> list[tuple[str, list[Any]]]:
@@ -340,14 +364,26 @@ class SmsDeliveryReportOperator(BaseOperator):
     :param ledger_conn_id: SQL connection of the message ledger (default ``report_conn_id``).
     :param ledger_table: ledger table whose rows get the statuses; None to leave the ledger alone.
     :param history_table: optional table with one row per observed status transition.
+    :param campaign_key: report only this campaign's messages (templated): the ledger's accepted
+        message ids, read from just before its first send (unless ``since`` is given); reading stops
+        once every one was seen. Without it the report covers every message of the account since
+        ``since``. Either way each report row gets its ``campaign_key`` where the ledger (on the
+        same connection) knows it.
     :param since: read messages created from this time on (templated: datetime or ISO-8601 text).
-    :param lookback: without ``since``: read messages of this period before now (default 7 days).
+    :param lookback: without ``since`` or ``campaign_key``: read messages of this period before now
+        (default 7 days).
     :param chunk_size: statuses staged and merged per transaction.
     :param prefetch: read the next chunk from the gateway in a background thread while one is
         written (the two overlap; at most two chunks wait in memory besides the one written).
     """
 
-    template_fields: Sequence[str] = ("since", "report_table", "ledger_table", "history_table")
+    template_fields: Sequence[str] = (
+        "since",
+        "report_table",
+        "ledger_table",
+        "history_table",
+        "campaign_key",
+    )
     ui_color = "#e8e0f5"
 
     def __init__(
@@ -359,6 +395,7 @@ class SmsDeliveryReportOperator(BaseOperator):
         ledger_conn_id: str | None = None,
         ledger_table: str | None = "sms_messages",
         history_table: str | None = None,
+        campaign_key: str | None = None,
         since: datetime | str | None = None,
         lookback: timedelta | float = DEFAULT_LOOKBACK,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
@@ -375,6 +412,11 @@ class SmsDeliveryReportOperator(BaseOperator):
         self.ledger_conn_id = ledger_conn_id or report_conn_id
         self.ledger_table = ledger_table
         self.history_table = history_table
+        if campaign_key is not None and not ledger_table:
+            raise ValueError(
+                "campaign_key needs the ledger (ledger_table) that knows the campaign's messages"
+            )
+        self.campaign_key = campaign_key
         self.since = since
         self.lookback = lookback if isinstance(lookback, timedelta) else timedelta(seconds=lookback)
         self.chunk_size = chunk_size
@@ -384,15 +426,32 @@ class SmsDeliveryReportOperator(BaseOperator):
     def hook(self) -> SmsGatewayHook:
         return get_gateway_hook(self.sms_conn_id)
 
-    def _since(self) -> datetime:
+    def _since(self, first_sent: datetime | None = None) -> datetime:
         if self.since in (None, ""):
-            return utcnow() - self.lookback
+            return first_sent - LOOKUP_MARGIN if first_sent else utcnow() - self.lookback
         if isinstance(self.since, datetime):
             return self.since
         return pendulum.parse(str(self.since))
 
+    def _campaign(self) -> tuple[set[str] | None, datetime | None]:
+        """The campaign's accepted message ids and its first send (None, None without a filter)."""
+        if not self.campaign_key:
+            return None, None
+        ledger = MessageLedger(self.ledger_conn_id, self.ledger_table)
+        try:
+            ledger.ensure_table()
+            if not ledger.counts(self.campaign_key):
+                raise AirflowFailException(
+                    f"campaign {self.campaign_key!r} has no rows in the ledger table {self.ledger_table!r} "
+                    f"(connection {self.ledger_conn_id!r}): check the key"
+                )
+            return set(ledger.message_ids(self.campaign_key)), ledger.first_sent_at(self.campaign_key)
+        finally:
+            ledger.close()
+
     def execute(self, context: Context) -> dict[str, Any]:
-        since = self._since()
+        wanted, first_sent = self._campaign()
+        since = self._since(first_sent)
         gateway = self.hook.gateway
         self.log.info("Reading %s statuses since %s into %s", gateway, since.isoformat(), self.report_table)
         counts: Counter = Counter()
@@ -403,7 +462,9 @@ class SmsDeliveryReportOperator(BaseOperator):
             report.ensure_tables()
             writers = self._writers(report, stack)
             stop = threading.Event()
-            chunks: Iterator[list[StatusReport]] = chunked(self._statuses(since, stop), self.chunk_size)
+            chunks: Iterator[list[StatusReport]] = chunked(
+                self._statuses(since, stop, wanted), self.chunk_size
+            )
             if self.prefetch:
                 _ = self.hook.connection  # read here, in the task's thread: the reader only sends requests
                 chunks = stack.enter_context(closing(prefetched(chunks)))
@@ -421,6 +482,7 @@ class SmsDeliveryReportOperator(BaseOperator):
                 self.log.info("Merged %d statuses (%d changed so far)", fetched, changed)
         result = {
             "report_table": self.report_table,
+            **({"campaign_key": self.campaign_key} if self.campaign_key else {}),
             "fetched": fetched,
             "changed": changed,
             "counts": dict(sorted(counts.items())),
@@ -428,14 +490,27 @@ class SmsDeliveryReportOperator(BaseOperator):
         self.log.info("Delivery report: %s", result)
         return result
 
-    def _statuses(self, since: datetime, stop: threading.Event) -> Iterator[StatusReport]:
-        """The gateway's delivery statuses (inbound messages left out), until ``stop`` is set."""
+    def _statuses(
+        self, since: datetime, stop: threading.Event, wanted: set[str] | None = None
+    ) -> Iterator[StatusReport]:
+        """The gateway's delivery statuses (inbound messages left out), until ``stop`` is set; with
+        ``wanted``, only those message ids, and only until each was seen."""
         received = DeliveryStatus.RECEIVED
+        if wanted is not None and not wanted:
+            return
+        left = set(wanted) if wanted is not None else None
         for report in self.hook.iter_statuses(since):
             if stop.is_set():
                 return
-            if report.status is not received:
-                yield report
+            if report.status is received:
+                continue
+            if left is not None:
+                if report.message_id not in wanted:
+                    continue
+                left.discard(report.message_id)
+            yield report
+            if left is not None and not left:
+                return
 
     def _writers(
         self, report: DeliveryReportTable, stack: ExitStack
@@ -444,6 +519,7 @@ class SmsDeliveryReportOperator(BaseOperator):
         ledger lives on the same connection, and gets its own staging table otherwise. Each writer
         comes with its statements and the index of the report's merge among them (its count is the
         rows changed; None for the ledger's own writer)."""
+        key = self.campaign_key
         if not self.ledger_table:
             return [(StagedWriter(report), report.merge_statements, -1)]
         ledger = MessageLedger(self.ledger_conn_id, self.ledger_table)
@@ -456,12 +532,22 @@ class SmsDeliveryReportOperator(BaseOperator):
             return [
                 (
                     StagedWriter(report),
-                    lambda at: [*report.merge_statements(at), *ledger_update_statements(report, table, at)],
+                    lambda at: [
+                        *report.merge_statements(at),
+                        *ledger_update_statements(report, table, at),
+                        campaign_key_statement(report, key, table),
+                    ],
                     merged,
                 )
             ]
+        statements = report.merge_statements
+        if key is not None:  # the ledger is elsewhere, but the campaign is known
+
+            def statements(at: datetime) -> list[tuple[str, list[Any]]]:
+                return [*report.merge_statements(at), campaign_key_statement(report, key, None)]
+
         return [
-            (StagedWriter(report), report.merge_statements, -1),
+            (StagedWriter(report), statements, len(report.merge_statements(utcnow())) - 1),
             (StagedWriter(ledger), lambda at: ledger_update_statements(ledger, table, at), None),
         ]
 

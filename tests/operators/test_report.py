@@ -474,3 +474,103 @@ def test_tables_an_earlier_version_created_narrow_are_widened_on_postgres(sms_co
         "AND table_name IN ('sms_delivery_report', 'sms_delivery_history', 'sms_messages')",
     )
     assert narrow == [("sms_messages", "recipient")]  # our own normalised phone: left as it was
+
+
+def campaign_of_each_row(conn_id: str) -> dict[str, str | None]:
+    return dict(rows(conn_id, "SELECT message_id, campaign_key FROM sms_delivery_report"))
+
+
+def ledger_ids(conn_id: str, campaign_key: str) -> set[str]:
+    found = rows(conn_id, f"SELECT message_id FROM sms_messages WHERE campaign_key = '{campaign_key}'")
+    return {row[0] for row in found}
+
+
+def send_outside_the_ledger(conn_id: str) -> str:
+    """A message the account sends by other means (a newsletter, another tool): no ledger row."""
+    from airflow_provider_sms.hooks import get_gateway_hook
+    from airflow_provider_sms.messages import OutboundMessage
+
+    hook = get_gateway_hook(conn_id)
+    (result,) = hook.send_messages([OutboundMessage("+4915110000009", "Our newsletter", key="424242")])
+    assert result.accepted
+    return result.message_id
+
+
+@pytest.mark.parametrize("gateway", GATEWAYS)
+def test_campaign_key_reports_only_that_campaigns_messages(gateway, sandbox, sms_conn_env, sql_conn_id):
+    conn_id = sms_conn_env[gateway]
+    send_campaign(conn_id, sql_conn_id, campaign_key="autumn")
+    send_campaign(conn_id, sql_conn_id, campaign_key="winter")
+    send_outside_the_ledger(conn_id)
+    sandbox.advance(5)
+
+    result = report_operator(conn_id, sql_conn_id, campaign_key="autumn").execute(context())
+
+    assert result["campaign_key"] == "autumn"
+    assert result["fetched"] == 6 and result["counts"] == {"delivered": 4, "failed": 1, "undelivered": 1}
+    assert campaign_of_each_row(sql_conn_id) == dict.fromkeys(ledger_ids(sql_conn_id, "autumn"), "autumn")
+
+
+@pytest.mark.parametrize("gateway", GATEWAYS)
+def test_every_report_row_carries_the_campaign_the_ledger_knows(
+    gateway, sandbox, sms_conn_env, sqlite_conn_id
+):
+    conn_id = sms_conn_env[gateway]
+    send_campaign(conn_id, sqlite_conn_id, campaign_key="autumn")
+    send_campaign(conn_id, sqlite_conn_id, campaign_key="winter")
+    outside = send_outside_the_ledger(conn_id)
+    sandbox.advance(5)
+
+    result = report_operator(conn_id, sqlite_conn_id).execute(context())
+
+    assert result["fetched"] == 13  # the whole account: both campaigns and the other message
+    expected = {
+        **dict.fromkeys(ledger_ids(sqlite_conn_id, "autumn"), "autumn"),
+        **dict.fromkeys(ledger_ids(sqlite_conn_id, "winter"), "winter"),
+        outside: None,
+    }
+    assert campaign_of_each_row(sqlite_conn_id) == expected
+
+
+def test_campaign_key_with_the_ledger_on_another_connection(
+    sandbox, sms_conn_env, sqlite_conn_id, postgres_conn_id
+):
+    conn_id = sms_conn_env["smstools"]
+    send_campaign(conn_id, sqlite_conn_id, campaign_key="autumn")
+    send_campaign(conn_id, sqlite_conn_id, campaign_key="winter")
+    sandbox.advance(5)
+
+    report_operator(conn_id, postgres_conn_id, ledger_conn_id=sqlite_conn_id, campaign_key="winter").execute(
+        context()
+    )
+
+    assert campaign_of_each_row(postgres_conn_id) == dict.fromkeys(
+        ledger_ids(sqlite_conn_id, "winter"), "winter"
+    )
+
+
+def test_an_unknown_campaign_key_fails_clearly(sandbox, sms_conn_env, sqlite_conn_id):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    send_campaign(sms_conn_env["textboost"], sqlite_conn_id, campaign_key="autumn")
+    with pytest.raises(AirflowFailException, match="campaign 'autum' has no rows in the ledger table"):
+        report_operator(sms_conn_env["textboost"], sqlite_conn_id, campaign_key="autum").execute(context())
+
+
+def test_a_report_table_of_an_earlier_version_gets_the_campaign_column(sandbox, sms_conn_env, sqlite_conn_id):
+    from airflow_provider_sms.operators.report import REPORT_COLUMNS
+
+    old = SqlTable(sqlite_conn_id, "sms_delivery_report")
+    old.create([c for c in REPORT_COLUMNS if c[0] != "campaign_key"], ("gateway", "message_id"))
+    old.close()
+    send_campaign(sms_conn_env["smstools"], sqlite_conn_id, campaign_key="autumn")
+    sandbox.advance(5)
+
+    report_operator(sms_conn_env["smstools"], sqlite_conn_id).execute(context())
+
+    assert set(campaign_of_each_row(sqlite_conn_id).values()) == {"autumn"}
+
+
+def test_campaign_key_needs_a_ledger():
+    with pytest.raises(ValueError, match="campaign_key needs the ledger"):
+        report_operator("textboost_sandbox", "sqlite_default", campaign_key="autumn", ledger_table=None)
