@@ -20,7 +20,14 @@ The run is triggered with ``airflow dags trigger`` and followed in the metadata 
 Checks: the run succeeded; every shard ran (and on which worker); the ledger holds every input row in
 its expected state; at the sandbox, every expected recipient has exactly one message and nobody else
 has one; the report table holds the expected final statuses. A summary is printed and written to
-``<workdir>/result.json``; the exit code is 0 only if every check passed.
+``<workdir>/result.json``; the exit code is 0 only if every check passed. On a failure it prints why
+and the end of each process's log.
+
+Every port is bound to 127.0.0.1 (the API server and the sandbox on free ports; the log servers of
+the scheduler, triggerer and workers are not started). Everything started is stopped on success, on
+failure and on SIGTERM/SIGINT/SIGHUP; if ``SMS_SCALE_OUT_PIDFILE`` is set, the process group of each
+long-running process (and the sandbox's pid) is appended to that file, so that the calling shell
+script can stop what is left even if this process is killed outright.
 """
 
 from __future__ import annotations
@@ -54,6 +61,25 @@ BODY_MARK = "stores open"  # a phrase of the fan-out DAG's message
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 STOP_TIMEOUT = 30.0
+LOG_TAIL_LINES = 40
+
+
+class Interrupted(BaseException):
+    """A termination signal arrived: unwind (and so stop everything) like on any failure."""
+
+
+def _on_signal(signum: int, _frame: Any) -> None:
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)  # once: let the clean-up finish
+    raise Interrupted(f"interrupted by {signal.Signals(signum).name}")
+
+
+def _record_pid(pid: int) -> None:
+    """Tell the calling shell script (``SMS_SCALE_OUT_PIDFILE``) about a process group to stop."""
+    path = os.environ.get("SMS_SCALE_OUT_PIDFILE")
+    if path:
+        with open(path, "a") as out:
+            out.write(f"{pid}\n")
 
 
 def worker_hostname() -> str:
@@ -113,6 +139,7 @@ class Processes:
         )
         log.close()
         self.started.append((name, process))
+        _record_pid(process.pid)
         self.echo(f"  started airflow {' '.join(args)} (pid {process.pid})")
         return process
 
@@ -174,18 +201,20 @@ def run(args: argparse.Namespace, echo: Callable[[str], None] = print) -> dict[s
     result: dict[str, Any] = {"customers": args.customers, "shards": args.shards, "workers": args.workers}
     with ExitStack() as stack:
         # -- PostgreSQL and Redis ------------------------------------------------------------------
-        with closing(pg_admin()) as admin, admin.cursor() as cur:
+        admin = pg_admin()  # fails here, saying why, if PostgreSQL does not answer
+        stack.callback(_drop_databases, meta_db, warehouse_db, echo)
+        with closing(admin), admin.cursor() as cur:
             for name in (meta_db, warehouse_db):
                 cur.execute(f'CREATE DATABASE "{name}"')
-        stack.callback(_drop_databases, meta_db, warehouse_db, echo)
         echo(f"  created PostgreSQL databases {meta_db} (metadata) and {warehouse_db} (warehouse)")
         redis_db = empty_redis_db()
         stack.callback(_flush_redis, redis_db, echo)
         echo(f"  Celery broker: redis://{REDIS_HOST}:{REDIS_PORT}/{redis_db}")
 
         # -- the sandbox gateway ---------------------------------------------------------------------
-        sandbox = start_sandbox_process(0, delivery_seconds=2.0)
+        sandbox = start_sandbox_process(0, host="127.0.0.1", delivery_seconds=2.0)
         stack.callback(sandbox.stop)
+        _record_pid(sandbox.process.pid)
         echo(f"  sandbox gateway on {sandbox.url}/")
 
         # -- Airflow -----------------------------------------------------------------------------
@@ -234,9 +263,10 @@ def run(args: argparse.Namespace, echo: Callable[[str], None] = print) -> dict[s
         procs.start(
             "api-server", ["api-server", "--host", "127.0.0.1", "--port", str(api_port), "--workers", "1"]
         )
-        procs.start("scheduler", ["scheduler"])
+        # No log servers: they would listen on every interface (and on fixed ports).
+        procs.start("scheduler", ["scheduler", "--skip-serve-logs"])
         procs.start("dag-processor", ["dag-processor"])
-        procs.start("triggerer", ["triggerer"])
+        procs.start("triggerer", ["triggerer", "--skip-serve-logs"])
         for index in range(1, args.workers + 1):
             name = f"worker{index}"
             procs.start(
@@ -352,6 +382,31 @@ def _verify(
             f"{dict(states)} (expected {dict(want)})",
         )
     )
+    # The shards' own counts, added up by check_shards (its XCom): they must match the input.
+    rows = pg_query(
+        meta_db,
+        "SELECT value FROM xcom WHERE dag_id = %s AND run_id = %s AND task_id = 'check_shards' "
+        "AND key = 'return_value'",
+        (DAG_ID, run_id),
+    )
+    totals = rows[0][0] if rows else None
+    totals = json.loads(totals) if isinstance(totals, str) else totals
+    want_totals = {
+        "input": exp.input,
+        "accepted": exp.accepted,
+        "rejected": exp.rejected,
+        "suppressed": exp.suppressed,
+        "duplicates": exp.duplicates,
+        "ambiguous": 0,
+    }
+    got_totals = {k: totals.get(k) for k in want_totals} if isinstance(totals, dict) else totals
+    checks.append(
+        (
+            "the shards' counts add up to the input",
+            got_totals == want_totals,
+            f"check_shards returned {got_totals} (expected {want_totals})",
+        )
+    )
     mine = [m for m in messages if BODY_MARK in m["body"]]
     got = Counter(_e164(m["recipient"]) for m in mine)
     twice = sum(1 for n in got.values() if n > 1) + sum(1 for m in mine if m["count"] > 1)
@@ -413,6 +468,14 @@ def _flush_redis(index: int, echo: Callable[[str], None]) -> None:
     echo(f"  flushed Redis database {index}")
 
 
+def _print_log_tails(logs: Path) -> None:
+    """The end of every process's log, so that a failure in CI says why without the files."""
+    for log in sorted(logs.glob("*.log")):
+        lines = log.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
+        print(f"\n----- last {len(lines)} lines of {log} -----", file=sys.stderr)
+        print("\n".join(lines), file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=20_000)
@@ -425,19 +488,39 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     started = time.monotonic()
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, _on_signal)
+
+    def echo(line: str) -> None:
+        print(f"[{time.monotonic() - started:4.0f} s]{line}", flush=True)
+
     print(
         f"Scale-out run: {DAG_ID} on CeleryExecutor, {args.workers} workers x {args.concurrency} slots, "
-        f"{args.shards} shards, {args.customers} customers"
+        f"{args.shards} shards, {args.customers} customers",
+        flush=True,
     )
     try:
-        result = run(args)
-    except Exception as exc:
-        print(f"FAILED: {exc}", file=sys.stderr)
+        result = run(args, echo)
+    except (Exception, Interrupted) as exc:
+        sys.stdout.flush()
+        _print_log_tails(args.workdir / "logs")
+        print(f"\nFAILED: {exc}", file=sys.stderr)
         print(f"Logs: {args.workdir / 'logs'}", file=sys.stderr)
         return 1
     print()
     for name, ok, detail in result["checks"]:
         print(f"  {'ok    ' if ok else 'FAILED'} {name}: {detail}")
+    passed = result["checks_passed"] and result["run_state"] == "success"
+    if not passed:
+        sys.stdout.flush()
+        _print_log_tails(args.workdir / "logs")
+        failed = [name for name, ok, _ in result["checks"] if not ok]
+        print(
+            f"\nFAILED: run {result['run_state']}; failed checks: {', '.join(failed) or 'none'}",
+            file=sys.stderr,
+        )
+        print(f"Logs: {args.workdir / 'logs'}", file=sys.stderr)
+        return 1
     print(
         f"\n{result['messages']} messages to {result['recipients']} recipients, each exactly once; "
         f"send phase {result['send_phase_seconds']} s ({result['messages_per_second']} messages/s over "
@@ -445,7 +528,7 @@ def main(argv: list[str] | None = None) -> int:
         f"start-up {result['startup_seconds']} s; total {time.monotonic() - started:.0f} s"
     )
     print(f"Shards per worker: {result['shards_per_worker']}; result: {args.workdir / 'result.json'}")
-    return 0 if result["checks_passed"] and result["run_state"] == "success" else 1
+    return 0
 
 
 if __name__ == "__main__":
