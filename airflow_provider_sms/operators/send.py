@@ -43,6 +43,7 @@ from airflow_provider_sms.messages import (
     normalize_phone,
 )
 from airflow_provider_sms.prefetch import prefetched
+from airflow_provider_sms.send_window import SendWindow, parse_window, zone
 from airflow_provider_sms.sources import DEFAULT_CHUNK_SIZE, is_truthy, iter_chunks, require_columns, shard_of
 from airflow_provider_sms.sql import get_sql_hook, utcnow
 from airflow_provider_sms.templates import MessageTemplate
@@ -86,8 +87,10 @@ class SmsBulkSendOperator(BaseOperator):
     :param suppression_list: numbers never to message (any format ``normalize_phone`` reads).
     :param suppression_sql: a query whose first column lists numbers never to message (templated),
         run on ``suppression_conn_id`` (default ``sql_conn_id``).
-    :param send_window: ``("09:00", "20:00")``: only deliver within these local hours.
-    :param window_timezone: timezone of ``send_window`` (default UTC).
+    :param send_window: ``("09:00", "20:00")``: only deliver within these local hours. A wall time
+        that a daylight-saving change skips stands for the first instant after it (02:30 on the
+        spring-forward day in Berlin is 03:00).
+    :param window_timezone: IANA timezone of ``send_window`` (default UTC).
     :param timezone_column: column with each recipient's timezone (overrides ``window_timezone``).
     :param window_mode: outside the window, ``"schedule"`` the messages at the gateway for the next
         opening, or ``"defer"`` the task (freeing its worker slot) until the window opens.
@@ -148,6 +151,8 @@ class SmsBulkSendOperator(BaseOperator):
             raise ValueError("give exactly one of audience (DataFrame or list of dicts) and sql")
         if window_mode not in ("schedule", "defer"):
             raise ValueError("window_mode must be 'schedule' or 'defer'")
+        if send_window:
+            zone(window_timezone)  # an unknown zone fails when the DAG is parsed, not mid-run
         if not 0 <= shard_index < shard_count:
             raise ValueError(f"shard_index must be in [0, {shard_count}), got {shard_index}")
         self.sms_conn_id = sms_conn_id
@@ -165,7 +170,7 @@ class SmsBulkSendOperator(BaseOperator):
         self.suppression_list = suppression_list
         self.suppression_sql = suppression_sql
         self.suppression_conn_id = suppression_conn_id
-        self.send_window = _parse_window(send_window) if send_window else None
+        self.send_window = parse_window(send_window) if send_window else None
         self.window_timezone = window_timezone
         self.timezone_column = timezone_column
         self.window_mode = window_mode
@@ -186,17 +191,23 @@ class SmsBulkSendOperator(BaseOperator):
     # ---------------------------------------------------------------------------------------------
 
     def execute(self, context: Context) -> dict[str, Any]:
-        if self.send_window and self.window_mode == "defer" and not self.dry_run:
-            opens = self._window_opening(pendulum.now("UTC"), self.window_timezone)
-            if opens is not None:
-                from airflow.providers.standard.triggers.temporal import DateTimeTrigger
-
-                self.log.info("Outside the send window; deferring until %s", opens.isoformat())
-                self.defer(trigger=DateTimeTrigger(moment=opens), method_name="execute_after_window")
+        self._defer_while_window_closed()
         return self.run_campaign(context)
 
     def execute_after_window(self, context: Context, event: Any = None) -> dict[str, Any]:
         return self.run_campaign(context)
+
+    def _defer_while_window_closed(self) -> None:
+        """With ``window_mode="defer"``, defer until the window opens in ``window_timezone``."""
+        if self.window is None or self.window_mode != "defer" or self.dry_run:
+            return
+        opens = self.window.next_opening()
+        if opens is not None:
+            from airflow.providers.standard.triggers.temporal import DateTimeTrigger
+
+            moment = pendulum.instance(opens)
+            self.log.info("Outside the send window; deferring until %s", moment.isoformat())
+            self.defer(trigger=DateTimeTrigger(moment=moment), method_name="execute_after_window")
 
     def run_campaign(self, context: Context) -> dict[str, Any]:
         """Send the campaign now (no send-window deferral) and return its summary."""
@@ -278,29 +289,19 @@ class SmsBulkSendOperator(BaseOperator):
                 self.log.warning("Ignoring an unreadable number in the suppression list")
         return suppressed
 
-    def _window_opening(self, now: datetime, tz: str) -> pendulum.DateTime | None:
-        """When the send window next opens in ``tz``, or None if ``now`` is inside it."""
-        start, end = self.send_window
-        local = pendulum.instance(now).in_timezone(tz)
-        opening = local.replace(hour=start[0], minute=start[1], second=0, microsecond=0)
-        closing = local.replace(hour=end[0], minute=end[1], second=0, microsecond=0)
-        if opening <= local < closing:
-            return None
-        return opening if local < opening else opening.add(days=1)
+    @cached_property
+    def window(self) -> SendWindow | None:
+        """The send window (its ``clock`` is the wall clock; tests give it the sandbox's)."""
+        return SendWindow(*self.send_window, timezone=self.window_timezone) if self.send_window else None
 
     def send_at_for(self, row: Mapping[str, Any]) -> datetime | None:
         """Schedule time for a recipient outside the window (window_mode="schedule")."""
-        if not self.send_window or self.window_mode != "schedule":
+        if self.window is None or self.window_mode != "schedule":
             return None
         tz = self.window_timezone
         if self.timezone_column and row.get(self.timezone_column):
             tz = str(row[self.timezone_column])
-        opens = self._window_opening(self._now, tz)
-        return opens.in_timezone("UTC") if opens else None
-
-    @cached_property
-    def _now(self) -> datetime:
-        return pendulum.now("UTC")
+        return self.window.next_opening(tz)
 
 
 class _NotSent(Exception):
@@ -626,16 +627,6 @@ class _CampaignRun:
             if self.op.cost_per_segment is not None:
                 summary["estimated_cost"] = round(self.segments * self.op.cost_per_segment, 4)
         return summary
-
-
-def _parse_window(window: tuple[str, str]) -> tuple[tuple[int, int], tuple[int, int]]:
-    try:
-        start, end = (tuple(int(p) for p in t.split(":")) for t in window)
-    except (ValueError, AttributeError, TypeError):
-        raise ValueError(f"send_window must be two 'HH:MM' times, got {window!r}") from None
-    if not (start < end and all(0 <= h < 24 and 0 <= m < 60 for h, m in (start, end))):
-        raise ValueError(f"send_window must be ('HH:MM', 'HH:MM') with start before end, got {window!r}")
-    return start, end
 
 
 def default_campaign_key(context: Context) -> str:

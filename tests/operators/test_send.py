@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections import Counter
+from collections.abc import Callable
 from types import SimpleNamespace
 
 import pandas as pd
@@ -338,22 +339,6 @@ def test_mostly_rejected_campaign_fails_after_recording(sandbox, sms_conn_env, s
     assert MessageLedger(sqlite_conn_id).counts("spring-sale") == {"rejected": 8, "accepted": 1}
 
 
-def test_send_window_schedules_at_the_gateway(sandbox, sms_conn_env, sqlite_conn_id):
-    rows = [{"phone": phone(i), "first_name": "Ana", "city": "Rome"} for i in range(10)]
-    with pendulum.travel_to(pendulum.datetime(2026, 11, 23, 22, 30, tz="Europe/Berlin"), freeze=True):
-        summary = make_operator(
-            sms_conn_env["smsgateway24"],
-            sqlite_conn_id,
-            audience=rows,
-            send_window=("09:00", "20:00"),
-            window_timezone="Europe/Berlin",
-        ).execute(context())
-    assert summary["accepted"] == 10
-    received = sent_messages(sandbox, "smsgateway24")
-    assert len(received) == 10
-    assert {m["normalized_status"] for m in received} == {"scheduled"}
-
-
 def test_list_of_dicts_audience(sandbox, sms_conn_env, sqlite_conn_id):
     rows = [{"phone": phone(i), "first_name": "Ana", "city": "Rome"} for i in range(5)]
     summary = make_operator(sms_conn_env["textboost"], sqlite_conn_id, audience=rows).execute(context())
@@ -380,12 +365,74 @@ def test_openlineage_names_the_audience_tables_the_ledger_and_the_gateway(sms_co
     assert any(ns.startswith("smstools://127.0.0.1:") for ns, _ in outputs)
 
 
+# -- send windows ---------------------------------------------------------------------------------
+# The operator reads the sandbox's clock and the sandbox's clock is moved to the next occurrence of
+# a local time: both sides agree on the time, and no test depends on the date it runs on.
+
+
+def sandbox_clock(sandbox) -> Callable[[], float]:
+    """The sandbox's clock, in epoch seconds, for the operator's send window."""
+    return lambda: pendulum.parse(sandbox.health()["now"]).timestamp()
+
+
+def advance_to(sandbox, hh_mm: str, tz: str) -> pendulum.DateTime:
+    """Move the sandbox's clock forward to the next ``hh_mm`` in ``tz``; returns that moment."""
+    now = pendulum.from_timestamp(sandbox_clock(sandbox)(), tz)
+    target = now.at(*map(int, hh_mm.split(":")))
+    if target <= now:
+        target = target.add(days=1)
+    sandbox.advance((target - now).total_seconds())
+    return target
+
+
+def next_local(moment: pendulum.DateTime, hh_mm: str, tz: str) -> pendulum.DateTime:
+    """The first ``hh_mm`` in ``tz`` after ``moment`` (no test here uses a time a DST change skips)."""
+    local = moment.in_timezone(tz)
+    target = local.at(*map(int, hh_mm.split(":")))
+    return target if target > local else target.add(days=1)
+
+
+def window_operator(sandbox, conn_id: str, ledger_conn_id: str, **kwargs) -> SmsBulkSendOperator:
+    op = make_operator(conn_id, ledger_conn_id, **kwargs)
+    op.window.clock = sandbox_clock(sandbox)
+    return op
+
+
+def effective(message: dict) -> pendulum.DateTime:
+    """When the gateway delivers a message: its schedule time, or when it arrived."""
+    return max(pendulum.parse(message["send_at"]), pendulum.parse(message["created_at"]))
+
+
+def test_send_window_schedules_at_the_gateway(sandbox, sms_conn_env, sqlite_conn_id):
+    late_evening = advance_to(sandbox, "22:30", "Europe/Berlin")
+    rows = [{"phone": phone(i), "first_name": "Ana", "city": "Rome"} for i in range(10)]
+    summary = window_operator(
+        sandbox,
+        sms_conn_env["smsgateway24"],
+        sqlite_conn_id,
+        audience=rows,
+        send_window=("09:00", "20:00"),
+        window_timezone="Europe/Berlin",
+    ).execute(context())
+
+    assert summary["accepted"] == 10
+    received = sent_messages(sandbox, "smsgateway24")
+    assert len(received) == 10
+    assert {m["normalized_status"] for m in received} == {"scheduled"}
+    opening = next_local(late_evening, "09:00", "Europe/Berlin")
+    assert {pendulum.parse(m["send_at"]) for m in received} == {opening}
+    sandbox.advance((opening - late_evening).total_seconds() + 60)
+    assert "scheduled" not in {m["normalized_status"] for m in sent_messages(sandbox, "smsgateway24")}
+
+
 def test_send_window_defer_frees_the_worker_until_the_window_opens(sandbox, sms_conn_env, sqlite_conn_id):
     from airflow.providers.standard.triggers.temporal import DateTimeTrigger
     from airflow.sdk.exceptions import TaskDeferred
 
+    late_evening = advance_to(sandbox, "22:30", "Europe/Berlin")
     rows = [{"phone": phone(i), "first_name": "Ana", "city": "Rome"} for i in range(3)]
-    op = make_operator(
+    op = window_operator(
+        sandbox,
         sms_conn_env["textboost"],
         sqlite_conn_id,
         audience=rows,
@@ -393,14 +440,17 @@ def test_send_window_defer_frees_the_worker_until_the_window_opens(sandbox, sms_
         window_timezone="Europe/Berlin",
         window_mode="defer",
     )
-    late_evening = pendulum.datetime(2026, 11, 23, 22, 30, tz="Europe/Berlin")
-    with pendulum.travel_to(late_evening, freeze=True), pytest.raises(TaskDeferred) as deferred:
+    with pytest.raises(TaskDeferred) as deferred:
         op.execute(context())
+    opening = next_local(late_evening, "09:00", "Europe/Berlin")
     assert isinstance(deferred.value.trigger, DateTimeTrigger)
-    assert deferred.value.trigger.moment == pendulum.datetime(2026, 11, 24, 9, tz="Europe/Berlin")
+    assert deferred.value.trigger.moment == opening
     assert deferred.value.method_name == "execute_after_window"
     assert sandbox.request_count() == 0  # nothing sent before the window
 
+    sandbox.advance((opening - late_evening).total_seconds() + 5)
     summary = op.execute_after_window(context(), event=None)
     assert summary["accepted"] == 3
-    assert len(sent_messages(sandbox, "textboost")) == 3
+    received = sent_messages(sandbox, "textboost")
+    assert len(received) == 3
+    assert all(opening <= effective(m) < opening.add(minutes=5) for m in received)
