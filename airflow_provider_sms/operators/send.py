@@ -92,8 +92,12 @@ class SmsBulkSendOperator(BaseOperator):
         spring-forward day in Berlin is 03:00).
     :param window_timezone: IANA timezone of ``send_window`` (default UTC).
     :param timezone_column: column with each recipient's timezone (overrides ``window_timezone``).
-    :param window_mode: outside the window, ``"schedule"`` the messages at the gateway for the next
-        opening, or ``"defer"`` the task (freeing its worker slot) until the window opens.
+    :param window_mode: what happens outside the window. ``"schedule"``: each message whose
+        recipient's window is closed is scheduled at the gateway for that window's next opening.
+        ``"defer"``: the task defers (freeing its worker slot) until the window opens in
+        ``window_timezone``, checking again when it wakes; then it sends like ``"schedule"``, so a
+        recipient whose own window (``timezone_column``) is still closed is scheduled at the gateway
+        for their own next opening.
     :param shard_index: with ``shard_count``, this task handles only its stable share of recipients
         (for dynamic task mapping: ``.partial(...).expand(shard_index=range(n))``).
     :param shard_count: number of shards.
@@ -195,6 +199,8 @@ class SmsBulkSendOperator(BaseOperator):
         return self.run_campaign(context)
 
     def execute_after_window(self, context: Context, event: Any = None) -> dict[str, Any]:
+        # Checked again: a task that wakes late, after the window closed, waits for the next opening.
+        self._defer_while_window_closed()
         return self.run_campaign(context)
 
     def _defer_while_window_closed(self) -> None:
@@ -295,8 +301,9 @@ class SmsBulkSendOperator(BaseOperator):
         return SendWindow(*self.send_window, timezone=self.window_timezone) if self.send_window else None
 
     def send_at_for(self, row: Mapping[str, Any]) -> datetime | None:
-        """Schedule time for a recipient outside the window (window_mode="schedule")."""
-        if self.window is None or self.window_mode != "schedule":
+        """Schedule time for a recipient outside their window, in either mode (after a deferral the
+        window is open in ``window_timezone``, not necessarily in the recipient's own zone)."""
+        if self.window is None:
             return None
         tz = self.window_timezone
         if self.timezone_column and row.get(self.timezone_column):

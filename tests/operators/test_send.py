@@ -454,3 +454,64 @@ def test_send_window_defer_frees_the_worker_until_the_window_opens(sandbox, sms_
     received = sent_messages(sandbox, "textboost")
     assert len(received) == 3
     assert all(opening <= effective(m) < opening.add(minutes=5) for m in received)
+
+
+def test_defer_that_wakes_after_the_window_closed_defers_again(sandbox, sms_conn_env, sqlite_conn_id):
+    from airflow.sdk.exceptions import TaskDeferred
+
+    late_evening = advance_to(sandbox, "22:30", "Europe/Berlin")
+    op = window_operator(
+        sandbox,
+        sms_conn_env["textboost"],
+        sqlite_conn_id,
+        audience=[{"phone": phone(1), "first_name": "Ana", "city": "Rome"}],
+        send_window=("09:00", "20:00"),
+        window_timezone="Europe/Berlin",
+        window_mode="defer",
+    )
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute_after_window(context(), event=None)
+    assert deferred.value.trigger.moment == next_local(late_evening, "09:00", "Europe/Berlin")
+    assert sandbox.request_count() == 0
+
+
+def test_defer_with_a_timezone_column_sends_nobody_outside_their_own_window(
+    sandbox, sms_conn_env, sqlite_conn_id
+):
+    """Berlin's window opens first; Los Angeles recipients are then scheduled for their own 22:00."""
+    from airflow.sdk.exceptions import TaskDeferred
+
+    zones = {"Europe/Berlin": range(0, 3), "America/Los_Angeles": range(3, 6)}
+    rows = [
+        {"phone": phone(i), "first_name": "Ana", "city": "Rome", "tz": tz}
+        for tz, ids in zones.items()
+        for i in ids
+    ]
+    evening = advance_to(sandbox, "21:30", "Europe/Berlin")
+    op = window_operator(
+        sandbox,
+        sms_conn_env["smstools"],
+        sqlite_conn_id,
+        audience=rows,
+        send_window=("22:00", "23:59"),
+        window_timezone="Europe/Berlin",
+        timezone_column="tz",
+        window_mode="defer",
+    )
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(context())
+    assert deferred.value.trigger.moment == evening.at(22, 0)
+
+    sandbox.advance(32 * 60)  # woken at 22:02 Berlin, 13:02 or 14:02 in Los Angeles
+    summary = op.execute_after_window(context(), event=None)
+
+    assert summary["accepted"] == 6
+    received = {m["recipient"]: m for m in sent_messages(sandbox, "smstools")}
+    for tz, ids in zones.items():
+        for i in ids:
+            local = effective(received[phone(i)]).in_timezone(tz)
+            assert (22, 0) <= (local.hour, local.minute) < (23, 59), (tz, local)
+    la_opening = next_local(evening, "22:00", "America/Los_Angeles")
+    assert {pendulum.parse(received[phone(i)]["send_at"]) for i in zones["America/Los_Angeles"]} == {
+        la_opening
+    }
