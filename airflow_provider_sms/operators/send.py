@@ -43,7 +43,7 @@ from airflow_provider_sms.messages import (
     normalize_phone,
 )
 from airflow_provider_sms.prefetch import prefetched
-from airflow_provider_sms.send_window import SendWindow, parse_window, zone
+from airflow_provider_sms.send_window import SendWindow, UnknownTimezoneError, parse_window, zone
 from airflow_provider_sms.sources import DEFAULT_CHUNK_SIZE, is_truthy, iter_chunks, require_columns, shard_of
 from airflow_provider_sms.sql import get_sql_hook, utcnow
 from airflow_provider_sms.templates import MessageTemplate
@@ -91,7 +91,10 @@ class SmsBulkSendOperator(BaseOperator):
         that a daylight-saving change skips stands for the first instant after it (02:30 on the
         spring-forward day in Berlin is 03:00).
     :param window_timezone: IANA timezone of ``send_window`` (default UTC).
-    :param timezone_column: column with each recipient's timezone (overrides ``window_timezone``).
+    :param timezone_column: column with each recipient's IANA timezone (overrides ``window_timezone``).
+        An empty cell (None, NaN, blank) means ``window_timezone``; a name the tz database does not
+        know rejects that row with the reason ``unknown timezone '...'`` (recorded in the ledger, so
+        a retry does not trip on it again; it counts towards ``max_reject_ratio``).
     :param window_mode: what happens outside the window. ``"schedule"``: each message whose
         recipient's window is closed is scheduled at the gateway for that window's next opening.
         ``"defer"``: the task defers (freeing its worker slot) until the window opens in
@@ -305,9 +308,7 @@ class SmsBulkSendOperator(BaseOperator):
         window is open in ``window_timezone``, not necessarily in the recipient's own zone)."""
         if self.window is None:
             return None
-        tz = self.window_timezone
-        if self.timezone_column and row.get(self.timezone_column):
-            tz = str(row[self.timezone_column])
+        tz = self.window.zone_of(row.get(self.timezone_column)) if self.timezone_column else None
         return self.window.next_opening(tz)
 
 
@@ -432,6 +433,10 @@ class _CampaignRun:
             op.unsubscribed_column in row and is_truthy(row[op.unsubscribed_column])
         ):
             return LedgerEntry(recipient, SUPPRESSED, key, error="opted out", source_row=position), None
+        try:
+            send_at = op.send_at_for(row)
+        except UnknownTimezoneError as exc:
+            return LedgerEntry(recipient, REJECTED, key, error=str(exc), source_row=position), None
         body = self.template.render({k: _clean(row[k]) for k in self.template.variables if k in row})
         if not body:
             return LedgerEntry(recipient, REJECTED, key, error="empty message", source_row=position), None
@@ -441,7 +446,7 @@ class _CampaignRun:
         entry = LedgerEntry(
             recipient, PENDING, key, body_hash=body_hash(body), segments=segments, source_row=position
         )
-        return entry, (body, op.send_at_for(row))
+        return entry, (body, send_at)
 
     # -- sending -----------------------------------------------------------------------------------
 

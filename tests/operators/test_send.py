@@ -13,7 +13,7 @@ import pendulum
 import pytest
 
 from airflow_provider_sms.exceptions import SmsGatewayError, SmsValidationError
-from airflow_provider_sms.ledger import ACCEPTED, MessageLedger
+from airflow_provider_sms.ledger import ACCEPTED, REJECTED, MessageLedger
 from airflow_provider_sms.operators.send import SmsBulkSendOperator
 from airflow_provider_sms.sql import get_sql_hook
 from airflow_provider_sms.templates import MessageTemplateError
@@ -515,3 +515,32 @@ def test_defer_with_a_timezone_column_sends_nobody_outside_their_own_window(
     assert {pendulum.parse(received[phone(i)]["send_at"]) for i in zones["America/Los_Angeles"]} == {
         la_opening
     }
+
+
+def test_unknown_or_empty_timezone_cells(sandbox, sms_conn_env, sqlite_conn_id):
+    """An unknown zone rejects its row (recorded, so a retry does not trip on it); an empty cell
+    (None, NaN, blank) means window_timezone."""
+    cells = ["Europe/Berlin", None, float("nan"), "  ", "Mars/Olympus", "Asia/Tokyo"]
+    people = pd.DataFrame(
+        [{"phone": phone(i), "first_name": "Ana", "city": "Rome", "tz": tz} for i, tz in enumerate(cells)]
+    )
+    late_evening = advance_to(sandbox, "22:30", "Europe/Berlin")  # 06:30 in Tokyo: closed there too
+    options = dict(
+        audience=people, send_window=("09:00", "20:00"), window_timezone="Europe/Berlin", timezone_column="tz"
+    )
+    summary = window_operator(sandbox, sms_conn_env["textboost"], sqlite_conn_id, **options).execute(
+        context()
+    )
+
+    assert (summary["accepted"], summary["rejected"]) == (5, 1)
+    [rejected] = MessageLedger(sqlite_conn_id).in_state("spring-sale", [REJECTED])
+    assert (rejected.recipient, rejected.error) == (phone(4), "unknown timezone 'Mars/Olympus'")
+    send_at = {m["recipient"]: pendulum.parse(m["send_at"]) for m in sent_messages(sandbox, "textboost")}
+    berlin = next_local(late_evening, "09:00", "Europe/Berlin")
+    assert [send_at[phone(i)] for i in range(4)] == [berlin] * 4
+    assert send_at[phone(5)] == next_local(late_evening, "09:00", "Asia/Tokyo")
+
+    requests = sandbox.request_count()
+    again = window_operator(sandbox, sms_conn_env["textboost"], sqlite_conn_id, **options).execute(context())
+    assert again == summary
+    assert sandbox.request_count() == requests
