@@ -100,7 +100,9 @@ class SmsBulkSendOperator(BaseOperator):
         ``"defer"``: the task defers (freeing its worker slot) until the window opens in
         ``window_timezone``, checking again when it wakes; then it sends like ``"schedule"``, so a
         recipient whose own window (``timezone_column``) is still closed is scheduled at the gateway
-        for their own next opening.
+        for their own next opening. In both modes each message's window is checked against the
+        clock as its batch leaves, so on a long run batches that leave after the window opened go
+        at once and those that leave after it closed are scheduled for the next opening.
     :param shard_index: with ``shard_count``, this task handles only its stable share of recipients
         (for dynamic task mapping: ``.partial(...).expand(shard_index=range(n))``).
     :param shard_count: number of shards.
@@ -303,13 +305,21 @@ class SmsBulkSendOperator(BaseOperator):
         """The send window (its ``clock`` is the wall clock; tests give it the sandbox's)."""
         return SendWindow(*self.send_window, timezone=self.window_timezone) if self.send_window else None
 
-    def send_at_for(self, row: Mapping[str, Any]) -> datetime | None:
-        """Schedule time for a recipient outside their window, in either mode (after a deferral the
-        window is open in ``window_timezone``, not necessarily in the recipient's own zone)."""
+    def window_zone_for(self, row: Mapping[str, Any]) -> str | None:
+        """The time zone of a row's send window (None without a window). Raises
+        UnknownTimezoneError for a ``timezone_column`` name the tz database lacks."""
         if self.window is None:
             return None
-        tz = self.window.zone_of(row.get(self.timezone_column)) if self.timezone_column else None
-        return self.window.next_opening(tz)
+        if self.timezone_column:
+            return self.window.zone_of(row.get(self.timezone_column))
+        return self.window.timezone
+
+    def send_at_in(self, tz: str | None) -> datetime | None:
+        """When to schedule a message to a recipient in ``tz`` (``window_zone_for``), asked as its
+        batch leaves: the window's next opening there (UTC), or None to send now. Subclasses with
+        their own schedule time override this (it replaces ``send_at_for(row)``, which was asked
+        when the row was read)."""
+        return None if tz is None or self.window is None else self.window.next_opening(tz)
 
 
 class _NotSent(Exception):
@@ -356,14 +366,12 @@ class _CampaignRun:
 
     # -- one chunk of input rows -------------------------------------------------------------------
 
-    def prepare(
-        self, chunk: pd.DataFrame
-    ) -> tuple[list[LedgerEntry], dict[str, tuple[str, datetime | None]]]:
+    def prepare(self, chunk: pd.DataFrame) -> tuple[list[LedgerEntry], dict[str, tuple[str, str | None]]]:
         """Ledger entries and texts for one chunk of input rows (runs ahead, in the read-ahead thread)."""
         require_columns(list(chunk.columns), [self.op.phone_column], "the audience")
         self.template.check_columns(chunk.columns)
         entries: list[LedgerEntry] = []
-        bodies: dict[str, tuple[str, datetime | None]] = {}
+        bodies: dict[str, tuple[str, str | None]] = {}
         for row in chunk.to_dict("records"):
             entry, body = self._prepare(row)
             if entry is not None:
@@ -372,7 +380,7 @@ class _CampaignRun:
                     bodies[entry.recipient] = body
         return entries, bodies
 
-    def deliver(self, entries: list[LedgerEntry], bodies: dict[str, tuple[str, datetime | None]]) -> None:
+    def deliver(self, entries: list[LedgerEntry], bodies: dict[str, tuple[str, str | None]]) -> None:
         """Record one prepared chunk in the ledger and send what it still has to send."""
         if self.op.dry_run:
             for entry in entries:
@@ -405,7 +413,7 @@ class _CampaignRun:
         if len(str(self.recorded)) > len(str(before)) and self.recorded >= 1000:
             self.ledger.analyze()
 
-    def _prepare(self, row: dict[str, Any]) -> tuple[LedgerEntry | None, tuple[str, datetime | None] | None]:
+    def _prepare(self, row: dict[str, Any]) -> tuple[LedgerEntry | None, tuple[str, str | None] | None]:
         """Normalise, de-duplicate, suppress and render one input row."""
         op = self.op
         self.read["input"] += 1
@@ -434,7 +442,7 @@ class _CampaignRun:
         ):
             return LedgerEntry(recipient, SUPPRESSED, key, error="opted out", source_row=position), None
         try:
-            send_at = op.send_at_for(row)
+            tz = op.window_zone_for(row)  # the schedule time itself is decided as the batch leaves
         except UnknownTimezoneError as exc:
             return LedgerEntry(recipient, REJECTED, key, error=str(exc), source_row=position), None
         body = self.template.render({k: _clean(row[k]) for k in self.template.variables if k in row})
@@ -446,18 +454,18 @@ class _CampaignRun:
         entry = LedgerEntry(
             recipient, PENDING, key, body_hash=body_hash(body), segments=segments, source_row=position
         )
-        return entry, (body, send_at)
+        return entry, (body, tz)
 
     # -- sending -----------------------------------------------------------------------------------
 
     def _message(self, entry: LedgerEntry, bodies) -> OutboundMessage:
-        body, send_at = bodies[entry.recipient]
+        body, tz = bodies[entry.recipient]
         return OutboundMessage(
             to=entry.recipient,
             body=body,
             key=entry.idempotency_key,
             sender=self.op.sender,
-            send_at=send_at,
+            send_at=self.op.send_at_in(tz),
             options=self.op.message_options,
         )
 

@@ -544,3 +544,79 @@ def test_unknown_or_empty_timezone_cells(sandbox, sms_conn_env, sqlite_conn_id):
     again = window_operator(sandbox, sms_conn_env["textboost"], sqlite_conn_id, **options).execute(context())
     assert again == summary
     assert sandbox.request_count() == requests
+
+
+def test_a_long_run_schedules_against_the_current_time_not_the_start(sandbox, sms_conn_env, sqlite_conn_id):
+    """The run starts ten minutes before the window opens and the clock passes the opening after the
+    first batch: the batches after it are sent at once, none with a schedule time in the past (which
+    TextBoost refuses)."""
+    start = advance_to(sandbox, "08:50", "Europe/Berlin")
+    people = [{"phone": phone(i), "first_name": "Ana", "city": "Rome"} for i in range(30)]
+    op = window_operator(
+        sandbox,
+        sms_conn_env["textboost"],
+        sqlite_conn_id,
+        audience=people,
+        send_window=("09:00", "20:00"),
+        window_timezone="Europe/Berlin",
+        chunk_size=10,
+        batch_size=10,
+    )
+    real_send = op.hook.send_batch
+
+    def slow_first_batch(messages):
+        results = real_send(messages)
+        if messages[0].to == phone(0):
+            sandbox.advance(30 * 60)  # now 09:20: the window is open
+        return results
+
+    op.hook.send_batch = slow_first_batch
+    summary = op.execute(context())
+
+    assert (summary["accepted"], summary["rejected"]) == (30, 0)
+    received = {m["recipient"]: m for m in sent_messages(sandbox, "textboost")}
+    opening = start.at(9, 0)
+    assert {pendulum.parse(received[phone(i)]["send_at"]) for i in range(10)} == {opening}
+    later = [received[phone(i)] for i in range(10, 30)]
+    assert all(opening.add(minutes=20) <= effective(m) < opening.add(minutes=25) for m in later)
+
+
+def test_a_long_run_past_the_closing_schedules_the_rest_for_the_next_opening(
+    sandbox, sms_conn_env, sqlite_conn_id
+):
+    """The window closes while the messages are built: those built after 20:00 wait for tomorrow."""
+    start = advance_to(sandbox, "19:50", "Europe/Berlin")
+    people = [{"phone": phone(i), "first_name": "Ana", "city": "Rome"} for i in range(30)]
+    op = window_operator(
+        sandbox,
+        sms_conn_env["smstools"],
+        sqlite_conn_id,
+        audience=people,
+        send_window=("09:00", "20:00"),
+        window_timezone="Europe/Berlin",
+        batch_size=10,
+    )
+    real_send, real_send_at_in = op.hook.send_batch, op.send_at_in
+    first_batch_sent, asked = threading.Event(), []
+
+    def send(messages):
+        results = real_send(messages)
+        first_batch_sent.set()
+        return results
+
+    def slow_first_batch(tz):
+        asked.append(tz)
+        if len(asked) == 11:  # building the second batch, once the first left: it took twenty minutes
+            assert first_batch_sent.wait(30)
+            sandbox.advance(20 * 60)
+        return real_send_at_in(tz)
+
+    op.hook.send_batch = send
+    op.send_at_in = slow_first_batch
+    summary = op.execute(context())
+
+    assert summary["accepted"] == 30
+    received = {m["recipient"]: m for m in sent_messages(sandbox, "smstools")}
+    assert all(start <= effective(received[phone(i)]) < start.at(20, 0) for i in range(10))
+    tomorrow = next_local(start, "09:00", "Europe/Berlin")
+    assert {pendulum.parse(received[phone(i)]["send_at"]) for i in range(10, 30)} == {tomorrow}
