@@ -328,7 +328,7 @@ class _GroupSend(SmsBulkSendOperator):
         super().__init__(**kwargs)
         self._send_at = send_at
 
-    def send_at_for(self, row: Any) -> datetime | None:
+    def send_at_in(self, tz: str | None) -> datetime | None:
         return self._send_at
 
 

@@ -45,6 +45,7 @@ from airflow_provider_sms.messages import (
     normalize_phone,
 )
 from airflow_provider_sms.prefetch import prefetched
+from airflow_provider_sms.send_window import SendWindow, UnknownTimezoneError, parse_window, zone
 from airflow_provider_sms.sources import DEFAULT_CHUNK_SIZE, is_truthy, iter_chunks, require_columns, shard_of
 from airflow_provider_sms.sql import SqlLockTimeout, get_sql_hook, utcnow
 from airflow_provider_sms.templates import MessageTemplate
@@ -88,11 +89,22 @@ class SmsBulkSendOperator(BaseOperator):
     :param suppression_list: numbers never to message (any format ``normalize_phone`` reads).
     :param suppression_sql: a query whose first column lists numbers never to message (templated),
         run on ``suppression_conn_id`` (default ``sql_conn_id``).
-    :param send_window: ``("09:00", "20:00")``: only deliver within these local hours.
-    :param window_timezone: timezone of ``send_window`` (default UTC).
-    :param timezone_column: column with each recipient's timezone (overrides ``window_timezone``).
-    :param window_mode: outside the window, ``"schedule"`` the messages at the gateway for the next
-        opening, or ``"defer"`` the task (freeing its worker slot) until the window opens.
+    :param send_window: ``("09:00", "20:00")``: only deliver within these local hours. A wall time
+        that a daylight-saving change skips stands for the first instant after it (02:30 on the
+        spring-forward day in Berlin is 03:00).
+    :param window_timezone: IANA timezone of ``send_window`` (default UTC).
+    :param timezone_column: column with each recipient's IANA timezone (overrides ``window_timezone``).
+        An empty cell (None, NaN, blank) means ``window_timezone``; a name the tz database does not
+        know rejects that row with the reason ``unknown timezone '...'`` (recorded in the ledger, so
+        a retry does not trip on it again; it counts towards ``max_reject_ratio``).
+    :param window_mode: what happens outside the window. ``"schedule"``: each message whose
+        recipient's window is closed is scheduled at the gateway for that window's next opening.
+        ``"defer"``: the task defers (freeing its worker slot) until the window opens in
+        ``window_timezone``, checking again when it wakes; then it sends like ``"schedule"``, so a
+        recipient whose own window (``timezone_column``) is still closed is scheduled at the gateway
+        for their own next opening. In both modes each message's window is checked against the
+        clock as its batch leaves, so on a long run batches that leave after the window opened go
+        at once and those that leave after it closed are scheduled for the next opening.
     :param shard_index: with ``shard_count``, this task handles only its stable share of recipients
         (for dynamic task mapping: ``.partial(...).expand(shard_index=range(n))``).
     :param shard_count: number of shards.
@@ -154,6 +166,8 @@ class SmsBulkSendOperator(BaseOperator):
             raise ValueError("give exactly one of audience (DataFrame or list of dicts) and sql")
         if window_mode not in ("schedule", "defer"):
             raise ValueError("window_mode must be 'schedule' or 'defer'")
+        if send_window:
+            zone(window_timezone)  # an unknown zone fails when the DAG is parsed, not mid-run
         if not 0 <= shard_index < shard_count:
             raise ValueError(f"shard_index must be in [0, {shard_count}), got {shard_index}")
         self.sms_conn_id = sms_conn_id
@@ -171,7 +185,7 @@ class SmsBulkSendOperator(BaseOperator):
         self.suppression_list = suppression_list
         self.suppression_sql = suppression_sql
         self.suppression_conn_id = suppression_conn_id
-        self.send_window = _parse_window(send_window) if send_window else None
+        self.send_window = parse_window(send_window) if send_window else None
         self.window_timezone = window_timezone
         self.timezone_column = timezone_column
         self.window_mode = window_mode
@@ -193,17 +207,25 @@ class SmsBulkSendOperator(BaseOperator):
     # ---------------------------------------------------------------------------------------------
 
     def execute(self, context: Context) -> dict[str, Any]:
-        if self.send_window and self.window_mode == "defer" and not self.dry_run:
-            opens = self._window_opening(pendulum.now("UTC"), self.window_timezone)
-            if opens is not None:
-                from airflow.providers.standard.triggers.temporal import DateTimeTrigger
-
-                self.log.info("Outside the send window; deferring until %s", opens.isoformat())
-                self.defer(trigger=DateTimeTrigger(moment=opens), method_name="execute_after_window")
+        self._defer_while_window_closed()
         return self.run_campaign(context)
 
     def execute_after_window(self, context: Context, event: Any = None) -> dict[str, Any]:
+        # Checked again: a task that wakes late, after the window closed, waits for the next opening.
+        self._defer_while_window_closed()
         return self.run_campaign(context)
+
+    def _defer_while_window_closed(self) -> None:
+        """With ``window_mode="defer"``, defer until the window opens in ``window_timezone``."""
+        if self.window is None or self.window_mode != "defer" or self.dry_run:
+            return
+        opens = self.window.next_opening()
+        if opens is not None:
+            from airflow.providers.standard.triggers.temporal import DateTimeTrigger
+
+            moment = pendulum.instance(opens)
+            self.log.info("Outside the send window; deferring until %s", moment.isoformat())
+            self.defer(trigger=DateTimeTrigger(moment=moment), method_name="execute_after_window")
 
     def run_campaign(self, context: Context) -> dict[str, Any]:
         """Send the campaign now (no send-window deferral) and return its summary."""
@@ -306,29 +328,26 @@ class SmsBulkSendOperator(BaseOperator):
                 self.log.warning("Ignoring an unreadable number in the suppression list")
         return suppressed
 
-    def _window_opening(self, now: datetime, tz: str) -> pendulum.DateTime | None:
-        """When the send window next opens in ``tz``, or None if ``now`` is inside it."""
-        start, end = self.send_window
-        local = pendulum.instance(now).in_timezone(tz)
-        opening = local.replace(hour=start[0], minute=start[1], second=0, microsecond=0)
-        closing = local.replace(hour=end[0], minute=end[1], second=0, microsecond=0)
-        if opening <= local < closing:
-            return None
-        return opening if local < opening else opening.add(days=1)
-
-    def send_at_for(self, row: Mapping[str, Any]) -> datetime | None:
-        """Schedule time for a recipient outside the window (window_mode="schedule")."""
-        if not self.send_window or self.window_mode != "schedule":
-            return None
-        tz = self.window_timezone
-        if self.timezone_column and row.get(self.timezone_column):
-            tz = str(row[self.timezone_column])
-        opens = self._window_opening(self._now, tz)
-        return opens.in_timezone("UTC") if opens else None
-
     @cached_property
-    def _now(self) -> datetime:
-        return pendulum.now("UTC")
+    def window(self) -> SendWindow | None:
+        """The send window (its ``clock`` is the wall clock; tests give it the sandbox's)."""
+        return SendWindow(*self.send_window, timezone=self.window_timezone) if self.send_window else None
+
+    def window_zone_for(self, row: Mapping[str, Any]) -> str | None:
+        """The time zone of a row's send window (None without a window). Raises
+        UnknownTimezoneError for a ``timezone_column`` name the tz database lacks."""
+        if self.window is None:
+            return None
+        if self.timezone_column:
+            return self.window.zone_of(row.get(self.timezone_column))
+        return self.window.timezone
+
+    def send_at_in(self, tz: str | None) -> datetime | None:
+        """When to schedule a message to a recipient in ``tz`` (``window_zone_for``), asked as its
+        batch leaves: the window's next opening there (UTC), or None to send now. Subclasses with
+        their own schedule time override this (it replaces ``send_at_for(row)``, which was asked
+        when the row was read)."""
+        return None if tz is None or self.window is None else self.window.next_opening(tz)
 
 
 class SmsConcurrentRunError(RuntimeError):
@@ -379,14 +398,12 @@ class _CampaignRun:
 
     # -- one chunk of input rows -------------------------------------------------------------------
 
-    def prepare(
-        self, chunk: pd.DataFrame
-    ) -> tuple[list[LedgerEntry], dict[str, tuple[str, datetime | None]]]:
+    def prepare(self, chunk: pd.DataFrame) -> tuple[list[LedgerEntry], dict[str, tuple[str, str | None]]]:
         """Ledger entries and texts for one chunk of input rows (runs ahead, in the read-ahead thread)."""
         require_columns(list(chunk.columns), [self.op.phone_column], "the audience")
         self.template.check_columns(chunk.columns)
         entries: list[LedgerEntry] = []
-        bodies: dict[str, tuple[str, datetime | None]] = {}
+        bodies: dict[str, tuple[str, str | None]] = {}
         for row in chunk.to_dict("records"):
             entry, body = self._prepare(row)
             if entry is not None:
@@ -395,7 +412,7 @@ class _CampaignRun:
                     bodies[entry.recipient] = body
         return entries, bodies
 
-    def deliver(self, entries: list[LedgerEntry], bodies: dict[str, tuple[str, datetime | None]]) -> None:
+    def deliver(self, entries: list[LedgerEntry], bodies: dict[str, tuple[str, str | None]]) -> None:
         """Record one prepared chunk in the ledger and send what it still has to send."""
         if self.op.dry_run:
             for entry in entries:
@@ -428,7 +445,7 @@ class _CampaignRun:
         if len(str(self.recorded)) > len(str(before)) and self.recorded >= 1000:
             self.ledger.analyze()
 
-    def _prepare(self, row: dict[str, Any]) -> tuple[LedgerEntry | None, tuple[str, datetime | None] | None]:
+    def _prepare(self, row: dict[str, Any]) -> tuple[LedgerEntry | None, tuple[str, str | None] | None]:
         """Normalise, de-duplicate, suppress and render one input row."""
         op = self.op
         self.read["input"] += 1
@@ -456,6 +473,10 @@ class _CampaignRun:
             op.unsubscribed_column in row and is_truthy(row[op.unsubscribed_column])
         ):
             return LedgerEntry(recipient, SUPPRESSED, key, error="opted out", source_row=position), None
+        try:
+            tz = op.window_zone_for(row)  # the schedule time itself is decided as the batch leaves
+        except UnknownTimezoneError as exc:
+            return LedgerEntry(recipient, REJECTED, key, error=str(exc), source_row=position), None
         body = self.template.render(
             {k: _clean(row[k]) for k in self.template.variables if k in row}, position=position
         )
@@ -467,18 +488,18 @@ class _CampaignRun:
         entry = LedgerEntry(
             recipient, PENDING, key, body_hash=body_hash(body), segments=segments, source_row=position
         )
-        return entry, (body, op.send_at_for(row))
+        return entry, (body, tz)
 
     # -- sending -----------------------------------------------------------------------------------
 
     def _message(self, entry: LedgerEntry, bodies) -> OutboundMessage:
-        body, send_at = bodies[entry.recipient]
+        body, tz = bodies[entry.recipient]
         return OutboundMessage(
             to=entry.recipient,
             body=body,
             key=entry.idempotency_key,
             sender=self.op.sender,
-            send_at=send_at,
+            send_at=self.op.send_at_in(tz),
             options=self.op.message_options,
         )
 
@@ -697,16 +718,6 @@ class _CampaignRun:
             if self.op.cost_per_segment is not None:
                 summary["estimated_cost"] = round(self.segments * self.op.cost_per_segment, 4)
         return summary
-
-
-def _parse_window(window: tuple[str, str]) -> tuple[tuple[int, int], tuple[int, int]]:
-    try:
-        start, end = (tuple(int(p) for p in t.split(":")) for t in window)
-    except (ValueError, AttributeError, TypeError):
-        raise ValueError(f"send_window must be two 'HH:MM' times, got {window!r}") from None
-    if not (start < end and all(0 <= h < 24 and 0 <= m < 60 for h, m in (start, end))):
-        raise ValueError(f"send_window must be ('HH:MM', 'HH:MM') with start before end, got {window!r}")
-    return start, end
 
 
 def default_campaign_key(context: Context) -> str:

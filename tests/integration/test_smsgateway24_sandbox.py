@@ -163,20 +163,22 @@ def test_every_other_endpoint_against_the_sandbox(sandbox, hook, tmp_path):
     image.write_bytes(b"\x89PNG fake")
     with_image = hook.add_sms("+31612345601", "", sim=2, file=image)
     plain = hook.add_sms(["+31612345602", "+31612345603"], "Two numbers", customer_id=42, urgent=True)
-    by_login = hook.sms_to_send("+31612345604", "By login", send_at=dt.datetime(2030, 1, 2, 3, 4, 5))
+    # Schedule times well after today, whatever today is; at hours no DST change touches (01:00 UTC).
+    today = dt.datetime.now(dt.timezone.utc).date()
+    later = dt.datetime.combine(today + dt.timedelta(days=400), dt.time(3, 4, 5))  # naive: taken as UTC
+    by_login = hook.sms_to_send("+31612345604", "By login", send_at=later)
     stored = {str(m["id"]): m for m in sandbox.messages(GATEWAY)}
     assert stored[with_image]["body"].endswith("coupon.png")
     assert stored[with_image]["extra"]["sim"] == 2
     assert stored[plain]["customerid"] == "42"
-    assert stored[by_login]["send_at"].startswith("2030-01-02T03:04:05")
+    assert stored[by_login]["send_at"].startswith(later.isoformat())
     assert len(stored) == 4
 
     tag_id = hook.save_tag("Newsletter")
     hook.save_contact("+31612345611", tag_id, "Ann")
     hook.save_contact("+31612345612", tag_id)
-    paket_id = hook.save_paket(
-        "May", "Sale!", [tag_id], send_at=dt.datetime(2030, 5, 1, 9, 0, tzinfo=dt.timezone.utc)
-    )
+    paket_at = dt.datetime.combine(today + dt.timedelta(days=500), dt.time(9, 0), tzinfo=dt.timezone.utc)
+    paket_id = hook.save_paket("May", "Sale!", [tag_id], send_at=paket_at)
     newsletter = [m for m in sandbox.messages(GATEWAY) if m["extra"].get("paket_id") == int(paket_id)]
     assert {m["recipient"] for m in newsletter} == {"+31612345611", "+31612345612"}
-    assert {m["send_at"][:19] for m in newsletter} == {"2030-05-01T09:00:00"}
+    assert {m["send_at"][:19] for m in newsletter} == {paket_at.strftime("%Y-%m-%dT%H:%M:%S")}

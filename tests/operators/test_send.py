@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections import Counter
+from collections.abc import Callable
 from types import SimpleNamespace
 
 import pandas as pd
@@ -12,7 +13,7 @@ import pendulum
 import pytest
 
 from airflow_provider_sms.exceptions import SmsGatewayError, SmsValidationError
-from airflow_provider_sms.ledger import ACCEPTED, MessageLedger
+from airflow_provider_sms.ledger import ACCEPTED, REJECTED, MessageLedger
 from airflow_provider_sms.operators.send import SmsBulkSendOperator
 from airflow_provider_sms.sql import get_sql_hook
 from airflow_provider_sms.templates import MessageTemplateError
@@ -355,22 +356,6 @@ def test_mostly_rejected_campaign_fails_after_recording(sandbox, sms_conn_env, s
     assert MessageLedger(sqlite_conn_id).counts("spring-sale") == {"rejected": 8, "accepted": 1}
 
 
-def test_send_window_schedules_at_the_gateway(sandbox, sms_conn_env, sqlite_conn_id):
-    rows = [{"phone": phone(i), "first_name": "Ana", "city": "Rome"} for i in range(10)]
-    with pendulum.travel_to(pendulum.datetime(2026, 11, 23, 22, 30, tz="Europe/Berlin"), freeze=True):
-        summary = make_operator(
-            sms_conn_env["smsgateway24"],
-            sqlite_conn_id,
-            audience=rows,
-            send_window=("09:00", "20:00"),
-            window_timezone="Europe/Berlin",
-        ).execute(context())
-    assert summary["accepted"] == 10
-    received = sent_messages(sandbox, "smsgateway24")
-    assert len(received) == 10
-    assert {m["normalized_status"] for m in received} == {"scheduled"}
-
-
 def test_list_of_dicts_audience(sandbox, sms_conn_env, sqlite_conn_id):
     rows = [{"phone": phone(i), "first_name": "Ana", "city": "Rome"} for i in range(5)]
     summary = make_operator(sms_conn_env["textboost"], sqlite_conn_id, audience=rows).execute(context())
@@ -397,12 +382,74 @@ def test_openlineage_names_the_audience_tables_the_ledger_and_the_gateway(sms_co
     assert any(ns.startswith("smstools://127.0.0.1:") for ns, _ in outputs)
 
 
+# -- send windows ---------------------------------------------------------------------------------
+# The operator reads the sandbox's clock and the sandbox's clock is moved to the next occurrence of
+# a local time: both sides agree on the time, and no test depends on the date it runs on.
+
+
+def sandbox_clock(sandbox) -> Callable[[], float]:
+    """The sandbox's clock, in epoch seconds, for the operator's send window."""
+    return lambda: pendulum.parse(sandbox.health()["now"]).timestamp()
+
+
+def advance_to(sandbox, hh_mm: str, tz: str) -> pendulum.DateTime:
+    """Move the sandbox's clock forward to the next ``hh_mm`` in ``tz``; returns that moment."""
+    now = pendulum.from_timestamp(sandbox_clock(sandbox)(), tz)
+    target = now.at(*map(int, hh_mm.split(":")))
+    if target <= now:
+        target = target.add(days=1)
+    sandbox.advance((target - now).total_seconds())
+    return target
+
+
+def next_local(moment: pendulum.DateTime, hh_mm: str, tz: str) -> pendulum.DateTime:
+    """The first ``hh_mm`` in ``tz`` after ``moment`` (no test here uses a time a DST change skips)."""
+    local = moment.in_timezone(tz)
+    target = local.at(*map(int, hh_mm.split(":")))
+    return target if target > local else target.add(days=1)
+
+
+def window_operator(sandbox, conn_id: str, ledger_conn_id: str, **kwargs) -> SmsBulkSendOperator:
+    op = make_operator(conn_id, ledger_conn_id, **kwargs)
+    op.window.clock = sandbox_clock(sandbox)
+    return op
+
+
+def effective(message: dict) -> pendulum.DateTime:
+    """When the gateway delivers a message: its schedule time, or when it arrived."""
+    return max(pendulum.parse(message["send_at"]), pendulum.parse(message["created_at"]))
+
+
+def test_send_window_schedules_at_the_gateway(sandbox, sms_conn_env, sqlite_conn_id):
+    late_evening = advance_to(sandbox, "22:30", "Europe/Berlin")
+    rows = [{"phone": phone(i), "first_name": "Ana", "city": "Rome"} for i in range(10)]
+    summary = window_operator(
+        sandbox,
+        sms_conn_env["smsgateway24"],
+        sqlite_conn_id,
+        audience=rows,
+        send_window=("09:00", "20:00"),
+        window_timezone="Europe/Berlin",
+    ).execute(context())
+
+    assert summary["accepted"] == 10
+    received = sent_messages(sandbox, "smsgateway24")
+    assert len(received) == 10
+    assert {m["normalized_status"] for m in received} == {"scheduled"}
+    opening = next_local(late_evening, "09:00", "Europe/Berlin")
+    assert {pendulum.parse(m["send_at"]) for m in received} == {opening}
+    sandbox.advance((opening - late_evening).total_seconds() + 60)
+    assert "scheduled" not in {m["normalized_status"] for m in sent_messages(sandbox, "smsgateway24")}
+
+
 def test_send_window_defer_frees_the_worker_until_the_window_opens(sandbox, sms_conn_env, sqlite_conn_id):
     from airflow.providers.standard.triggers.temporal import DateTimeTrigger
     from airflow.sdk.exceptions import TaskDeferred
 
+    late_evening = advance_to(sandbox, "22:30", "Europe/Berlin")
     rows = [{"phone": phone(i), "first_name": "Ana", "city": "Rome"} for i in range(3)]
-    op = make_operator(
+    op = window_operator(
+        sandbox,
         sms_conn_env["textboost"],
         sqlite_conn_id,
         audience=rows,
@@ -410,14 +457,183 @@ def test_send_window_defer_frees_the_worker_until_the_window_opens(sandbox, sms_
         window_timezone="Europe/Berlin",
         window_mode="defer",
     )
-    late_evening = pendulum.datetime(2026, 11, 23, 22, 30, tz="Europe/Berlin")
-    with pendulum.travel_to(late_evening, freeze=True), pytest.raises(TaskDeferred) as deferred:
+    with pytest.raises(TaskDeferred) as deferred:
         op.execute(context())
+    opening = next_local(late_evening, "09:00", "Europe/Berlin")
     assert isinstance(deferred.value.trigger, DateTimeTrigger)
-    assert deferred.value.trigger.moment == pendulum.datetime(2026, 11, 24, 9, tz="Europe/Berlin")
+    assert deferred.value.trigger.moment == opening
     assert deferred.value.method_name == "execute_after_window"
     assert sandbox.request_count() == 0  # nothing sent before the window
 
+    sandbox.advance((opening - late_evening).total_seconds() + 5)
     summary = op.execute_after_window(context(), event=None)
     assert summary["accepted"] == 3
-    assert len(sent_messages(sandbox, "textboost")) == 3
+    received = sent_messages(sandbox, "textboost")
+    assert len(received) == 3
+    assert all(opening <= effective(m) < opening.add(minutes=5) for m in received)
+
+
+def test_defer_that_wakes_after_the_window_closed_defers_again(sandbox, sms_conn_env, sqlite_conn_id):
+    from airflow.sdk.exceptions import TaskDeferred
+
+    late_evening = advance_to(sandbox, "22:30", "Europe/Berlin")
+    op = window_operator(
+        sandbox,
+        sms_conn_env["textboost"],
+        sqlite_conn_id,
+        audience=[{"phone": phone(1), "first_name": "Ana", "city": "Rome"}],
+        send_window=("09:00", "20:00"),
+        window_timezone="Europe/Berlin",
+        window_mode="defer",
+    )
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute_after_window(context(), event=None)
+    assert deferred.value.trigger.moment == next_local(late_evening, "09:00", "Europe/Berlin")
+    assert sandbox.request_count() == 0
+
+
+def test_defer_with_a_timezone_column_sends_nobody_outside_their_own_window(
+    sandbox, sms_conn_env, sqlite_conn_id
+):
+    """Berlin's window opens first; Los Angeles recipients are then scheduled for their own 22:00."""
+    from airflow.sdk.exceptions import TaskDeferred
+
+    zones = {"Europe/Berlin": range(0, 3), "America/Los_Angeles": range(3, 6)}
+    rows = [
+        {"phone": phone(i), "first_name": "Ana", "city": "Rome", "tz": tz}
+        for tz, ids in zones.items()
+        for i in ids
+    ]
+    evening = advance_to(sandbox, "21:30", "Europe/Berlin")
+    op = window_operator(
+        sandbox,
+        sms_conn_env["smstools"],
+        sqlite_conn_id,
+        audience=rows,
+        send_window=("22:00", "23:59"),
+        window_timezone="Europe/Berlin",
+        timezone_column="tz",
+        window_mode="defer",
+    )
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(context())
+    assert deferred.value.trigger.moment == evening.at(22, 0)
+
+    sandbox.advance(32 * 60)  # woken at 22:02 Berlin, 13:02 or 14:02 in Los Angeles
+    summary = op.execute_after_window(context(), event=None)
+
+    assert summary["accepted"] == 6
+    received = {m["recipient"]: m for m in sent_messages(sandbox, "smstools")}
+    for tz, ids in zones.items():
+        for i in ids:
+            local = effective(received[phone(i)]).in_timezone(tz)
+            assert (22, 0) <= (local.hour, local.minute) < (23, 59), (tz, local)
+    la_opening = next_local(evening, "22:00", "America/Los_Angeles")
+    assert {pendulum.parse(received[phone(i)]["send_at"]) for i in zones["America/Los_Angeles"]} == {
+        la_opening
+    }
+
+
+def test_unknown_or_empty_timezone_cells(sandbox, sms_conn_env, sqlite_conn_id):
+    """An unknown zone rejects its row (recorded, so a retry does not trip on it); an empty cell
+    (None, NaN, blank) means window_timezone."""
+    cells = ["Europe/Berlin", None, float("nan"), "  ", "Mars/Olympus", "Asia/Tokyo"]
+    people = pd.DataFrame(
+        [{"phone": phone(i), "first_name": "Ana", "city": "Rome", "tz": tz} for i, tz in enumerate(cells)]
+    )
+    late_evening = advance_to(sandbox, "22:30", "Europe/Berlin")  # 06:30 in Tokyo: closed there too
+    options = dict(
+        audience=people, send_window=("09:00", "20:00"), window_timezone="Europe/Berlin", timezone_column="tz"
+    )
+    summary = window_operator(sandbox, sms_conn_env["textboost"], sqlite_conn_id, **options).execute(
+        context()
+    )
+
+    assert (summary["accepted"], summary["rejected"]) == (5, 1)
+    [rejected] = MessageLedger(sqlite_conn_id).in_state("spring-sale", [REJECTED])
+    assert (rejected.recipient, rejected.error) == (phone(4), "unknown timezone 'Mars/Olympus'")
+    send_at = {m["recipient"]: pendulum.parse(m["send_at"]) for m in sent_messages(sandbox, "textboost")}
+    berlin = next_local(late_evening, "09:00", "Europe/Berlin")
+    assert [send_at[phone(i)] for i in range(4)] == [berlin] * 4
+    assert send_at[phone(5)] == next_local(late_evening, "09:00", "Asia/Tokyo")
+
+    requests = sandbox.request_count()
+    again = window_operator(sandbox, sms_conn_env["textboost"], sqlite_conn_id, **options).execute(context())
+    assert again == summary
+    assert sandbox.request_count() == requests
+
+
+def test_a_long_run_schedules_against_the_current_time_not_the_start(sandbox, sms_conn_env, sqlite_conn_id):
+    """The run starts ten minutes before the window opens and the clock passes the opening after the
+    first batch: the batches after it are sent at once, none with a schedule time in the past (which
+    TextBoost refuses)."""
+    start = advance_to(sandbox, "08:50", "Europe/Berlin")
+    people = [{"phone": phone(i), "first_name": "Ana", "city": "Rome"} for i in range(30)]
+    op = window_operator(
+        sandbox,
+        sms_conn_env["textboost"],
+        sqlite_conn_id,
+        audience=people,
+        send_window=("09:00", "20:00"),
+        window_timezone="Europe/Berlin",
+        chunk_size=10,
+        batch_size=10,
+    )
+    real_send = op.hook.send_batch
+
+    def slow_first_batch(messages):
+        results = real_send(messages)
+        if messages[0].to == phone(0):
+            sandbox.advance(30 * 60)  # now 09:20: the window is open
+        return results
+
+    op.hook.send_batch = slow_first_batch
+    summary = op.execute(context())
+
+    assert (summary["accepted"], summary["rejected"]) == (30, 0)
+    received = {m["recipient"]: m for m in sent_messages(sandbox, "textboost")}
+    opening = start.at(9, 0)
+    assert {pendulum.parse(received[phone(i)]["send_at"]) for i in range(10)} == {opening}
+    later = [received[phone(i)] for i in range(10, 30)]
+    assert all(opening.add(minutes=20) <= effective(m) < opening.add(minutes=25) for m in later)
+
+
+def test_a_long_run_past_the_closing_schedules_the_rest_for_the_next_opening(
+    sandbox, sms_conn_env, sqlite_conn_id
+):
+    """The window closes while the messages are built: those built after 20:00 wait for tomorrow."""
+    start = advance_to(sandbox, "19:50", "Europe/Berlin")
+    people = [{"phone": phone(i), "first_name": "Ana", "city": "Rome"} for i in range(30)]
+    op = window_operator(
+        sandbox,
+        sms_conn_env["smstools"],
+        sqlite_conn_id,
+        audience=people,
+        send_window=("09:00", "20:00"),
+        window_timezone="Europe/Berlin",
+        batch_size=10,
+    )
+    real_send, real_send_at_in = op.hook.send_batch, op.send_at_in
+    first_batch_sent, asked = threading.Event(), []
+
+    def send(messages):
+        results = real_send(messages)
+        first_batch_sent.set()
+        return results
+
+    def slow_first_batch(tz):
+        asked.append(tz)
+        if len(asked) == 11:  # building the second batch, once the first left: it took twenty minutes
+            assert first_batch_sent.wait(30)
+            sandbox.advance(20 * 60)
+        return real_send_at_in(tz)
+
+    op.hook.send_batch = send
+    op.send_at_in = slow_first_batch
+    summary = op.execute(context())
+
+    assert summary["accepted"] == 30
+    received = {m["recipient"]: m for m in sent_messages(sandbox, "smstools")}
+    assert all(start <= effective(received[phone(i)]) < start.at(20, 0) for i in range(10))
+    tomorrow = next_local(start, "09:00", "Europe/Berlin")
+    assert {pendulum.parse(received[phone(i)]["send_at"]) for i in range(10, 30)} == {tomorrow}
