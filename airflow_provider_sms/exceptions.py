@@ -64,3 +64,15 @@ class SmsRateLimitError(SmsTransientError):
 class SmsAmbiguousSendError(SmsGatewayError):
     """A message-creating request left, but its answer was lost: the gateway may or may not have
     stored the messages. Look them up before sending again (see the ledger)."""
+
+
+class SmsMalformedResponseError(SmsTransientError):
+    """The gateway answered, but the hook cannot read the answer: not JSON, empty, cut off, larger
+    than the hooks read, or without what the endpoint promises (a message id, a list). The message
+    names the gateway and the endpoint. Reads may be retried; see the send variant below."""
+
+
+class SmsMalformedSendResponseError(SmsMalformedResponseError, SmsAmbiguousSendError):
+    """An unreadable answer to a message-creating request: the request reached a server, which may
+    have stored the messages, so nothing is ``accepted`` without a parsed acceptance. Like every
+    :class:`SmsAmbiguousSendError`, look the messages up before sending them again."""

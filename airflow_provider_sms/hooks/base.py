@@ -41,6 +41,8 @@ from airflow_provider_sms.exceptions import (
     SmsAmbiguousSendError,
     SmsAuthError,
     SmsGatewayError,
+    SmsMalformedResponseError,
+    SmsMalformedSendResponseError,
     SmsRateLimitError,
     SmsTransientError,
     SmsValidationError,
@@ -128,6 +130,11 @@ def _parse_retry_after(value: str | None) -> float | None:
             return max(0.0, (pendulum.parse(value, strict=False) - pendulum.now("UTC")).total_seconds())
         except Exception:
             return None
+
+
+def _preview(body: bytes, size: int = 80) -> str:
+    text = body[:size].decode("utf-8", "replace")
+    return repr(text + ("..." if len(body) > size else ""))
 
 
 class SmsGatewayHook(BaseHook):
@@ -420,6 +427,10 @@ class SmsGatewayHook(BaseHook):
         try:
             payload = json.loads(body) if body else None
         except ValueError:
+            if status < 300:  # every gateway answers JSON: an HTML page or cut-off JSON is not an answer
+                error = self.malformed(call, f"not JSON: {_preview(body)}")
+                error.status_code = status
+                raise error from None
             payload = body.decode("utf-8", "replace")
         try:
             self._raise_for_envelope(call, status, payload)
@@ -449,6 +460,35 @@ class SmsGatewayHook(BaseHook):
         if status in (401, 403):
             raise SmsAuthError(message, status_code=status)
         raise SmsValidationError(message, status_code=status)
+
+    def malformed(self, call: Call, problem: str) -> SmsMalformedResponseError:
+        """The error for an answer to ``call`` that cannot be read; for a send, an ambiguous one."""
+        cls = SmsMalformedSendResponseError if call.creates_messages else SmsMalformedResponseError
+        return cls(
+            self.scrub(f"unreadable answer to {call.method} {call.path}: {problem}"), gateway=self.gateway
+        )
+
+    def expect_object(self, call: Call, payload: Any, *keys: str) -> dict[str, Any]:
+        """``payload`` if it is a JSON object with a value for each of ``keys``, else a malformed error."""
+        if not isinstance(payload, dict):
+            raise self.malformed(call, f"expected a JSON object, got {type(payload).__name__}")
+        missing = [key for key in keys if payload.get(key) in (None, "")]
+        if missing:
+            raise self.malformed(call, f"no {', '.join(missing)} in the answer")
+        return payload
+
+    def request_object(self, call: Call, *keys: str) -> dict[str, Any]:
+        """:meth:`request` for an answer that must be a JSON object with ``keys`` (see :meth:`expect_object`)."""
+        return self.expect_object(call, self.request(call), *keys)
+
+    @contextmanager
+    def parsing(self, call: Call) -> Iterator[None]:
+        """Turn the bare errors of reading an unexpected answer (a list where an object was due, a
+        missing field) into a malformed-answer error naming the gateway and the endpoint."""
+        try:
+            yield
+        except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
+            raise self.malformed(call, f"{type(exc).__name__}: {exc}") from exc
 
     @staticmethod
     def _error_text(payload: Any) -> str | None:
@@ -492,14 +532,18 @@ class SmsGatewayHook(BaseHook):
         """Lazily yield the items of every page, starting from ``call``."""
         next_call: Call | None = call
         while next_call is not None:
-            items, next_call = parse_page(self.request(next_call), next_call)
+            payload = self.request(next_call)
+            with self.parsing(next_call):
+                items, next_call = parse_page(payload, next_call)
             yield from items
 
     async def apaginate(self, call: Call, parse_page: PageParser) -> AsyncIterator[Any]:
         """Async :meth:`paginate`."""
         next_call: Call | None = call
         while next_call is not None:
-            items, next_call = parse_page(await self.arequest(next_call), next_call)
+            payload = await self.arequest(next_call)
+            with self.parsing(next_call):
+                items, next_call = parse_page(payload, next_call)
             for item in items:
                 yield item
 

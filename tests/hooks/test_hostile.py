@@ -1,0 +1,171 @@
+"""The three gateway hooks against a misbehaving gateway over real HTTP on loopback (issue 14):
+unreadable answers, redirects, paging that never advances, trickled and oversized answers, 5xx
+pages and a password in the host URL."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+import pytest
+
+from airflow_provider_sms.exceptions import (
+    SmsAmbiguousSendError,
+    SmsMalformedResponseError,
+    SmsMalformedSendResponseError,
+)
+from airflow_provider_sms.hooks.base import SmsGatewayHook
+from airflow_provider_sms.hooks.smsgateway24 import SmsGateway24Hook
+from airflow_provider_sms.hooks.smstools import SmstoolsHook
+from airflow_provider_sms.hooks.textboost import TextBoostHook
+from airflow_provider_sms.messages import OutboundMessage
+from tests.support.hostile_server import HostileServer, Reply, run_hostile
+
+GATEWAYS = ["smstools", "smsgateway24", "textboost"]
+PAGED = ["smstools", "textboost"]  # SmsGateway24's getallsms is one answer, never paged
+SINCE = datetime(2026, 1, 1, tzinfo=timezone.utc)  # a fixed look-up start: no wall clock
+SG24_TOKEN = "sg24-session-token-5566778899"
+HTML = "<html><body><h1>Scheduled maintenance</h1></body></html>"
+
+SPECS: dict[str, dict[str, Any]] = {
+    "smstools": {
+        "hook": SmstoolsHook,
+        "conn": {
+            "login": "client-id-1",
+            "password": "st-client-secret-9f8e7d6c",
+            "extra": {"sender_id": "ACME"},
+        },
+        "send": "message/send",
+        "list": "message/logging",
+        "test": "balance",
+        "sent": lambda n: {"messageids": [f"m{i}" for i in range(n)]},
+        "test_ok": {"credits": "10.00", "currency": "EUR"},
+    },
+    "smsgateway24": {
+        "hook": SmsGateway24Hook,
+        "conn": {
+            "login": "owner@example.com",
+            "password": "sg24-account-pass-7a6b5c",
+            "extra": {"device_id": 7},
+        },
+        "send": "addalotofsms",
+        "list": "getallsms",
+        "test": "gettoken",
+        "sent": lambda n: {"error": 0, "message": "OK", "sms_ids": list(range(1, n + 1))},
+        "test_ok": {"error": 0, "token": SG24_TOKEN},
+    },
+    "textboost": {
+        "hook": TextBoostHook,
+        "conn": {"password": "tb-api-token-0123456789abcdef", "extra": {"sender_id": "ACME"}},
+        "send": "sms/send",
+        "list": "sms",
+        "test": "me",
+        "sent": lambda n: {
+            "status": "success",
+            "data": [
+                {"uid": f"u{i}", "to": f"49151{10_000_000 + i}", "status": "Delivered"} for i in range(n)
+            ],
+        },
+        "test_ok": {"status": "success", "data": {"first_name": "Ann"}},
+    },
+}
+
+
+def messages(n: int = 2) -> list[OutboundMessage]:
+    return [OutboundMessage(to=f"+49151{10_000_000 + i}", body="Hello", key=str(1001 + i)) for i in range(n)]
+
+
+def secrets_of(gateway: str) -> list[str]:
+    conn = SPECS[gateway]["conn"]
+    return [s for s in (conn.get("password"), SG24_TOKEN if gateway == "smsgateway24" else None) if s]
+
+
+def make_hook(gateway: str, host: str, monkeypatch, **extra: Any) -> SmsGatewayHook:
+    """A hook of ``gateway`` at ``host``, one attempt per call (no retries, no sleeps)."""
+    spec = SPECS[gateway]
+    conn = {**spec["conn"], "conn_type": gateway, "host": host}
+    conn["extra"] = {**conn.get("extra", {}), **extra}
+    monkeypatch.setenv("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
+    monkeypatch.setenv(f"AIRFLOW_CONN_HOSTILE_{gateway.upper()}", json.dumps(conn))
+    return spec["hook"](f"hostile_{gateway}", max_attempts=1)
+
+
+def serve_token(server: HostileServer, gateway: str) -> None:
+    """SmsGateway24 fetches a token before any call: the hostile part is elsewhere."""
+    if gateway == "smsgateway24":
+        server.on("POST", "gettoken", Reply(body=json.dumps(SPECS[gateway]["test_ok"])))
+
+
+@pytest.fixture
+def server():
+    with run_hostile() as hostile:
+        yield hostile
+
+
+@pytest.fixture
+def other_host():
+    """The host a redirect points to: it must never be reached."""
+    with run_hostile() as hostile:
+        yield hostile
+
+
+def cut_json(gateway: str) -> str:
+    text = json.dumps(SPECS[gateway]["sent"](2))
+    return text[: len(text) // 2]
+
+
+# -------------------------------------------------------------------------------------------------
+# 2. An answer that cannot be read is not an acceptance
+
+
+UNREADABLE = {
+    "html": lambda g: HTML,
+    "empty": lambda g: "",
+    "null": lambda g: "null",
+    "cut-off json": cut_json,
+    "empty object": lambda g: "{}",
+    "list": lambda g: "[1, 2]",
+}
+
+
+@pytest.mark.parametrize("kind", list(UNREADABLE))
+@pytest.mark.parametrize("gateway", GATEWAYS)
+def test_an_unreadable_send_answer_is_ambiguous_never_accepted(gateway, kind, server, monkeypatch):
+    serve_token(server, gateway)
+    server.on("POST", SPECS[gateway]["send"], Reply(body=UNREADABLE[kind](gateway)))
+    hook = make_hook(gateway, server.url, monkeypatch)
+
+    with pytest.raises(SmsMalformedSendResponseError) as caught:
+        hook.send_batch(messages())
+
+    assert isinstance(caught.value, SmsAmbiguousSendError)  # the operator looks the batch up
+    assert caught.value.gateway == gateway
+    assert SPECS[gateway]["send"] in str(caught.value)  # the endpoint is named
+    assert len(server.requests_to(SPECS[gateway]["send"])) == 1
+    assert not any(s in str(caught.value) for s in secrets_of(gateway))
+
+
+def test_textboost_answer_with_fewer_message_objects_than_recipients_is_ambiguous(server, monkeypatch):
+    answer = {"status": "success", "data": [{"uid": "u0", "to": "4915110000000", "status": "Sent"}]}
+    server.on("POST", "sms/send", Reply(body=json.dumps(answer)))
+    hook = make_hook("textboost", server.url, monkeypatch)
+
+    with pytest.raises(SmsMalformedSendResponseError, match="fewer message objects"):
+        hook.send_batch(messages(3))
+
+
+@pytest.mark.parametrize("kind", ["html", "null", "cut-off json", "empty object"])
+@pytest.mark.parametrize("gateway", GATEWAYS)
+def test_an_unreadable_look_up_is_an_error_not_proof_of_absence(gateway, kind, server, monkeypatch):
+    """find_sent decides what is sent again: an answer it cannot read must not read as 'none found'."""
+    serve_token(server, gateway)
+    server.on("*", SPECS[gateway]["list"], Reply(body=UNREADABLE[kind](gateway)))
+    hook = make_hook(gateway, server.url, monkeypatch)
+
+    with pytest.raises(SmsMalformedResponseError) as caught:
+        hook.find_sent(messages(), since=SINCE)
+
+    assert not isinstance(caught.value, SmsAmbiguousSendError)  # a read: nothing was sent
+    assert caught.value.gateway == gateway
+    assert SPECS[gateway]["list"] in str(caught.value)
