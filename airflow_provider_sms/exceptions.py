@@ -76,3 +76,18 @@ class SmsMalformedSendResponseError(SmsMalformedResponseError, SmsAmbiguousSendE
     """An unreadable answer to a message-creating request: the request reached a server, which may
     have stored the messages, so nothing is ``accepted`` without a parsed acceptance. Like every
     :class:`SmsAmbiguousSendError`, look the messages up before sending them again."""
+
+
+class SmsRedirectError(SmsGatewayError):
+    """The gateway answered with a redirect (3xx). Hooks never follow one: the credentials would go
+    to the other host. ``location`` is the target, without userinfo or query (they may hold secrets).
+    Retrying does not help: fix the connection's host."""
+
+    def __init__(self, message: str, *, location: str | None = None, **kwargs) -> None:
+        super().__init__(message, **kwargs)
+        self.location = location
+
+
+class SmsRedirectedSendError(SmsRedirectError, SmsAmbiguousSendError):
+    """A redirect answering a message-creating request: the first server received the request and
+    may have stored it, so the messages are looked up like any :class:`SmsAmbiguousSendError`."""

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import cached_property, lru_cache
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import aiohttp
 import pendulum
@@ -44,6 +45,8 @@ from airflow_provider_sms.exceptions import (
     SmsMalformedResponseError,
     SmsMalformedSendResponseError,
     SmsRateLimitError,
+    SmsRedirectedSendError,
+    SmsRedirectError,
     SmsTransientError,
     SmsValidationError,
 )
@@ -130,6 +133,15 @@ def _parse_retry_after(value: str | None) -> float | None:
             return max(0.0, (pendulum.parse(value, strict=False) - pendulum.now("UTC")).total_seconds())
         except Exception:
             return None
+
+
+def _safe_url(url: str | None) -> str:
+    """``url`` without userinfo, query and fragment (any of them may carry a secret)."""
+    if not url:
+        return "(no Location)"
+    parts = urlsplit(url.strip())
+    host = parts.netloc.rpartition("@")[2]
+    return f"{parts.scheme}://{host}{parts.path}" if parts.scheme else parts.path or "/"
 
 
 def _preview(body: bytes, size: int = 80) -> str:
@@ -304,6 +316,7 @@ class SmsGatewayHook(BaseHook):
         call = self._authorize(call) if call.authenticated else call
         url = self._url(call.path)
         try:
+            # Never follow a redirect: requests would carry the credentials to the other host.
             response = self.session.request(
                 call.method,
                 url,
@@ -313,6 +326,7 @@ class SmsGatewayHook(BaseHook):
                 files=call.files,
                 headers=call.headers or None,
                 timeout=self.timeout,
+                allow_redirects=False,
             )
         except requests.RequestException as exc:
             raise self._transport_error(call, exc, sent=not _never_sent(exc)) from None
@@ -370,6 +384,7 @@ class SmsGatewayHook(BaseHook):
                     params=call.params,
                     json=call.json,
                     data=call.data,
+                    allow_redirects=False,  # as the sync transport: credentials stay with the gateway
                 ) as response,
             ):
                 body = await response.read()
@@ -424,6 +439,8 @@ class SmsGatewayHook(BaseHook):
         return SmsTransientError(text, gateway=self.gateway, request_sent=sent)
 
     def _handle(self, call: Call, status: int, headers: Any, body: bytes) -> Any:
+        if 300 <= status < 400:
+            raise self._redirect_error(call, status, headers.get("Location"))
         try:
             payload = json.loads(body) if body else None
         except ValueError:
@@ -460,6 +477,17 @@ class SmsGatewayHook(BaseHook):
         if status in (401, 403):
             raise SmsAuthError(message, status_code=status)
         raise SmsValidationError(message, status_code=status)
+
+    def _redirect_error(self, call: Call, status: int, location: str | None) -> SmsRedirectError:
+        """A 3xx is never followed (the credentials would go along); a send that got one reached a
+        server that may have stored it, so it is ambiguous."""
+        target = self.scrub(_safe_url(location))
+        text = (
+            f"HTTP {status} on {call.method} {call.path} redirects to {target}; redirects are not "
+            f"followed (they would carry the credentials): set the connection's host to the right URL"
+        )
+        cls = SmsRedirectedSendError if call.creates_messages else SmsRedirectError
+        return cls(self.scrub(text), location=target, gateway=self.gateway, status_code=status)
 
     def malformed(self, call: Call, problem: str) -> SmsMalformedResponseError:
         """The error for an answer to ``call`` that cannot be read; for a send, an ambiguous one."""

@@ -4,6 +4,7 @@ pages and a password in the host URL."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import datetime, timezone
 from typing import Any
@@ -14,6 +15,8 @@ from airflow_provider_sms.exceptions import (
     SmsAmbiguousSendError,
     SmsMalformedResponseError,
     SmsMalformedSendResponseError,
+    SmsRedirectedSendError,
+    SmsRedirectError,
 )
 from airflow_provider_sms.hooks.base import SmsGatewayHook
 from airflow_provider_sms.hooks.smsgateway24 import SmsGateway24Hook
@@ -169,3 +172,90 @@ def test_an_unreadable_look_up_is_an_error_not_proof_of_absence(gateway, kind, s
     assert not isinstance(caught.value, SmsAmbiguousSendError)  # a read: nothing was sent
     assert caught.value.gateway == gateway
     assert SPECS[gateway]["list"] in str(caught.value)
+
+
+# -------------------------------------------------------------------------------------------------
+# 3. Redirects are never followed
+
+
+def redirect_to(other: HostileServer, status: int) -> Reply:
+    """A redirect to another host, with a password and a token in the Location."""
+    target = (
+        other.url.replace("http://", "http://thief:loc-password-31337@") + "/collect?token=loc-token-4242"
+    )
+    return Reply(status=status, headers={"Location": target}, body="")
+
+
+def assert_unreached(other: HostileServer, error: Exception) -> None:
+    assert other.seen == []  # no request, so no credential, reached the other host
+    text = str(error)
+    assert f"{other.url.removeprefix('http://')}/collect" in text  # the target is named...
+    assert "loc-password-31337" not in text and "loc-token-4242" not in text  # ...without its secrets
+    assert "thief" not in text
+
+
+@pytest.mark.parametrize("status", [302, 307])
+@pytest.mark.parametrize("gateway", GATEWAYS)
+def test_a_redirected_send_is_not_followed_and_is_ambiguous(gateway, status, server, other_host, monkeypatch):
+    serve_token(server, gateway)
+    server.on("POST", SPECS[gateway]["send"], redirect_to(other_host, status))
+    other_host.on("*", "collect", Reply(body=json.dumps(SPECS[gateway]["sent"](2))))
+    hook = make_hook(gateway, server.url, monkeypatch)
+
+    with pytest.raises(SmsRedirectedSendError) as caught:
+        hook.send_batch(messages())
+
+    assert isinstance(caught.value, SmsAmbiguousSendError)  # the first host may have stored it
+    assert caught.value.status_code == status
+    assert_unreached(other_host, caught.value)
+
+
+@pytest.mark.parametrize("gateway", GATEWAYS)
+def test_a_redirected_read_is_not_followed(gateway, server, other_host, monkeypatch):
+    serve_token(server, gateway)
+    server.on("*", SPECS[gateway]["list"], redirect_to(other_host, 307))
+    other_host.on("*", "collect", Reply(body="{}"))
+    hook = make_hook(gateway, server.url, monkeypatch)
+
+    with pytest.raises(SmsRedirectError) as caught:
+        hook.find_sent(messages(), since=SINCE)
+
+    assert not isinstance(caught.value, SmsAmbiguousSendError)
+    assert_unreached(other_host, caught.value)
+
+
+@pytest.mark.parametrize("gateway", GATEWAYS)
+def test_a_redirected_async_read_is_not_followed(gateway, server, other_host, monkeypatch):
+    serve_token(server, gateway)
+    server.on("*", SPECS[gateway]["list"], redirect_to(other_host, 307))
+    other_host.on("*", "collect", Reply(body="{}"))
+    hook = make_hook(gateway, server.url, monkeypatch)
+
+    with pytest.raises(SmsRedirectError) as caught:
+        asyncio.run(hook.aget_statuses(["m1"], since=SINCE))
+
+    assert_unreached(other_host, caught.value)
+
+
+@pytest.mark.parametrize("gateway", GATEWAYS)
+def test_test_connection_reports_a_redirect_without_following_it(gateway, server, other_host, monkeypatch):
+    server.on("*", SPECS[gateway]["test"], redirect_to(other_host, 302))
+    other_host.on("*", "collect", Reply(body=json.dumps(SPECS[gateway]["test_ok"])))
+    hook = make_hook(gateway, server.url, monkeypatch)
+
+    ok, text = hook.test_connection()
+
+    assert not ok
+    assert other_host.seen == []
+    assert "redirects to" in text and "loc-password-31337" not in text
+
+
+def test_smstosend_email_and_password_never_follow_a_redirect(server, other_host, monkeypatch):
+    server.on("POST", "smstosend", redirect_to(other_host, 307))
+    other_host.on("*", "collect", Reply(body=json.dumps({"error": 0, "sms_id": 99})))
+    hook = make_hook("smsgateway24", server.url, monkeypatch)
+
+    with pytest.raises(SmsRedirectedSendError) as caught:
+        hook.sms_to_send("+4915110000000", "Hello")
+
+    assert_unreached(other_host, caught.value)
