@@ -91,3 +91,8 @@ class SmsRedirectError(SmsGatewayError):
 class SmsRedirectedSendError(SmsRedirectError, SmsAmbiguousSendError):
     """A redirect answering a message-creating request: the first server received the request and
     may have stored it, so the messages are looked up like any :class:`SmsAmbiguousSendError`."""
+
+
+class SmsPagingError(SmsGatewayError):
+    """A listing does not advance (the same page again, a page number that does not grow) or has
+    more pages than the ``max_pages`` extra allows: stopped rather than read forever."""

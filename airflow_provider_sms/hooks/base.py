@@ -44,6 +44,7 @@ from airflow_provider_sms.exceptions import (
     SmsGatewayError,
     SmsMalformedResponseError,
     SmsMalformedSendResponseError,
+    SmsPagingError,
     SmsRateLimitError,
     SmsRedirectedSendError,
     SmsRedirectError,
@@ -67,6 +68,8 @@ DEFAULT_MAX_ATTEMPTS = 5
 DEFAULT_BACKOFF = 0.5
 MAX_BACKOFF = 30.0
 MAX_RETRY_AFTER = 120.0
+# The most pages one listing reads (the ``max_pages`` extra): a gateway that never ends is stopped.
+DEFAULT_MAX_PAGES = 10_000
 # Extras whose values are secrets whatever the gateway (masked the moment they are read).
 SECRET_EXTRA_WORDS = ("secret", "token", "password", "pass", "key")
 # Calling codes (1 to 3 digits, none a prefix of another) for the recipients' fast path.
@@ -147,6 +150,41 @@ def _safe_url(url: str | None) -> str:
 def _preview(body: bytes, size: int = 80) -> str:
     text = body[:size].decode("utf-8", "replace")
     return repr(text + ("..." if len(body) > size else ""))
+
+
+def _call_key(call: Call) -> str:
+    """Identifies a request (method, path and every field) to notice a listing asking for a page again."""
+    return json.dumps(
+        [call.method, call.path, call.params, call.json, call.data], sort_keys=True, default=str
+    )
+
+
+class _PageGuard:
+    """Stops a listing that does not advance: the same request again, a page identical to the one
+    before (the gateway ignores the page number), or more than ``max_pages`` pages."""
+
+    def __init__(self, hook: SmsGatewayHook) -> None:
+        self.hook = hook
+        self.requested: set[str] = set()
+        self.previous: Any = None
+
+    def before(self, call: Call) -> None:
+        key = _call_key(call)
+        if key in self.requested:
+            raise self._error(call, "asks for the same page again: the gateway's paging does not advance")
+        if len(self.requested) >= self.hook.max_pages:
+            raise self._error(call, f"has more than {self.hook.max_pages} pages (the max_pages extra)")
+        self.requested.add(key)
+
+    def after(self, call: Call, payload: Any) -> None:
+        if len(self.requested) > 1 and payload == self.previous and payload not in (None, {}, []):
+            raise self._error(call, "answered the same page as the page before: the gateway ignores paging")
+        self.previous = payload
+
+    def _error(self, call: Call, problem: str) -> SmsPagingError:
+        params = {k: v for k, v in (call.params or {}).items() if "page" in k.lower()}
+        text = f"the listing {call.method} {call.path} {problem} (at {params or call.params})"
+        return SmsPagingError(self.hook.scrub(text), gateway=self.hook.gateway)
 
 
 class SmsGatewayHook(BaseHook):
@@ -254,6 +292,11 @@ class SmsGatewayHook(BaseHook):
         if isinstance(value, (list, tuple)):
             return float(value[0]), float(value[1])
         return min(float(value), DEFAULT_TIMEOUT[0]), float(value)
+
+    @cached_property
+    def max_pages(self) -> int:
+        """The most pages one listing reads (the ``max_pages`` extra, default 10,000)."""
+        return max(1, int(self.extra("max_pages", DEFAULT_MAX_PAGES)))
 
     @cached_property
     def max_attempts(self) -> int:
@@ -558,18 +601,24 @@ class SmsGatewayHook(BaseHook):
 
     def paginate(self, call: Call, parse_page: PageParser) -> Iterator[Any]:
         """Lazily yield the items of every page, starting from ``call``."""
+        guard = _PageGuard(self)
         next_call: Call | None = call
         while next_call is not None:
+            guard.before(next_call)
             payload = self.request(next_call)
+            guard.after(next_call, payload)
             with self.parsing(next_call):
                 items, next_call = parse_page(payload, next_call)
             yield from items
 
     async def apaginate(self, call: Call, parse_page: PageParser) -> AsyncIterator[Any]:
         """Async :meth:`paginate`."""
+        guard = _PageGuard(self)
         next_call: Call | None = call
         while next_call is not None:
+            guard.before(next_call)
             payload = await self.arequest(next_call)
+            guard.after(next_call, payload)
             with self.parsing(next_call):
                 items, next_call = parse_page(payload, next_call)
             for item in items:

@@ -19,6 +19,7 @@ from airflow_provider_sms.exceptions import (
     SmsAmbiguousSendError,
     SmsAuthError,
     SmsGatewayError,
+    SmsPagingError,
     SmsValidationError,
 )
 from airflow_provider_sms.hooks.base import Call, PageParser, SmsGatewayHook, chunked
@@ -555,7 +556,17 @@ def _page(payload: Any) -> Mapping[str, Any]:
 
 
 def _page_number(page: Mapping[str, Any], call: Call) -> int:
-    return int(page.get("current_page") or (call.params or {}).get("page") or 1)
+    """The page's number, which must be the one asked for: a gateway answering another page
+    (``current_page`` stuck at 1) would be read forever."""
+    asked = (call.params or {}).get("page")
+    current = page.get("current_page")
+    if current not in (None, "") and asked is not None and int(current) != int(asked):
+        raise SmsPagingError(
+            f"the listing {call.method} {call.path} asked for page {asked} and got page {current}: "
+            f"the gateway's paging does not advance",
+            gateway="textboost",
+        )
+    return int(current or asked or 1)
 
 
 def _pair(numbers: list[str], objects: list[Any]) -> list[Mapping[str, Any] | None]:

@@ -15,6 +15,7 @@ from airflow_provider_sms.exceptions import (
     SmsAmbiguousSendError,
     SmsMalformedResponseError,
     SmsMalformedSendResponseError,
+    SmsPagingError,
     SmsRedirectedSendError,
     SmsRedirectError,
 )
@@ -23,7 +24,7 @@ from airflow_provider_sms.hooks.smsgateway24 import SmsGateway24Hook
 from airflow_provider_sms.hooks.smstools import SmstoolsHook
 from airflow_provider_sms.hooks.textboost import TextBoostHook
 from airflow_provider_sms.messages import OutboundMessage
-from tests.support.hostile_server import HostileServer, Reply, run_hostile
+from tests.support.hostile_server import HostileServer, Reply, Seen, run_hostile
 
 GATEWAYS = ["smstools", "smsgateway24", "textboost"]
 PAGED = ["smstools", "textboost"]  # SmsGateway24's getallsms is one answer, never paged
@@ -259,3 +260,79 @@ def test_smstosend_email_and_password_never_follow_a_redirect(server, other_host
         hook.sms_to_send("+4915110000000", "Hello")
 
     assert_unreached(other_host, caught.value)
+
+
+# -------------------------------------------------------------------------------------------------
+# 6. Paging that never advances is stopped
+
+
+def stuck_page(gateway: str, seen: Seen) -> Reply:
+    """The first page, whatever page is asked for (page numbers never advance)."""
+    if gateway == "textboost":
+        rows = [{"uid": "u1", "to": "4915110000000", "message": "Hi", "status": "Sent"}]
+        page = {"current_page": 1, "data": rows, "next_page_url": "https://elsewhere.example/sms?page=2"}
+        return Reply(body=json.dumps({"status": "success", "data": page}))
+    limit = int(seen.query["limit"][0])  # a full page, and no total: "there may be more"
+    return Reply(body=json.dumps({"messages": [{"ID": i, "message_ID": f"m{i}"} for i in range(limit)]}))
+
+
+def endless_page(gateway: str, seen: Seen) -> Reply:
+    """A different, full page for every page number asked (a listing with no end in sight)."""
+    page = int(seen.query["page"][0])
+    if gateway == "textboost":
+        rows = [{"uid": f"u{page}", "to": "4915110000000", "message": "Hi", "status": "Sent"}]
+        body = {"current_page": page, "last_page": 10**6, "data": rows}
+        return Reply(body=json.dumps({"status": "success", "data": body}))
+    limit = int(seen.query["limit"][0])
+    rows = [{"ID": page * limit + i, "message_ID": f"m{page}-{i}"} for i in range(limit)]
+    return Reply(body=json.dumps({"messages": rows}))
+
+
+def bounded(server: HostileServer, gateway: str, page: Any, budget: int = 40):
+    """``page``, until ``budget`` requests were made: then an empty last page, so that a hook that
+    never stops by itself still ends (and the test fails on its assertions, not by hanging)."""
+
+    def script(seen: Seen) -> Reply:
+        if len(server.seen) > budget:
+            empty = (
+                {"status": "success", "data": {"data": []}} if gateway == "textboost" else {"messages": []}
+            )
+            return Reply(body=json.dumps(empty))
+        return page(gateway, seen)
+
+    return script
+
+
+@pytest.mark.parametrize("gateway", PAGED)
+def test_a_listing_whose_page_does_not_advance_stops_with_a_typed_error(gateway, server, monkeypatch):
+    server.on("GET", SPECS[gateway]["list"], bounded(server, gateway, stuck_page))
+    hook = make_hook(gateway, server.url, monkeypatch)
+
+    with pytest.raises(SmsPagingError) as caught:
+        list(hook.iter_statuses())
+
+    assert len(server.seen) <= 3
+    assert caught.value.gateway == gateway and SPECS[gateway]["list"] in str(caught.value)
+
+
+@pytest.mark.parametrize("gateway", PAGED)
+def test_an_async_listing_whose_page_does_not_advance_stops(gateway, server, monkeypatch):
+    server.on("GET", SPECS[gateway]["list"], bounded(server, gateway, stuck_page))
+    hook = make_hook(gateway, server.url, monkeypatch)
+
+    async def read_all() -> list[Any]:
+        return [report async for report in hook.aiter_statuses()]
+
+    with pytest.raises(SmsPagingError):
+        asyncio.run(read_all())
+    assert len(server.seen) <= 3
+
+
+@pytest.mark.parametrize("gateway", PAGED)
+def test_max_pages_caps_a_listing_that_never_ends(gateway, server, monkeypatch):
+    server.on("GET", SPECS[gateway]["list"], bounded(server, gateway, endless_page))
+    hook = make_hook(gateway, server.url, monkeypatch, max_pages=5)
+
+    with pytest.raises(SmsPagingError, match="more than 5 pages"):
+        list(hook.iter_statuses())
+    assert len(server.seen) == 5
