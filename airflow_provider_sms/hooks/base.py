@@ -11,10 +11,11 @@ import asyncio
 import json
 import logging
 import re
+import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import cached_property, lru_cache
@@ -36,6 +37,8 @@ from tenacity import (
     wait_exponential,
     wait_random,
 )
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from airflow_provider_sms import __version__
 from airflow_provider_sms.exceptions import (
@@ -68,8 +71,11 @@ DEFAULT_MAX_ATTEMPTS = 5
 DEFAULT_BACKOFF = 0.5
 MAX_BACKOFF = 30.0
 MAX_RETRY_AFTER = 120.0
+# The largest answer the hooks read (the ``max_response_bytes`` extra); a larger one is an error.
+DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 # The most pages one listing reads (the ``max_pages`` extra): a gateway that never ends is stopped.
 DEFAULT_MAX_PAGES = 10_000
+READ_CHUNK = 64 * 1024
 # Extras whose values are secrets whatever the gateway (masked the moment they are read).
 SECRET_EXTRA_WORDS = ("secret", "token", "password", "pass", "key")
 # Calling codes (1 to 3 digits, none a prefix of another) for the recipients' fast path.
@@ -136,6 +142,117 @@ def _parse_retry_after(value: str | None) -> float | None:
             return max(0.0, (pendulum.parse(value, strict=False) - pendulum.now("UTC")).total_seconds())
         except Exception:
             return None
+
+
+class DeadlineExceeded(Exception):
+    """A request took longer than its overall deadline (a trickling or stuck answer)."""
+
+
+# The deadline of the sync request running on this thread, for the connection to register with.
+_ACTIVE = threading.local()
+
+
+class _Deadline:
+    """The overall deadline of one sync request. ``requests`` only bounds each socket read, so a
+    server trickling a byte at a time would hold a request forever: at expiry a timer shuts the
+    request's socket down, which ends whatever read is blocked (headers or body)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.expires = time.monotonic() + seconds
+        self.fired = False
+        self._connection: Any = None
+        self._sock: Any = None
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Deadline:
+        _ACTIVE.deadline = self
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self._timer.cancel()
+        with self._lock:  # a timer firing now must not shut a socket the pool may hand out again
+            self._connection = self._sock = None
+        _ACTIVE.deadline = None
+
+    @property
+    def expired(self) -> bool:
+        return self.fired or time.monotonic() >= self.expires
+
+    def watch(self, connection: Any, sock: Any = None) -> None:
+        """The connection carrying the request, and its socket once the request was sent (the
+        connection forgets it when the answer says ``Connection: close``; the answer still reads it)."""
+        with self._lock:
+            self._connection, self._sock = connection, sock or self._sock
+            if self.fired:
+                self._shutdown()
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            self._shutdown()
+
+    def _shutdown(self) -> None:
+        sock = self._sock or getattr(self._connection, "sock", None)
+        if sock is not None:
+            _shutdown(sock)
+
+
+def _shutdown(sock: Any) -> None:
+    # The plain socket's shutdown, also for TLS: SSLSocket.shutdown would unwrap it under a reader.
+    with suppress(OSError, TypeError):
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+class _WatchedConnection:
+    """Registers itself with the deadline of the request it carries (see :class:`_Deadline`)."""
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        deadline = getattr(_ACTIVE, "deadline", None)
+        if deadline is not None:
+            deadline.watch(self)
+        super().request(*args, **kwargs)  # type: ignore[misc]
+
+    def getresponse(self, *args: Any, **kwargs: Any) -> Any:
+        deadline = getattr(_ACTIVE, "deadline", None)
+        if deadline is not None:
+            deadline.watch(self, getattr(self, "sock", None))
+        return super().getresponse(*args, **kwargs)  # type: ignore[misc]
+
+
+class _WatchedHTTPConnection(_WatchedConnection, HTTPConnection):
+    pass
+
+
+class _WatchedHTTPSConnection(_WatchedConnection, HTTPSConnection):
+    pass
+
+
+class _WatchedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+class _DeadlineAdapter(HTTPAdapter):
+    """An adapter whose connections honour :class:`_Deadline` (direct and HTTP-proxied requests)."""
+
+    _pools: ClassVar[dict[str, type]] = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = self._pools
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if hasattr(manager, "pool_classes_by_scheme"):
+            manager.pool_classes_by_scheme = self._pools
+        return manager
 
 
 def _safe_url(url: str | None) -> str:
@@ -294,6 +411,18 @@ class SmsGatewayHook(BaseHook):
         return min(float(value), DEFAULT_TIMEOUT[0]), float(value)
 
     @cached_property
+    def deadline(self) -> float:
+        """Seconds a whole request may take, answer read included (the ``deadline`` extra; default
+        the connect plus the read timeout): a socket timeout alone bounds each read, not a request."""
+        value = self.extra("deadline")
+        return float(value) if value is not None else sum(self.timeout)
+
+    @cached_property
+    def max_response_bytes(self) -> int:
+        """The largest answer read (the ``max_response_bytes`` extra, default 32 MiB)."""
+        return int(self.extra("max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES))
+
+    @cached_property
     def max_pages(self) -> int:
         """The most pages one listing reads (the ``max_pages`` extra, default 10,000)."""
         return max(1, int(self.extra("max_pages", DEFAULT_MAX_PAGES)))
@@ -320,7 +449,7 @@ class SmsGatewayHook(BaseHook):
     def session(self) -> requests.Session:
         """A pooled session; retries are ours (tenacity), so the adapter never retries by itself."""
         session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=16, max_retries=0)
+        adapter = _DeadlineAdapter(pool_connections=4, pool_maxsize=16, max_retries=0)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
@@ -358,22 +487,68 @@ class SmsGatewayHook(BaseHook):
         self._throttle()
         call = self._authorize(call) if call.authenticated else call
         url = self._url(call.path)
+        with _Deadline(self.deadline) as deadline:
+            try:
+                # Never follow a redirect: requests would carry the credentials to the other host.
+                response = self.session.request(
+                    call.method,
+                    url,
+                    params=call.params,
+                    json=call.json,
+                    data=call.data,
+                    files=call.files,
+                    headers=call.headers or None,
+                    timeout=self.timeout,
+                    stream=True,
+                    allow_redirects=False,
+                )
+            except requests.RequestException as exc:
+                if deadline.expired:
+                    raise self._deadline_error(call) from None
+                raise self._transport_error(call, exc, sent=not _never_sent(exc)) from None
+            try:
+                body = self._read_body(call, response, deadline)
+            finally:
+                response.close()
+        return self._handle(call, response.status_code, response.headers, body)
+
+    def _read_body(self, call: Call, response: requests.Response, deadline: _Deadline) -> bytes:
+        """The answer's body, read in chunks within the deadline and the size cap."""
+        self._check_length(call, response.headers)
+        chunks, size = [], 0
         try:
-            # Never follow a redirect: requests would carry the credentials to the other host.
-            response = self.session.request(
-                call.method,
-                url,
-                params=call.params,
-                json=call.json,
-                data=call.data,
-                files=call.files,
-                headers=call.headers or None,
-                timeout=self.timeout,
-                allow_redirects=False,
-            )
+            for chunk in response.iter_content(READ_CHUNK):
+                size += len(chunk)
+                if size > self.max_response_bytes:
+                    raise self._too_large(call)
+                if deadline.expired:
+                    raise self._deadline_error(call)
+                chunks.append(chunk)
         except requests.RequestException as exc:
-            raise self._transport_error(call, exc, sent=not _never_sent(exc)) from None
-        return self._handle(call, response.status_code, response.headers, response.content)
+            if deadline.expired:
+                raise self._deadline_error(call) from None
+            raise self.malformed(call, f"the answer was cut off ({type(exc).__name__})") from None
+        if deadline.fired:  # the socket was shut down under the read: what came is not the whole answer
+            raise self._deadline_error(call)
+        return b"".join(chunks)
+
+    def _check_length(self, call: Call, headers: Any) -> None:
+        try:
+            length = int(headers.get("Content-Length") or 0)
+        except ValueError:
+            length = 0
+        if length > self.max_response_bytes:
+            raise self._too_large(call)
+
+    def _too_large(self, call: Call) -> SmsMalformedResponseError:
+        return self.malformed(
+            call, f"the answer is larger than {self.max_response_bytes} bytes (max_response_bytes)"
+        )
+
+    def _deadline_error(self, call: Call) -> SmsGatewayError:
+        """The request ran out of time after it left: a send may have been stored (ambiguous)."""
+        exc = DeadlineExceeded(f"no complete answer within the {self.deadline:g} s deadline")
+        return self._transport_error(call, exc, sent=True)
 
     def _throttle(self) -> None:
         wait = self._limiter.reserve()
@@ -416,7 +591,8 @@ class SmsGatewayHook(BaseHook):
             await asyncio.sleep(wait)
         call = self._authorize(call) if call.authenticated else call
         connect, read = self.timeout
-        timeout = aiohttp.ClientTimeout(sock_connect=connect, sock_read=read)
+        # total bounds the whole request, answer included (sock_read only bounds each read).
+        timeout = aiohttp.ClientTimeout(total=self.deadline, sock_connect=connect, sock_read=read)
         headers = {"User-Agent": USER_AGENT, "Accept": "application/json", **call.headers}
         try:
             async with (
@@ -430,9 +606,19 @@ class SmsGatewayHook(BaseHook):
                     allow_redirects=False,  # as the sync transport: credentials stay with the gateway
                 ) as response,
             ):
-                body = await response.read()
-                return self._handle(call, response.status, response.headers, body)
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                self._check_length(call, response.headers)
+                chunks, size = [], 0
+                async for chunk in response.content.iter_chunked(READ_CHUNK):
+                    size += len(chunk)
+                    if size > self.max_response_bytes:
+                        raise self._too_large(call)
+                    chunks.append(chunk)
+                return self._handle(call, response.status, response.headers, b"".join(chunks))
+        except aiohttp.ClientPayloadError as exc:
+            raise self.malformed(call, f"the answer was cut off ({type(exc).__name__})") from None
+        except asyncio.TimeoutError:
+            raise self._deadline_error(call) from None
+        except aiohttp.ClientError as exc:
             never_sent = isinstance(exc, aiohttp.ClientConnectorError)
             raise self._transport_error(call, exc, sent=not never_sent) from None
 

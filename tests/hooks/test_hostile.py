@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from datetime import datetime, timezone
 from typing import Any
 
@@ -18,6 +19,7 @@ from airflow_provider_sms.exceptions import (
     SmsPagingError,
     SmsRedirectedSendError,
     SmsRedirectError,
+    SmsTransientError,
 )
 from airflow_provider_sms.hooks.base import SmsGatewayHook
 from airflow_provider_sms.hooks.smsgateway24 import SmsGateway24Hook
@@ -336,3 +338,72 @@ def test_max_pages_caps_a_listing_that_never_ends(gateway, server, monkeypatch):
     with pytest.raises(SmsPagingError, match="more than 5 pages"):
         list(hook.iter_statuses())
     assert len(server.seen) == 5
+
+
+# -------------------------------------------------------------------------------------------------
+# 7. A deadline bounds the whole request; answers have a size cap
+
+
+def trickled(body: Any, *, headers: bool = False) -> Reply:
+    # ~25 s of answer at a byte per 0.25 s: each read is quick, the whole is far beyond the deadline.
+    text = json.dumps(body) + " " * 100
+    return Reply(body=text, trickle=0.25, trickle_headers=headers)
+
+
+@pytest.mark.parametrize("gateway", GATEWAYS)
+def test_a_trickled_send_answer_hits_the_deadline_and_is_ambiguous(gateway, server, monkeypatch):
+    serve_token(server, gateway)
+    server.on("POST", SPECS[gateway]["send"], trickled(SPECS[gateway]["sent"](2)))
+    hook = make_hook(gateway, server.url, monkeypatch, timeout=2, deadline=2)
+
+    started = time.monotonic()
+    with pytest.raises(SmsAmbiguousSendError, match="deadline"):
+        hook.send_batch(messages())
+    assert time.monotonic() - started < 10  # stopped, not read to its end
+
+
+@pytest.mark.parametrize("gateway", GATEWAYS)
+def test_trickled_headers_hit_the_deadline_too(gateway, server, monkeypatch):
+    serve_token(server, gateway)
+    server.on("*", SPECS[gateway]["list"], trickled({"messages": []}, headers=True))
+    hook = make_hook(gateway, server.url, monkeypatch, timeout=2, deadline=2)
+
+    started = time.monotonic()
+    with pytest.raises(SmsTransientError, match="deadline") as caught:
+        hook.find_sent(messages(), since=SINCE)
+    assert time.monotonic() - started < 10
+    assert not isinstance(caught.value, SmsAmbiguousSendError)  # a read, safe to retry
+
+
+@pytest.mark.parametrize("gateway", GATEWAYS)
+def test_a_trickled_async_answer_hits_the_deadline(gateway, server, monkeypatch):
+    serve_token(server, gateway)
+    server.on("*", SPECS[gateway]["list"], trickled({"messages": []}))
+    hook = make_hook(gateway, server.url, monkeypatch, timeout=2, deadline=2)
+
+    started = time.monotonic()
+    with pytest.raises(SmsTransientError, match="deadline"):
+        asyncio.run(hook.aget_statuses(["m1"], since=SINCE))
+    assert time.monotonic() - started < 10
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+@pytest.mark.parametrize("gateway", GATEWAYS)
+def test_an_answer_over_max_response_bytes_is_refused(gateway, chunked, server, monkeypatch):
+    serve_token(server, gateway)
+    huge = json.dumps({**SPECS[gateway]["sent"](2), "padding": "x" * 200_000})
+    server.on("POST", SPECS[gateway]["send"], Reply(body=huge, chunked=chunked))
+    hook = make_hook(gateway, server.url, monkeypatch, max_response_bytes=100_000)
+
+    with pytest.raises(SmsMalformedSendResponseError, match="larger than 100000 bytes"):
+        hook.send_batch(messages())
+
+
+@pytest.mark.parametrize("gateway", GATEWAYS)
+def test_an_async_answer_over_max_response_bytes_is_refused(gateway, server, monkeypatch):
+    serve_token(server, gateway)
+    server.on("*", SPECS[gateway]["list"], Reply(body=json.dumps({"padding": "x" * 200_000}), chunked=True))
+    hook = make_hook(gateway, server.url, monkeypatch, max_response_bytes=100_000)
+
+    with pytest.raises(SmsMalformedResponseError, match="larger than"):
+        asyncio.run(hook.aget_statuses(["m1"], since=SINCE))
