@@ -395,7 +395,17 @@ class SmsGatewayHook(BaseHook):
         if self.connection.port and ":" not in authority:
             authority = f"{authority}:{self.connection.port}"
         path = path.strip("/") or self.default_path.strip("/")
+        userinfo = authority.rpartition("@")[0]
+        if userinfo:  # a password in the host URL is a secret like the password field
+            self._remember_secret(userinfo.partition(":")[2])
         return f"{scheme}://{authority}" + (f"/{path}" if path else "")
+
+    @property
+    def display_url(self) -> str:
+        """:attr:`base_url` without any userinfo, for messages and lineage."""
+        scheme, _, rest = self.base_url.partition("://")
+        authority, slash, path = rest.partition("/")
+        return f"{scheme}://{authority.rpartition('@')[2]}{slash}{path}"
 
     @cached_property
     def timezone(self) -> str:
@@ -692,7 +702,10 @@ class SmsGatewayHook(BaseHook):
 
     def _raise_for_status(self, call: Call, status: int, payload: Any, headers: Any) -> None:
         """Map an HTTP error status that the gateway's envelope did not explain to a typed error."""
-        message = self._error_text(payload) or f"HTTP {status} on {call.method} {call.path}"
+        text, where = self._error_text(payload), f"HTTP {status} on {call.method} {call.path}"
+        message = text or where
+        if status >= 500 and text:  # keep the endpoint: a proxy's error page does not say which call failed
+            message = f"{where}: {text}"
         if status == 429:
             retry_after = _parse_retry_after(headers.get("Retry-After"))
             raise SmsRateLimitError(message, retry_after=retry_after, status_code=status)
@@ -977,7 +990,7 @@ class SmsGatewayHook(BaseHook):
             self.request(self._test_call())
         except Exception as exc:
             return False, self.scrub(str(exc))
-        return True, f"Connection to {self.gateway} at {self.base_url} works"
+        return True, f"Connection to {self.gateway} at {self.display_url} works"
 
 
 @contextmanager

@@ -25,6 +25,7 @@ from airflow_provider_sms.hooks.base import SmsGatewayHook
 from airflow_provider_sms.hooks.smsgateway24 import SmsGateway24Hook
 from airflow_provider_sms.hooks.smstools import SmstoolsHook
 from airflow_provider_sms.hooks.textboost import TextBoostHook
+from airflow_provider_sms.lineage import gateway_dataset_id
 from airflow_provider_sms.messages import OutboundMessage
 from tests.support.hostile_server import HostileServer, Reply, Seen, run_hostile
 
@@ -407,3 +408,43 @@ def test_an_async_answer_over_max_response_bytes_is_refused(gateway, server, mon
 
     with pytest.raises(SmsMalformedResponseError, match="larger than"):
         asyncio.run(hook.aget_statuses(["m1"], since=SINCE))
+
+
+# -------------------------------------------------------------------------------------------------
+# 12. A 5xx page keeps the endpoint; a password in the host URL stays secret
+
+
+@pytest.mark.parametrize("gateway", GATEWAYS)
+def test_a_5xx_page_names_the_endpoint_and_the_page(gateway, server, monkeypatch):
+    serve_token(server, gateway)
+    server.on(
+        "*",
+        SPECS[gateway]["list"],
+        Reply(status=502, body="Bad Gateway from the proxy", content_type="text/plain"),
+    )
+    hook = make_hook(gateway, server.url, monkeypatch)
+
+    with pytest.raises(SmsTransientError) as caught:
+        hook.find_sent(messages(), since=SINCE)
+
+    text = str(caught.value)
+    assert "HTTP 502 on" in text and SPECS[gateway]["list"] in text and "Bad Gateway from the proxy" in text
+
+
+@pytest.mark.parametrize("gateway", GATEWAYS)
+def test_a_password_in_the_host_url_is_masked_and_never_shown(gateway, server, monkeypatch):
+    masked: list[str] = []
+    monkeypatch.setattr("airflow_provider_sms.hooks.base.mask_secret", masked.append)
+    server.on("*", SPECS[gateway]["test"], Reply(body=json.dumps(SPECS[gateway]["test_ok"])))
+    host = server.url.replace("http://", "http://user:s3cretpassword@")
+    hook = make_hook(gateway, host, monkeypatch)
+
+    ok, text = hook.test_connection()
+    namespace, _ = gateway_dataset_id(hook.gateway, hook.base_url)
+
+    assert ok, text
+    assert server.url.removeprefix("http://") in text  # the host is still shown
+    assert "s3cretpassword" not in text and "s3cretpassword" not in namespace
+    assert namespace == f"{gateway}://{server.url.removeprefix('http://')}"
+    assert "s3cretpassword" in masked
+    assert hook.scrub(f"failed at {host}") == f"failed at {host.replace('s3cretpassword', '***')}"
