@@ -64,3 +64,35 @@ class SmsRateLimitError(SmsTransientError):
 class SmsAmbiguousSendError(SmsGatewayError):
     """A message-creating request left, but its answer was lost: the gateway may or may not have
     stored the messages. Look them up before sending again (see the ledger)."""
+
+
+class SmsMalformedResponseError(SmsTransientError):
+    """The gateway answered, but the hook cannot read the answer: not JSON, empty, cut off, larger
+    than the hooks read, or without what the endpoint promises (a message id, a list). The message
+    names the gateway and the endpoint. Reads may be retried; see the send variant below."""
+
+
+class SmsMalformedSendResponseError(SmsMalformedResponseError, SmsAmbiguousSendError):
+    """An unreadable answer to a message-creating request: the request reached a server, which may
+    have stored the messages, so nothing is ``accepted`` without a parsed acceptance. Like every
+    :class:`SmsAmbiguousSendError`, look the messages up before sending them again."""
+
+
+class SmsRedirectError(SmsGatewayError):
+    """The gateway answered with a redirect (3xx). Hooks never follow one: the credentials would go
+    to the other host. ``location`` is the target, without userinfo or query (they may hold secrets).
+    Retrying does not help: fix the connection's host."""
+
+    def __init__(self, message: str, *, location: str | None = None, **kwargs) -> None:
+        super().__init__(message, **kwargs)
+        self.location = location
+
+
+class SmsRedirectedSendError(SmsRedirectError, SmsAmbiguousSendError):
+    """A redirect answering a message-creating request: the first server received the request and
+    may have stored it, so the messages are looked up like any :class:`SmsAmbiguousSendError`."""
+
+
+class SmsPagingError(SmsGatewayError):
+    """A listing does not advance (the same page again, a page number that does not grow) or has
+    more pages than the ``max_pages`` extra allows: stopped rather than read forever."""

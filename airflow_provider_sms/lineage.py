@@ -73,7 +73,8 @@ def sql_query_tables(sql: str | None, conn_id: str | None) -> list[tuple[str, st
 def gateway_dataset_id(gateway: str, base_url: str, name: str = "messages") -> tuple[str, str]:
     """``(namespace, name)`` of a gateway's message log (e.g. ``smstools://api.smsgatewayapi.com``)."""
     authority = base_url.split("://", 1)[-1].split("/", 1)[0]
-    return f"{gateway}://{authority}", name
+    # Any userinfo (``user:password@``) is a credential, never part of a dataset's name.
+    return f"{gateway}://{authority.rpartition('@')[2]}", name
 
 
 def operator_lineage(

@@ -11,14 +11,16 @@ import asyncio
 import json
 import logging
 import re
+import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import cached_property, lru_cache
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import aiohttp
 import pendulum
@@ -35,13 +37,20 @@ from tenacity import (
     wait_exponential,
     wait_random,
 )
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from airflow_provider_sms import __version__
 from airflow_provider_sms.exceptions import (
     SmsAmbiguousSendError,
     SmsAuthError,
     SmsGatewayError,
+    SmsMalformedResponseError,
+    SmsMalformedSendResponseError,
+    SmsPagingError,
     SmsRateLimitError,
+    SmsRedirectedSendError,
+    SmsRedirectError,
     SmsTransientError,
     SmsValidationError,
 )
@@ -62,6 +71,11 @@ DEFAULT_MAX_ATTEMPTS = 5
 DEFAULT_BACKOFF = 0.5
 MAX_BACKOFF = 30.0
 MAX_RETRY_AFTER = 120.0
+# The largest answer the hooks read (the ``max_response_bytes`` extra); a larger one is an error.
+DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+# The most pages one listing reads (the ``max_pages`` extra): a gateway that never ends is stopped.
+DEFAULT_MAX_PAGES = 10_000
+READ_CHUNK = 64 * 1024
 # Extras whose values are secrets whatever the gateway (masked the moment they are read).
 SECRET_EXTRA_WORDS = ("secret", "token", "password", "pass", "key")
 # Calling codes (1 to 3 digits, none a prefix of another) for the recipients' fast path.
@@ -128,6 +142,166 @@ def _parse_retry_after(value: str | None) -> float | None:
             return max(0.0, (pendulum.parse(value, strict=False) - pendulum.now("UTC")).total_seconds())
         except Exception:
             return None
+
+
+class DeadlineExceeded(Exception):
+    """A request took longer than its overall deadline (a trickling or stuck answer)."""
+
+
+# The deadline of the sync request running on this thread, for the connection to register with.
+_ACTIVE = threading.local()
+
+
+class _Deadline:
+    """The overall deadline of one sync request. ``requests`` only bounds each socket read, so a
+    server trickling a byte at a time would hold a request forever: at expiry a timer shuts the
+    request's socket down, which ends whatever read is blocked (headers or body)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.expires = time.monotonic() + seconds
+        self.fired = False
+        self._connection: Any = None
+        self._sock: Any = None
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Deadline:
+        _ACTIVE.deadline = self
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self._timer.cancel()
+        with self._lock:  # a timer firing now must not shut a socket the pool may hand out again
+            self._connection = self._sock = None
+        _ACTIVE.deadline = None
+
+    @property
+    def expired(self) -> bool:
+        return self.fired or time.monotonic() >= self.expires
+
+    def watch(self, connection: Any, sock: Any = None) -> None:
+        """The connection carrying the request, and its socket once the request was sent (the
+        connection forgets it when the answer says ``Connection: close``; the answer still reads it)."""
+        with self._lock:
+            self._connection, self._sock = connection, sock or self._sock
+            if self.fired:
+                self._shutdown()
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            self._shutdown()
+
+    def _shutdown(self) -> None:
+        sock = self._sock or getattr(self._connection, "sock", None)
+        if sock is not None:
+            _shutdown(sock)
+
+
+def _shutdown(sock: Any) -> None:
+    # The plain socket's shutdown, also for TLS: SSLSocket.shutdown would unwrap it under a reader.
+    with suppress(OSError, TypeError):
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+class _WatchedConnection:
+    """Registers itself with the deadline of the request it carries (see :class:`_Deadline`)."""
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        deadline = getattr(_ACTIVE, "deadline", None)
+        if deadline is not None:
+            deadline.watch(self)
+        super().request(*args, **kwargs)  # type: ignore[misc]
+
+    def getresponse(self, *args: Any, **kwargs: Any) -> Any:
+        deadline = getattr(_ACTIVE, "deadline", None)
+        if deadline is not None:
+            deadline.watch(self, getattr(self, "sock", None))
+        return super().getresponse(*args, **kwargs)  # type: ignore[misc]
+
+
+class _WatchedHTTPConnection(_WatchedConnection, HTTPConnection):
+    pass
+
+
+class _WatchedHTTPSConnection(_WatchedConnection, HTTPSConnection):
+    pass
+
+
+class _WatchedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+class _DeadlineAdapter(HTTPAdapter):
+    """An adapter whose connections honour :class:`_Deadline` (direct and HTTP-proxied requests)."""
+
+    _pools: ClassVar[dict[str, type]] = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = self._pools
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if hasattr(manager, "pool_classes_by_scheme"):
+            manager.pool_classes_by_scheme = self._pools
+        return manager
+
+
+def _safe_url(url: str | None) -> str:
+    """``url`` without userinfo, query and fragment (any of them may carry a secret)."""
+    if not url:
+        return "(no Location)"
+    parts = urlsplit(url.strip())
+    host = parts.netloc.rpartition("@")[2]
+    return f"{parts.scheme}://{host}{parts.path}" if parts.scheme else parts.path or "/"
+
+
+def _preview(body: bytes, size: int = 80) -> str:
+    text = body[:size].decode("utf-8", "replace")
+    return repr(text + ("..." if len(body) > size else ""))
+
+
+def _call_key(call: Call) -> str:
+    """Identifies a request (method, path and every field) to notice a listing asking for a page again."""
+    return json.dumps(
+        [call.method, call.path, call.params, call.json, call.data], sort_keys=True, default=str
+    )
+
+
+class _PageGuard:
+    """Stops a listing that does not advance: the same request again, a page identical to the one
+    before (the gateway ignores the page number), or more than ``max_pages`` pages."""
+
+    def __init__(self, hook: SmsGatewayHook) -> None:
+        self.hook = hook
+        self.requested: set[str] = set()
+        self.previous: Any = None
+
+    def before(self, call: Call) -> None:
+        key = _call_key(call)
+        if key in self.requested:
+            raise self._error(call, "asks for the same page again: the gateway's paging does not advance")
+        if len(self.requested) >= self.hook.max_pages:
+            raise self._error(call, f"has more than {self.hook.max_pages} pages (the max_pages extra)")
+        self.requested.add(key)
+
+    def after(self, call: Call, payload: Any) -> None:
+        if len(self.requested) > 1 and payload == self.previous and payload not in (None, {}, []):
+            raise self._error(call, "answered the same page as the page before: the gateway ignores paging")
+        self.previous = payload
+
+    def _error(self, call: Call, problem: str) -> SmsPagingError:
+        params = {k: v for k, v in (call.params or {}).items() if "page" in k.lower()}
+        text = f"the listing {call.method} {call.path} {problem} (at {params or call.params})"
+        return SmsPagingError(self.hook.scrub(text), gateway=self.hook.gateway)
 
 
 class SmsGatewayHook(BaseHook):
@@ -221,7 +395,17 @@ class SmsGatewayHook(BaseHook):
         if self.connection.port and ":" not in authority:
             authority = f"{authority}:{self.connection.port}"
         path = path.strip("/") or self.default_path.strip("/")
+        userinfo = authority.rpartition("@")[0]
+        if userinfo:  # a password in the host URL is a secret like the password field
+            self._remember_secret(userinfo.partition(":")[2])
         return f"{scheme}://{authority}" + (f"/{path}" if path else "")
+
+    @property
+    def display_url(self) -> str:
+        """:attr:`base_url` without any userinfo, for messages and lineage."""
+        scheme, _, rest = self.base_url.partition("://")
+        authority, slash, path = rest.partition("/")
+        return f"{scheme}://{authority.rpartition('@')[2]}{slash}{path}"
 
     @cached_property
     def timezone(self) -> str:
@@ -235,6 +419,23 @@ class SmsGatewayHook(BaseHook):
         if isinstance(value, (list, tuple)):
             return float(value[0]), float(value[1])
         return min(float(value), DEFAULT_TIMEOUT[0]), float(value)
+
+    @cached_property
+    def deadline(self) -> float:
+        """Seconds a whole request may take, answer read included (the ``deadline`` extra; default
+        the connect plus the read timeout): a socket timeout alone bounds each read, not a request."""
+        value = self.extra("deadline")
+        return float(value) if value is not None else sum(self.timeout)
+
+    @cached_property
+    def max_response_bytes(self) -> int:
+        """The largest answer read (the ``max_response_bytes`` extra, default 32 MiB)."""
+        return int(self.extra("max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES))
+
+    @cached_property
+    def max_pages(self) -> int:
+        """The most pages one listing reads (the ``max_pages`` extra, default 10,000)."""
+        return max(1, int(self.extra("max_pages", DEFAULT_MAX_PAGES)))
 
     @cached_property
     def max_attempts(self) -> int:
@@ -258,7 +459,7 @@ class SmsGatewayHook(BaseHook):
     def session(self) -> requests.Session:
         """A pooled session; retries are ours (tenacity), so the adapter never retries by itself."""
         session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=16, max_retries=0)
+        adapter = _DeadlineAdapter(pool_connections=4, pool_maxsize=16, max_retries=0)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
@@ -296,20 +497,68 @@ class SmsGatewayHook(BaseHook):
         self._throttle()
         call = self._authorize(call) if call.authenticated else call
         url = self._url(call.path)
+        with _Deadline(self.deadline) as deadline:
+            try:
+                # Never follow a redirect: requests would carry the credentials to the other host.
+                response = self.session.request(
+                    call.method,
+                    url,
+                    params=call.params,
+                    json=call.json,
+                    data=call.data,
+                    files=call.files,
+                    headers=call.headers or None,
+                    timeout=self.timeout,
+                    stream=True,
+                    allow_redirects=False,
+                )
+            except requests.RequestException as exc:
+                if deadline.expired:
+                    raise self._deadline_error(call) from None
+                raise self._transport_error(call, exc, sent=not _never_sent(exc)) from None
+            try:
+                body = self._read_body(call, response, deadline)
+            finally:
+                response.close()
+        return self._handle(call, response.status_code, response.headers, body)
+
+    def _read_body(self, call: Call, response: requests.Response, deadline: _Deadline) -> bytes:
+        """The answer's body, read in chunks within the deadline and the size cap."""
+        self._check_length(call, response.headers)
+        chunks, size = [], 0
         try:
-            response = self.session.request(
-                call.method,
-                url,
-                params=call.params,
-                json=call.json,
-                data=call.data,
-                files=call.files,
-                headers=call.headers or None,
-                timeout=self.timeout,
-            )
+            for chunk in response.iter_content(READ_CHUNK):
+                size += len(chunk)
+                if size > self.max_response_bytes:
+                    raise self._too_large(call)
+                if deadline.expired:
+                    raise self._deadline_error(call)
+                chunks.append(chunk)
         except requests.RequestException as exc:
-            raise self._transport_error(call, exc, sent=not _never_sent(exc)) from None
-        return self._handle(call, response.status_code, response.headers, response.content)
+            if deadline.expired:
+                raise self._deadline_error(call) from None
+            raise self.malformed(call, f"the answer was cut off ({type(exc).__name__})") from None
+        if deadline.fired:  # the socket was shut down under the read: what came is not the whole answer
+            raise self._deadline_error(call)
+        return b"".join(chunks)
+
+    def _check_length(self, call: Call, headers: Any) -> None:
+        try:
+            length = int(headers.get("Content-Length") or 0)
+        except ValueError:
+            length = 0
+        if length > self.max_response_bytes:
+            raise self._too_large(call)
+
+    def _too_large(self, call: Call) -> SmsMalformedResponseError:
+        return self.malformed(
+            call, f"the answer is larger than {self.max_response_bytes} bytes (max_response_bytes)"
+        )
+
+    def _deadline_error(self, call: Call) -> SmsGatewayError:
+        """The request ran out of time after it left: a send may have been stored (ambiguous)."""
+        exc = DeadlineExceeded(f"no complete answer within the {self.deadline:g} s deadline")
+        return self._transport_error(call, exc, sent=True)
 
     def _throttle(self) -> None:
         wait = self._limiter.reserve()
@@ -352,7 +601,8 @@ class SmsGatewayHook(BaseHook):
             await asyncio.sleep(wait)
         call = self._authorize(call) if call.authenticated else call
         connect, read = self.timeout
-        timeout = aiohttp.ClientTimeout(sock_connect=connect, sock_read=read)
+        # total bounds the whole request, answer included (sock_read only bounds each read).
+        timeout = aiohttp.ClientTimeout(total=self.deadline, sock_connect=connect, sock_read=read)
         headers = {"User-Agent": USER_AGENT, "Accept": "application/json", **call.headers}
         try:
             async with (
@@ -363,11 +613,22 @@ class SmsGatewayHook(BaseHook):
                     params=call.params,
                     json=call.json,
                     data=call.data,
+                    allow_redirects=False,  # as the sync transport: credentials stay with the gateway
                 ) as response,
             ):
-                body = await response.read()
-                return self._handle(call, response.status, response.headers, body)
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                self._check_length(call, response.headers)
+                chunks, size = [], 0
+                async for chunk in response.content.iter_chunked(READ_CHUNK):
+                    size += len(chunk)
+                    if size > self.max_response_bytes:
+                        raise self._too_large(call)
+                    chunks.append(chunk)
+                return self._handle(call, response.status, response.headers, b"".join(chunks))
+        except aiohttp.ClientPayloadError as exc:
+            raise self.malformed(call, f"the answer was cut off ({type(exc).__name__})") from None
+        except asyncio.TimeoutError:
+            raise self._deadline_error(call) from None
+        except aiohttp.ClientError as exc:
             never_sent = isinstance(exc, aiohttp.ClientConnectorError)
             raise self._transport_error(call, exc, sent=not never_sent) from None
 
@@ -417,9 +678,15 @@ class SmsGatewayHook(BaseHook):
         return SmsTransientError(text, gateway=self.gateway, request_sent=sent)
 
     def _handle(self, call: Call, status: int, headers: Any, body: bytes) -> Any:
+        if 300 <= status < 400:
+            raise self._redirect_error(call, status, headers.get("Location"))
         try:
             payload = json.loads(body) if body else None
         except ValueError:
+            if status < 300:  # every gateway answers JSON: an HTML page or cut-off JSON is not an answer
+                error = self.malformed(call, f"not JSON: {_preview(body)}")
+                error.status_code = status
+                raise error from None
             payload = body.decode("utf-8", "replace")
         try:
             self._raise_for_envelope(call, status, payload)
@@ -435,7 +702,10 @@ class SmsGatewayHook(BaseHook):
 
     def _raise_for_status(self, call: Call, status: int, payload: Any, headers: Any) -> None:
         """Map an HTTP error status that the gateway's envelope did not explain to a typed error."""
-        message = self._error_text(payload) or f"HTTP {status} on {call.method} {call.path}"
+        text, where = self._error_text(payload), f"HTTP {status} on {call.method} {call.path}"
+        message = text or where
+        if status >= 500 and text:  # keep the endpoint: a proxy's error page does not say which call failed
+            message = f"{where}: {text}"
         if status == 429:
             retry_after = _parse_retry_after(headers.get("Retry-After"))
             raise SmsRateLimitError(message, retry_after=retry_after, status_code=status)
@@ -449,6 +719,46 @@ class SmsGatewayHook(BaseHook):
         if status in (401, 403):
             raise SmsAuthError(message, status_code=status)
         raise SmsValidationError(message, status_code=status)
+
+    def _redirect_error(self, call: Call, status: int, location: str | None) -> SmsRedirectError:
+        """A 3xx is never followed (the credentials would go along); a send that got one reached a
+        server that may have stored it, so it is ambiguous."""
+        target = self.scrub(_safe_url(location))
+        text = (
+            f"HTTP {status} on {call.method} {call.path} redirects to {target}; redirects are not "
+            f"followed (they would carry the credentials): set the connection's host to the right URL"
+        )
+        cls = SmsRedirectedSendError if call.creates_messages else SmsRedirectError
+        return cls(self.scrub(text), location=target, gateway=self.gateway, status_code=status)
+
+    def malformed(self, call: Call, problem: str) -> SmsMalformedResponseError:
+        """The error for an answer to ``call`` that cannot be read; for a send, an ambiguous one."""
+        cls = SmsMalformedSendResponseError if call.creates_messages else SmsMalformedResponseError
+        return cls(
+            self.scrub(f"unreadable answer to {call.method} {call.path}: {problem}"), gateway=self.gateway
+        )
+
+    def expect_object(self, call: Call, payload: Any, *keys: str) -> dict[str, Any]:
+        """``payload`` if it is a JSON object with a value for each of ``keys``, else a malformed error."""
+        if not isinstance(payload, dict):
+            raise self.malformed(call, f"expected a JSON object, got {type(payload).__name__}")
+        missing = [key for key in keys if payload.get(key) in (None, "")]
+        if missing:
+            raise self.malformed(call, f"no {', '.join(missing)} in the answer")
+        return payload
+
+    def request_object(self, call: Call, *keys: str) -> dict[str, Any]:
+        """:meth:`request` for an answer that must be a JSON object with ``keys`` (see :meth:`expect_object`)."""
+        return self.expect_object(call, self.request(call), *keys)
+
+    @contextmanager
+    def parsing(self, call: Call) -> Iterator[None]:
+        """Turn the bare errors of reading an unexpected answer (a list where an object was due, a
+        missing field) into a malformed-answer error naming the gateway and the endpoint."""
+        try:
+            yield
+        except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
+            raise self.malformed(call, f"{type(exc).__name__}: {exc}") from exc
 
     @staticmethod
     def _error_text(payload: Any) -> str | None:
@@ -490,16 +800,26 @@ class SmsGatewayHook(BaseHook):
 
     def paginate(self, call: Call, parse_page: PageParser) -> Iterator[Any]:
         """Lazily yield the items of every page, starting from ``call``."""
+        guard = _PageGuard(self)
         next_call: Call | None = call
         while next_call is not None:
-            items, next_call = parse_page(self.request(next_call), next_call)
+            guard.before(next_call)
+            payload = self.request(next_call)
+            guard.after(next_call, payload)
+            with self.parsing(next_call):
+                items, next_call = parse_page(payload, next_call)
             yield from items
 
     async def apaginate(self, call: Call, parse_page: PageParser) -> AsyncIterator[Any]:
         """Async :meth:`paginate`."""
+        guard = _PageGuard(self)
         next_call: Call | None = call
         while next_call is not None:
-            items, next_call = parse_page(await self.arequest(next_call), next_call)
+            guard.before(next_call)
+            payload = await self.arequest(next_call)
+            guard.after(next_call, payload)
+            with self.parsing(next_call):
+                items, next_call = parse_page(payload, next_call)
             for item in items:
                 yield item
 
@@ -670,7 +990,7 @@ class SmsGatewayHook(BaseHook):
             self.request(self._test_call())
         except Exception as exc:
             return False, self.scrub(str(exc))
-        return True, f"Connection to {self.gateway} at {self.base_url} works"
+        return True, f"Connection to {self.gateway} at {self.display_url} works"
 
 
 @contextmanager

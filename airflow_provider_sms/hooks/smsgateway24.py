@@ -146,7 +146,7 @@ class SmsGateway24Hook(SmsGatewayHook):
         """
         fields = self._sms_fields(sendto, body, device_id, sim, send_at, customer_id, urgent)
         call = Call("POST", "addsms", data=fields, files=_image(file), creates_messages=True)
-        return str(self.request(call)["sms_id"])
+        return str(self.request_object(call, "sms_id")["sms_id"])
 
     def sms_to_send(
         self,
@@ -166,7 +166,7 @@ class SmsGateway24Hook(SmsGatewayHook):
             **self._sms_fields(sendto, body, device_id, sim, send_at, customer_id, urgent),
         }
         call = Call("POST", "smstosend", data=fields, authenticated=False, creates_messages=True)
-        return str(self.request(call)["sms_id"])
+        return str(self.request_object(call, "sms_id")["sms_id"])
 
     def add_a_lot_of_sms(self, messages: Sequence[OutboundMessage]) -> list[SendResult]:
         """addalotofsms: many messages in one request; one :class:`SendResult` per message, in order.
@@ -198,9 +198,11 @@ class SmsGateway24Hook(SmsGatewayHook):
         if not sent:
             return results
         started = pendulum.now("UTC")
-        payload = self.request(
-            Call("POST", "addalotofsms", data={"datajson": {"smsdata": rows}}, creates_messages=True)
-        )
+        call = Call("POST", "addalotofsms", data={"datajson": {"smsdata": rows}}, creates_messages=True)
+        # The acceptance is the envelope's "error": 0 (an error code was raised by the envelope check).
+        payload = self.request_object(call)
+        if "error" not in payload:
+            raise self.malformed(call, 'no "error" field: the answer does not say the messages were accepted')
         outcomes = iter(self._batch_outcomes(sent, payload, started))
         return [r if r is not None else next(outcomes) for r in results]
 
@@ -255,7 +257,8 @@ class SmsGateway24Hook(SmsGatewayHook):
             "sim": self._sim(sim),
             "time_to_send": self.format_time(send_at or pendulum.now("UTC"), NEWSLETTER_TIME_FORMAT),
         }
-        return str(self.request(Call("POST", "savepaket", data=fields, creates_messages=True))["paket_id"])
+        call = Call("POST", "savepaket", data=fields, creates_messages=True)
+        return str(self.request_object(call, "paket_id")["paket_id"])
 
     # ---------------------------------------------------------------------------------------------
     # Statuses
@@ -286,11 +289,16 @@ class SmsGateway24Hook(SmsGatewayHook):
             phone=phone,
             order_by_desc=order_by_desc,
         )
-        return self._parse_sms_list(self.request(call), call)[0]
+        payload = self.request(call)
+        with self.parsing(call):
+            return self._parse_sms_list(payload, call)[0]
 
     def count_sms(self, **filters: Any) -> int:
         """getallsms with ``onlycount=1``: how many messages match the filters of :meth:`get_all_sms`."""
-        return int(self.request(self._get_all_sms_call(onlycount=True, **filters))["count"])
+        call = self._get_all_sms_call(onlycount=True, **filters)
+        count = self.request_object(call)
+        with self.parsing(call):
+            return int(count["count"])
 
     def _get_all_sms_call(
         self,
@@ -321,7 +329,7 @@ class SmsGateway24Hook(SmsGatewayHook):
 
     def get_sms_status(self, sms_id: int | str) -> StatusReport:
         """getsmsstatus: one message's status."""
-        payload = self.request(Call("POST", "getsmsstatus", data={"sms_id": sms_id}))
+        payload = self.request_object(Call("POST", "getsmsstatus", data={"sms_id": sms_id}))
         raw = payload.get("status")
         return StatusReport(
             message_id=str(payload.get("sms_id") or sms_id),
@@ -344,8 +352,11 @@ class SmsGateway24Hook(SmsGatewayHook):
         return {wanted[int(r.key)]: r for r in listing if r.key and r.key.isdigit() and int(r.key) in wanted}
 
     def _parse_sms_list(self, payload: Any, call: Call) -> tuple[list[StatusReport], None]:
-        """One getallsms answer (never paged): ``smss`` is an object keyed by id (``[]`` when empty)."""
-        smss = payload.get("smss") or {}
+        """One getallsms answer (never paged): ``smss`` is an object keyed by id (``[]`` when empty).
+        An answer without ``smss`` (nor ``count: 0``) raises ``KeyError``: read as empty, it would
+        prove messages absent that may be there."""
+        smss = payload["smss"] if "smss" in payload or str(payload.get("count")) != "0" else {}
+        smss = smss or {}
         return [self._report(sms) for sms in (smss.values() if isinstance(smss, Mapping) else smss)], None
 
     def _report(self, sms: Mapping[str, Any]) -> StatusReport:
@@ -371,12 +382,14 @@ class SmsGateway24Hook(SmsGatewayHook):
 
     def get_all_devices(self) -> list[dict[str, Any]]:
         """getalldevices: the account's phones (id, title, imei, siminfo, delays, subscription...)."""
-        devices = self.request(Call("POST", "getalldevices")).get("device") or {}
+        devices = self.request_object(Call("POST", "getalldevices")).get("device") or {}
         return list(devices.values() if isinstance(devices, Mapping) else devices)
 
     def get_device_status(self, device_id: int | None = None) -> dict[str, Any]:
         """getdevicestatus: ``device_id``, ``title`` and ``last_seen`` (aware datetime) of a phone."""
-        payload = self.request(Call("POST", "getdevicestatus", data={"device_id": self._device(device_id)}))
+        payload = self.request_object(
+            Call("POST", "getdevicestatus", data={"device_id": self._device(device_id)})
+        )
         return {
             "device_id": str(payload.get("device_id")),
             "title": payload.get("title"),
@@ -389,12 +402,13 @@ class SmsGateway24Hook(SmsGatewayHook):
     def save_tag(self, title: str) -> str:
         """savetag: create a tag (contact list); returns the ``tag_id``."""
         call = Call("POST", "savetag", data={"title": title}, idempotent=False)
-        return str(self.request(call)["tag_id"])
+        return str(self.request_object(call, "tag_id")["tag_id"])
 
     def save_contact(self, phone: str, tag_id: int | str, full_name: str | None = None) -> str:
         """savecontact: add ``phone`` to the tag (sent as ``ctag_id``); returns the ``contact_id``."""
         fields = {"phone": self.wire_phone(phone), "ctag_id": tag_id, "fullname": full_name or ""}
-        return str(self.request(Call("POST", "savecontact", data=fields, idempotent=False))["contact_id"])
+        call = Call("POST", "savecontact", data=fields, idempotent=False)
+        return str(self.request_object(call, "contact_id")["contact_id"])
 
     def create_list(self, name: str) -> str:
         """A new tag called ``name`` (savetag)."""

@@ -181,10 +181,19 @@ class SmstoolsHook(SmsGatewayHook):
         return {k: v for k, v in body.items() if v is not None}
 
     def _send(self, path: str, body: dict[str, Any]) -> str | list[str | None]:
-        payload = self.request(Call("POST", path, json=body, creates_messages=True))
+        call = Call("POST", path, json=body, creates_messages=True)
+        payload = self._acceptance(call, self.request(call))
         if "messageids" in payload:
             return [None if i is None else str(i) for i in payload["messageids"]]
         return str(payload["messageid"])
+
+    def _acceptance(self, call: Call, payload: Any) -> dict[str, Any]:
+        """A send answer that names its messages (``messageid``, or a ``messageids`` list); anything
+        else is unreadable, and the messages may have been stored (ambiguous)."""
+        payload = self.expect_object(call, payload)
+        if not isinstance(payload.get("messageids"), list) and payload.get("messageid") in (None, ""):
+            raise self.malformed(call, "no messageid or messageids in the answer")
+        return payload
 
     def send_batch(self, messages: Sequence[OutboundMessage]) -> list[SendResult]:
         """POST /v1/message/send with an array ``to``: one request per distinct (text, sender,
@@ -215,8 +224,9 @@ class SmstoolsHook(SmsGatewayHook):
             requests.append((rows, self._send_body(to, body, sender, send_at, reference, **dict(options))))
         sent_before = False
         for rows, request in requests:
+            call = Call("POST", "v1/message/send", json=request, creates_messages=True)
             try:
-                payload = self.request(Call("POST", "v1/message/send", json=request, creates_messages=True))
+                payload = self._acceptance(call, self.request(call))
             except SmsGatewayError as exc:
                 if isinstance(exc, SmsValidationError) and str(exc.code) in MESSAGE_ERRORS:
                     for index, _ in rows:  # refused for its number or text: nothing was stored
@@ -229,7 +239,8 @@ class SmstoolsHook(SmsGatewayHook):
                     gateway=self.gateway,
                 ) from exc
             sent_before = True
-            outcomes = _send_outcomes([phone for _, phone in rows], payload)
+            with self.parsing(call):
+                outcomes = _send_outcomes([phone for _, phone in rows], payload)
             for (index, _), (message_id, error, code) in zip(rows, outcomes, strict=True):
                 m = messages[index]
                 results[index] = (
@@ -352,19 +363,19 @@ class SmstoolsHook(SmsGatewayHook):
 
     def get_balance(self) -> dict[str, Any]:
         """GET /v1/balance: ``credits`` (a decimal string), ``currency``, ``use``."""
-        return self.request(Call("GET", "v1/balance"))
+        return self.request_object(Call("GET", "v1/balance"))
 
     def get_account(self) -> dict[str, Any]:
         """GET /v1/account: username, email, credits, currency, webhookurl, ..."""
-        return self.request(Call("GET", "v1/account"))
+        return self.request_object(Call("GET", "v1/account"))
 
     # ---------------------------------------------------------------------------------------------
     # Contacts
 
     def add_contact(self, contact: Contact, group_id: str | int) -> str:
         """POST /v1/contact with one object: the new contact's ID."""
-        body = self._contact_fields(contact, group_id)
-        ids = self.request(Call("POST", "v1/contact", json=body, idempotent=False)).get("ID")
+        call = Call("POST", "v1/contact", json=self._contact_fields(contact, group_id), idempotent=False)
+        ids = self.request_object(call, "ID")["ID"]
         return str(ids[0] if isinstance(ids, list) else ids)
 
     def add_contacts(self, contacts: Sequence[Contact], group_id: str | int) -> list[ContactResult]:
@@ -384,7 +395,7 @@ class SmstoolsHook(SmsGatewayHook):
                 results[index] = ContactResult(contact, False, error=str(exc), error_code="invalid_phone")
         if rows:
             call = Call("POST", "v1/contact", json=[fields for _, fields in rows], idempotent=False)
-            payload = self.request(call)
+            payload = self.request_object(call)
             ids = payload.get("IDs", payload.get("ID")) or []
             phones = [fields["phone"] for _, fields in rows]
             outcomes = _contact_outcomes(phones, ids, payload.get("errors"))
@@ -425,7 +436,8 @@ class SmstoolsHook(SmsGatewayHook):
             "lastname": contact.last_name,
             **self._contact_fields(contact, group_id),
         }
-        return self._contact(self.request(Call("PATCH", "v1/contact", json=body)))
+        call = Call("PATCH", "v1/contact", json=body)
+        return self._contact(self.request_object(call))
 
     def delete_contact(self, contact_id: str | int) -> None:
         """DELETE /v1/contact/{id}."""
@@ -468,22 +480,27 @@ class SmstoolsHook(SmsGatewayHook):
 
     def create_group(self, name: str) -> str:
         """POST /v1/groups: the new group's ID."""
-        ids = self.request(Call("POST", "v1/groups", json={"name": name}, idempotent=False))["ID"]
+        ids = self.request_object(Call("POST", "v1/groups", json={"name": name}, idempotent=False), "ID")[
+            "ID"
+        ]
         return str(ids[0] if isinstance(ids, list) else ids)
 
     def rename_group(self, group_id: str | int, name: str) -> dict[str, Any]:
         """PATCH /v1/groups: the renamed group."""
-        return self.request(Call("PATCH", "v1/groups", json={"ID": _id(group_id), "name": name}))
+        return self.request_object(Call("PATCH", "v1/groups", json={"ID": _id(group_id), "name": name}))
 
     def get_groups(self) -> list[dict[str, Any]]:
         """GET /v1/groups: every group (``id``, ``name``, ``locked``), not paged."""
-        payload = self.request(Call("GET", "v1/groups"))
-        return list(payload if isinstance(payload, list) else _items(payload, "groups"))
+        call = Call("GET", "v1/groups")
+        payload = self.request(call)
+        with self.parsing(call):
+            return list(payload if isinstance(payload, list) else _items(payload, "groups"))
 
     def get_group(self, group_id: str | int) -> dict[str, Any]:
         """GET /v1/groups/{id}: the ``groupinfo`` (``ID``, ``name``, ``locked``) plus ``total``, the
         number of its contacts (read them with :meth:`get_group_contacts`)."""
-        payload = self.request(Call("GET", f"v1/groups/{group_id}", params={"limit": 1, "page": 1}))
+        call = Call("GET", f"v1/groups/{group_id}", params={"limit": 1, "page": 1})
+        payload = self.request_object(call)
         return {**payload.get("groupinfo", {}), "total": payload.get("total")}
 
     def get_group_contacts(self, group_id: str | int) -> Iterator[Contact]:
@@ -555,13 +572,21 @@ class SmstoolsHook(SmsGatewayHook):
 
 
 def _items(payload: Any, key: str) -> list[Any]:
-    """The items of a list answer: under ``key``, else under its only list-valued field."""
+    """The items of a list answer: under ``key``, else under its only list-valued field; an answer
+    that holds no list (``null``, a text, an object without one and without ``total: 0``) raises
+    ``ValueError``: read as an empty list, it would prove messages absent that may be there."""
+    if isinstance(payload, list):
+        return payload
     if not isinstance(payload, Mapping):
-        return list(payload or [])
+        raise ValueError(f"a list answer was expected, got {type(payload).__name__}")
     if isinstance(payload.get(key), list):
         return payload[key]
     lists = [v for v in payload.values() if isinstance(v, list)]
-    return lists[0] if len(lists) == 1 else []
+    if len(lists) == 1:
+        return lists[0]
+    if not lists and str(payload.get("total")) == "0":
+        return []
+    raise ValueError(f"no {key} list in the answer")
 
 
 def _last_page(payload: Any, call: Call, shown: int) -> int:

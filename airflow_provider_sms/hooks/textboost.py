@@ -19,6 +19,7 @@ from airflow_provider_sms.exceptions import (
     SmsAmbiguousSendError,
     SmsAuthError,
     SmsGatewayError,
+    SmsPagingError,
     SmsValidationError,
 )
 from airflow_provider_sms.hooks.base import Call, PageParser, SmsGatewayHook, chunked
@@ -133,9 +134,12 @@ class TextBoostHook(SmsGatewayHook):
     def _test_call(self) -> Call:
         return Call("GET", "me")
 
-    def _data(self, call: Call) -> Any:
-        payload = self.request(call)
-        return payload.get("data") if isinstance(payload, dict) else None
+    def _data(self, call: Call, *keys: str) -> Any:
+        """The ``data`` of the success envelope; with ``keys``, an object that holds them."""
+        payload = self.request_object(call)
+        if "data" not in payload:
+            raise self.malformed(call, 'no "data" in the answer')
+        return self.expect_object(call, payload["data"], *keys) if keys else payload["data"]
 
     # ---------------------------------------------------------------------------------------------
     # Account
@@ -153,7 +157,7 @@ class TextBoostHook(SmsGatewayHook):
 
     def create_group(self, name: str) -> dict[str, Any]:
         """POST /contacts: a new contact group (its ``uid`` is the group id)."""
-        return self._data(Call("POST", "contacts", json={"name": name}, idempotent=False))
+        return self._data(Call("POST", "contacts", json={"name": name}, idempotent=False), "uid")
 
     def list_groups(self) -> Iterator[dict[str, Any]]:
         """GET /contacts: every contact group, paged lazily."""
@@ -187,7 +191,7 @@ class TextBoostHook(SmsGatewayHook):
     ) -> dict[str, Any]:
         """POST /contacts/{group_id}/store: add a contact (its ``uid`` is the contact id)."""
         body = _fields(phone=self.wire_phone(phone), first_name=first_name, last_name=last_name)
-        return self._data(Call("POST", f"contacts/{group_id}/store", json=body, idempotent=False))
+        return self._data(Call("POST", f"contacts/{group_id}/store", json=body, idempotent=False), "uid")
 
     def get_contact(self, group_id: str, contact_id: str) -> dict[str, Any]:
         """POST /contacts/{group_id}/search/{uid}: one contact."""
@@ -285,7 +289,15 @@ class TextBoostHook(SmsGatewayHook):
             "recipient": ",".join(self.wire_phone(n) for n in numbers),
             **self._sms_fields(message, sender_id, sms_type, schedule_time, **fields),
         }
-        return _as_list(self._data(Call("POST", "sms/send", json=body, creates_messages=True)))
+        call = Call("POST", "sms/send", json=body, creates_messages=True)
+        return self._message_objects(call, self._data(call))
+
+    def _message_objects(self, call: Call, data: Any) -> list[dict[str, Any]]:
+        """The message objects of a /sms/send answer, each with its ``uid`` (the acceptance)."""
+        objects = _as_list(data)
+        if not objects:
+            raise self.malformed(call, "no message objects in the answer")
+        return [self.expect_object(call, obj, "uid") for obj in objects]
 
     def send_campaign(
         self,
@@ -304,7 +316,7 @@ class TextBoostHook(SmsGatewayHook):
             "contact_list_id": ",".join(str(i) for i in lists),
             **self._sms_fields(message, sender_id, sms_type, schedule_time, **fields),
         }
-        return self._data(Call("POST", "sms/campaign", json=body, creates_messages=True))
+        return self._data(Call("POST", "sms/campaign", json=body, creates_messages=True), "uid")
 
     def send_batch(self, messages: Sequence[OutboundMessage]) -> list[SendResult]:
         """POST /sms/send once per distinct (body, sender, schedule, type and options), with the
@@ -355,8 +367,9 @@ class TextBoostHook(SmsGatewayHook):
         while rows:
             numbers = [number for _, number in rows]
             body = {"recipient": ",".join(numbers), **fields}
+            call = Call("POST", "sms/send", json=body, creates_messages=True)
             try:
-                data = self._data(Call("POST", "sms/send", json=body, creates_messages=True))
+                data = self._data(call)
             except SmsValidationError as exc:  # nothing was stored
                 named = set(_NUMBER.findall(exc.message)) & set(numbers)
                 if not named:
@@ -367,10 +380,13 @@ class TextBoostHook(SmsGatewayHook):
                 ]
                 rows = [row for row in rows if row[1] not in named]
                 continue
-            objects = _pair(numbers, _as_list(data))
-            return outcomes + [
-                (i, _accepted(messages[i], obj)) for (i, _), obj in zip(rows, objects, strict=True)
-            ]
+            objects = _pair(numbers, self._message_objects(call, data))
+            if any(obj is None for obj in objects):  # fewer objects than numbers: which were stored?
+                raise self.malformed(call, f"{len(numbers)} recipients but fewer message objects")
+            with self.parsing(call):
+                return outcomes + [
+                    (i, _accepted(messages[i], obj)) for (i, _), obj in zip(rows, objects, strict=True)
+                ]
         return outcomes
 
     def _message_fields(self, message: OutboundMessage) -> dict[str, Any]:
@@ -415,7 +431,10 @@ class TextBoostHook(SmsGatewayHook):
 
     def get_message(self, uid: str) -> StatusReport:
         """GET /sms/{uid}: one message's status."""
-        return self._report(self._data(Call("GET", f"sms/{uid}")))
+        call = Call("GET", f"sms/{uid}")
+        data = self._data(call, "uid")
+        with self.parsing(call):
+            return self._report(data)
 
     def list_messages(self) -> Iterator[StatusReport]:
         """GET /sms: every message (inbound ones as ``received``), paged lazily."""
@@ -531,12 +550,28 @@ class _RecentPages:
 
 
 def _page(payload: Any) -> Mapping[str, Any]:
+    """The Laravel page of a list answer (a bare list in ``data`` is one page); anything else raises
+    ``ValueError``: read as an empty page, it would prove messages absent that may be there."""
     data = payload.get("data") if isinstance(payload, dict) else None
-    return data if isinstance(data, Mapping) else {"data": data if isinstance(data, list) else []}
+    if isinstance(data, Mapping) and isinstance(data.get("data", []), list):
+        return data
+    if isinstance(data, list):
+        return {"data": data}
+    raise ValueError("the answer holds no page (data.data)")
 
 
 def _page_number(page: Mapping[str, Any], call: Call) -> int:
-    return int(page.get("current_page") or (call.params or {}).get("page") or 1)
+    """The page's number, which must be the one asked for: a gateway answering another page
+    (``current_page`` stuck at 1) would be read forever."""
+    asked = (call.params or {}).get("page")
+    current = page.get("current_page")
+    if current not in (None, "") and asked is not None and int(current) != int(asked):
+        raise SmsPagingError(
+            f"the listing {call.method} {call.path} asked for page {asked} and got page {current}: "
+            f"the gateway's paging does not advance",
+            gateway="textboost",
+        )
+    return int(current or asked or 1)
 
 
 def _pair(numbers: list[str], objects: list[Any]) -> list[Mapping[str, Any] | None]:
@@ -576,9 +611,7 @@ def _error_message(payload: Any) -> str | None:
     return message or None
 
 
-def _accepted(message: OutboundMessage, obj: Mapping[str, Any] | None) -> SendResult:
-    if obj is None:  # the gateway answered without an object for this number: accepted, id unknown
-        return SendResult(message, accepted=True)
+def _accepted(message: OutboundMessage, obj: Mapping[str, Any]) -> SendResult:
     status = map_status(obj["status"], STATUS_MAP) if obj.get("status") else DeliveryStatus.QUEUED
     return SendResult(message, accepted=True, message_id=str(obj["uid"]), status=status)
 
