@@ -11,7 +11,7 @@ import os
 import pendulum
 import pytest
 
-from airflow_provider_sms.exceptions import SmsAuthError
+from airflow_provider_sms.exceptions import SmsAmbiguousSendError, SmsAuthError, SmsValidationError
 from airflow_provider_sms.hooks.textboost import TextBoostHook
 from airflow_provider_sms.messages import Contact, DeliveryStatus, OutboundMessage
 
@@ -154,17 +154,15 @@ def test_statuses_since_read_only_the_recent_pages_of_the_oldest_first_list(sand
     assert {r.body for r in async_found.values()} == {"recent"}
 
 
-def test_a_request_the_gateway_refuses_rejects_only_its_own_messages(sandbox, hook):
-    results = hook.send_batch(
-        [
-            OutboundMessage("+31612345601", "Hello", key="1"),
-            OutboundMessage("+31612345602", "Hello", key="2", sender="FAR-TOO-LONG-A-SENDER"),
-            OutboundMessage("+31612345603", "Hello", key="3"),
-        ]
-    )
-    assert [(r.accepted, r.error_code) for r in results] == [(True, None), (False, "422"), (True, None)]
-    assert "sender id" in results[1].error
-    assert {m["recipient"] for m in sandbox.messages(GATEWAY)} == {"+31612345601", "+31612345603"}
+def test_a_refused_sender_is_raised_not_turned_into_rejects(sandbox, hook):
+    """A sender refused by the gateway is about the request: its messages must stay unsent, to go out
+    once it is fixed. Stored earlier requests of the batch make the failure ambiguous (look-up)."""
+    refused = [OutboundMessage("+31612345602", "Hello", key="2", sender="FAR-TOO-LONG-A-SENDER")]
+    with pytest.raises(SmsValidationError, match="sender id"):
+        hook.send_batch(refused)
+    with pytest.raises(SmsAmbiguousSendError, match="sender id"):
+        hook.send_batch([OutboundMessage("+31612345601", "Hello", key="1"), *refused])
+    assert {m["recipient"] for m in sandbox.messages(GATEWAY)} == {"+31612345601"}
 
 
 def test_a_bad_token_fails_with_auth_error_and_never_shows_it(sandbox, sms_conn_env, monkeypatch, caplog):
