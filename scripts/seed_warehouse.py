@@ -218,7 +218,9 @@ def expected(customers: list[Customer]) -> Expected:
     # The contact sync keeps the customers who did not unsubscribe and whose number is not opted out
     # (by number: a number opted out under one customer stays out when another customer shares it).
     result.opted_out = opted_out
-    result.subscribers = {c.e164 for c in customers if c.e164 and not c.unsubscribed and c.e164 not in opted_out}
+    result.subscribers = {
+        c.e164 for c in customers if c.e164 and not c.unsubscribed and c.e164 not in opted_out
+    }
     return result
 
 
