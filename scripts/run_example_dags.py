@@ -135,11 +135,6 @@ def airflow_env(
             # Task logs where the UI reads them (the runner writes each task's part of the
             # `dags test` output there: `dags test` runs the tasks in its own process, no log files).
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(airflow_home / "logs"),
-            # Airflow masks every string in a connection's extras, so `default_region` "DE" and
-            # `sender_id` "ACME" (not secrets) made every task log "Skipping masking for a secret
-            # as it's too short". The secrets (passwords, tokens) are long and masked as ever; this
-            # logging config (written by the runner, LOG_CONFIG_MODULE) only mutes that warning.
-            "AIRFLOW__LOGGING__LOGGING_CONFIG_CLASS": "demo_log_config.LOGGING_CONFIG",
             # `airflow dags test` imports the graph renderer, which warns without graphviz installed.
             "PYTHONWARNINGS": "ignore:Could not import graphviz",
             # The campaign's send window, opened all day so that the run works at any hour.
@@ -237,8 +232,16 @@ class ExampleRun:
         self.env = airflow_env(
             self.airflow_home,
             connections(self.sandbox.url, str(self.warehouse)),
-            # For the user's shell (env.sh): where the demo's sandbox was, and is to be started again.
-            {"SMS_SANDBOX_URL": self.sandbox.url, "SMS_SANDBOX_PORT": self.sandbox.url.rsplit(":", 1)[1]},
+            {
+                # Airflow masks every string in a connection's extras, so `default_region` "DE" and
+                # `sender_id` "ACME" (not secrets) made every task log "Skipping masking for a secret
+                # as it's too short". The secrets (passwords, tokens) are long and masked as ever;
+                # this logging config (LOG_CONFIG_MODULE, written by prepare()) mutes that warning.
+                "AIRFLOW__LOGGING__LOGGING_CONFIG_CLASS": "demo_log_config.LOGGING_CONFIG",
+                # For the user's shell (env.sh): where the sandbox was, and is to be started again.
+                "SMS_SANDBOX_URL": self.sandbox.url,
+                "SMS_SANDBOX_PORT": self.sandbox.url.rsplit(":", 1)[1],
+            },
         )
         self.expected: Expected = expected(generate(self.customers, self.seed))
 
