@@ -6,8 +6,11 @@ Every Monday morning a personalised voucher goes to every customer:
 1. **dry_run_summary** reads the audience query and computes everything without sending: how many
    messages would go out, how many are rejected (invalid numbers), suppressed (unsubscribed, or in
    ``opt_outs``) or duplicates, the segments and the estimated cost, with a sample of rendered texts.
-2. **check_budget** stops the run before anything is sent if the estimate exceeds the ``max_cost``
-   param.
+2. **check_budget** stops the run before anything is sent if the estimate exceeds the budget:
+   ``max_cost_per_message`` (a param, default 0.10) times the messages that would go out, so the
+   budget grows with the audience; the optional ``max_cost`` param caps it in absolute terms. An
+   estimate over budget fails the task at once (``AirflowFailException``: a retry would reach the same
+   verdict).
 3. **send** sends through the message ledger (``sms_messages``): every recipient is recorded before
    its batch leaves, so retries and re-runs of the same DAG run never message anyone twice. Messages
    are only delivered inside the send window in each recipient's own timezone (``timezone``
@@ -34,6 +37,7 @@ from typing import Any
 
 import pendulum
 from airflow.sdk import Param, dag, task
+from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_sms.notifications.sms import SmsNotifier
 from airflow_provider_sms.operators.report import SmsDeliveryReportOperator
@@ -71,7 +75,12 @@ MESSAGE = (
     max_active_runs=1,
     params={
         "discount": Param(15, type="integer", minimum=5, maximum=50, description="voucher percentage"),
-        "max_cost": Param(100.0, type="number", description="stop before sending above this estimate"),
+        "max_cost_per_message": Param(
+            0.10, type="number", minimum=0, description="budget per message that would be sent"
+        ),
+        "max_cost": Param(
+            None, type=["null", "number"], minimum=0, description="optional cap on the whole campaign"
+        ),
     },
     default_args={"retries": 2, "retry_delay": timedelta(minutes=2)},
     on_failure_callback=SmsNotifier(
@@ -101,14 +110,21 @@ def sms_campaign() -> None:
 
     @task
     def check_budget(summary: dict[str, Any], params: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Refuse to send when the dry run's estimate is above the budget."""
+        """Refuse to send when the dry run's estimate is above the budget (no retry: same verdict)."""
         cost = summary["estimated_cost"]
-        if cost > params["max_cost"]:
-            raise ValueError(f"estimated cost {cost} exceeds max_cost {params['max_cost']}: {summary}")
+        budget = round(summary["would_send"] * params["max_cost_per_message"], 4)
+        if params.get("max_cost") is not None:
+            budget = min(budget, params["max_cost"])
+        if cost > budget:
+            raise AirflowFailException(
+                f"estimated cost {cost} exceeds the budget {budget} ({summary['would_send']} messages, "
+                f"max_cost_per_message {params['max_cost_per_message']}, max_cost {params.get('max_cost')})"
+            )
+        sample = summary["sample"][0]["body"] if summary["sample"] else None
         print(
-            f"{summary['would_send']} messages to send ({summary['segments']} segments, cost {cost}); "
-            f"{summary['rejected']} rejected, {summary['suppressed']} suppressed, "
-            f"{summary['duplicates']} duplicates. Sample: {summary['sample'][0]['body']!r}"
+            f"{summary['would_send']} messages to send ({summary['segments']} segments, cost {cost} of a "
+            f"budget of {budget}); {summary['rejected']} rejected, {summary['suppressed']} suppressed, "
+            f"{summary['duplicates']} duplicates. Sample: {sample!r}"
         )
         return summary
 

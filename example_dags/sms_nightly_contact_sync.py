@@ -1,12 +1,16 @@
 """
 ### Nightly contact sync: a warehouse table into each gateway's contact list
 
-Every night the customers who may be messaged (not unsubscribed, not in ``opt_outs``) are read
-from the warehouse in chunks and mirrored into a list called ``customers`` on each of the three
-gateways: a Smstools group, an SmsGateway24 tag and a TextBoost contact group. The list is created
+Every night the customers who may be messaged are read from the warehouse and mirrored into a
+list called ``customers`` on each of the three gateways: a Smstools group, an SmsGateway24 tag and a TextBoost contact group. The list is created
 on the first run; after that only what changed is sent (the sync state table
 ``sms_contact_sync`` remembers each contact's gateway id and a hash of its fields), so a night
 without changes sends no request at all.
+
+**consenting_customers** keeps the customers who did not unsubscribe and whose phone number is not
+on the opt-out list. Opt-outs are matched **by phone number**, normalised to E.164 (``0151 1000 0290``,
+``+49 151 1000-0290`` and ``004915110000290`` are one number), never by customer id or by the raw text:
+a number opted out under one customer stays out when another customer shares it.
 
 - Smstools and TextBoost run in ``mirror`` mode: customers who left the query (unsubscribed,
   opted out) are deleted from the list.
@@ -21,10 +25,12 @@ Connections: ``warehouse`` (any SQL connection), ``smstools_default``, ``smsgate
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pendulum
-from airflow.sdk import dag
+from airflow.sdk import dag, task
 
+from airflow_provider_sms.messages import InvalidPhoneNumberError, normalize_phone
 from airflow_provider_sms.operators.contacts import SmsContactSyncOperator
 
 WAREHOUSE = "warehouse"
@@ -34,13 +40,37 @@ GATEWAYS = {
     "textboost": "textboost_default",
 }
 LIST_NAME = "customers"
+DEFAULT_REGION = "DE"  # how national numbers (in customers and opt_outs) are read
 SUBSCRIBERS_SQL = """
 SELECT customer_id, phone, first_name, last_name
 FROM customers
 WHERE unsubscribed = 0
-  AND customer_id NOT IN (SELECT customer_id FROM opt_outs)
 ORDER BY customer_id
 """
+OPT_OUTS_SQL = "SELECT phone FROM opt_outs"
+
+
+def _e164(raw: Any) -> str | None:
+    try:
+        return normalize_phone(raw, DEFAULT_REGION)
+    except InvalidPhoneNumberError:
+        return None  # the sync rejects it, with the reason, in sms_contact_rejects
+
+
+@task
+def consenting_customers() -> list[dict[str, Any]]:
+    """The subscribed customers whose number (E.164) is not on the opt-out list."""
+    from airflow_provider_sms.sql import get_sql_hook
+
+    hook = get_sql_hook(WAREHOUSE)
+    opted_out = {e164 for (phone,) in hook.get_records(OPT_OUTS_SQL) if (e164 := _e164(phone))}
+    rows = [
+        dict(zip(("customer_id", "phone", "first_name", "last_name"), row, strict=True))
+        for row in hook.get_records(SUBSCRIBERS_SQL)
+    ]
+    kept = [row for row in rows if _e164(row["phone"]) not in opted_out]
+    print(f"{len(rows)} subscribed customers, {len(rows) - len(kept)} of them with an opted-out number")
+    return kept
 
 
 @dag(
@@ -54,12 +84,12 @@ ORDER BY customer_id
     doc_md=__doc__,
 )
 def sms_nightly_contact_sync() -> None:
+    subscribers = consenting_customers()
     for gateway, conn_id in GATEWAYS.items():
         SmsContactSyncOperator(
             task_id=f"sync_{gateway}",
             sms_conn_id=conn_id,
-            sql=SUBSCRIBERS_SQL,
-            sql_conn_id=WAREHOUSE,
+            data=subscribers,
             column_mapping={"phone": "phone", "first_name": "first_name", "last_name": "last_name"},
             list_name=LIST_NAME,
             create_list_if_missing=True,

@@ -8,10 +8,12 @@ What it does, from nothing: starts the sandbox gateway (a subprocess, state save
 ``<workdir>/sandbox.db``), makes an ``AIRFLOW_HOME`` with a SQLite metadata DB (``airflow db migrate``),
 seeds a SQLite warehouse (``<workdir>/warehouse.db``) with ``--customers`` customers, sets the
 connections as ``AIRFLOW_CONN_*`` variables, runs the five example DAGs in order with
-``airflow dags test`` (each one's output in ``<workdir>/logs/<dag_id>.log``), checks the ledger,
-report, summary, sync and newsletter tables and the sandbox against what the seed implies
-(:func:`seed_warehouse.expected`), prints a report and stops the sandbox. Exit code 0 only if every
-DAG run succeeded and every check passed.
+``airflow dags test`` (each one's output in ``<workdir>/logs/<dag_id>.log``, and each task's part of
+it where the Airflow UI reads task logs), checks the ledger, report, summary, sync and newsletter
+tables and the sandbox against what the seed implies (:func:`seed_warehouse.expected`), prints a
+report and stops the sandbox. Every planned check is shown: passed, failed, or (when its DAG was not
+selected with ``--dag``) skipped with the reason; a check whose DAG failed counts as failed. Exit code
+0 only if every DAG run succeeded and every check passed.
 
 ``tests/example_dags/test_run_example_dags.py`` runs the same thing in the test suite (and so in CI).
 """
@@ -21,7 +23,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -38,26 +42,37 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from airflow_provider_sms.messages import InvalidPhoneNumberError, normalize_phone  # noqa: E402
 from airflow_provider_sms.sandbox import config as sandbox_config  # noqa: E402  (no Airflow import)
 from airflow_provider_sms.sandbox.testing import SandboxServer, start_sandbox_process  # noqa: E402
 from scripts.seed_warehouse import Expected, expected, generate, outcome_of  # noqa: E402
 
 DAGS_FOLDER = REPO / "example_dags"
 # The order matters: the newsletter goes to the lists the contact sync creates, and the summary
-# reads the report the campaign writes (before the fan-out adds TextBoost rows to it).
+# (scheduled on the report table) runs last, once both campaigns' report tasks have written to it.
 DAG_ORDER = (
     "sms_nightly_contact_sync",
     "sms_campaign",
-    "sms_delivery_summary",
     "sms_newsletter",
     "sms_fanout_campaign",
+    "sms_delivery_summary",
 )
 GATEWAYS = ("smstools", "smsgateway24", "textboost")
 REPORT_ASSET_URI = "sms-table://warehouse/sms_delivery_report"
+LEDGER_ASSET_URI = "sms-table://warehouse/sms_messages"
+DEMO_SANDBOX_PORT = 8025  # the demo's sandbox port when it is free (the README's commands use it)
 FANOUT_SHARDS = 4
 DELIVERY_SECONDS = 2.0  # the sandbox's, from accepted to final
 CAMPAIGN_GATEWAY = "smstools"  # example_dags/sms_campaign.py
 FANOUT_GATEWAY = "textboost"  # example_dags/sms_fanout_campaign.py
+# Contacts in the sync state table: each list also has one row with contact_key '' (the list's name).
+CONTACT_ROWS = "contact_key <> '' AND phone IS NOT NULL"
+SEND_COUNTS = ("accepted", "rejected", "suppressed", "duplicates", "ambiguous")
+# Lines a successful run must not log: errors, and the noise every first user asked about.
+LOG_NOISE = ("[error", "Could not import graphviz", "Skipping masking for a secret", "XCom not found")
+# How `airflow dags test` brackets each try of a task in its output.
+TASK_START = re.compile(r"\[DAG TEST\] starting task_id=(?P<task_id>\S+) map_index=(?P<map_index>-?\d+)")
+TASK_END = re.compile(r"\[DAG TEST\] end task task_id=\S+ map_index=-?\d+")
 
 
 def connections(sandbox_url: str, warehouse: str | dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -89,6 +104,21 @@ def connections(sandbox_url: str, warehouse: str | dict[str, Any]) -> dict[str, 
     }
 
 
+# AIRFLOW_HOME/config is on Airflow's sys.path: the demo's logging config lives there.
+LOG_CONFIG_MODULE = '''"""The demo's logging: Airflow's default, without the secrets masker's warning about extras
+too short to mask (``default_region`` "DE", ``sender_id`` "ACME": not secrets). Written by
+scripts/run_example_dags.py."""
+
+from copy import deepcopy
+
+from airflow.config_templates.airflow_local_settings import DEFAULT_LOGGING_CONFIG
+
+LOGGING_CONFIG = deepcopy(DEFAULT_LOGGING_CONFIG)
+for name in ("airflow.sdk._shared.secrets_masker", "airflow._shared.secrets_masker"):
+    LOGGING_CONFIG["loggers"][name] = {"level": "ERROR"}
+'''
+
+
 def airflow_env(
     airflow_home: Path, conns: dict[str, dict[str, Any]], extra: dict[str, str] | None = None
 ) -> dict[str, str]:
@@ -102,6 +132,11 @@ def airflow_env(
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_home / 'airflow.db'}",
             # The UI (`airflow api-server`) of the demo's AIRFLOW_HOME opens without a login.
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+            # Task logs where the UI reads them (the runner writes each task's part of the
+            # `dags test` output there: `dags test` runs the tasks in its own process, no log files).
+            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(airflow_home / "logs"),
+            # `airflow dags test` imports the graph renderer, which warns without graphviz installed.
+            "PYTHONWARNINGS": "ignore:Could not import graphviz",
             # The campaign's send window, opened all day so that the run works at any hour.
             "SMS_EXAMPLE_SEND_WINDOW": "00:00-23:59",
             "PYTHONUNBUFFERED": "1",
@@ -128,8 +163,53 @@ class DagResult:
 @dataclass
 class Check:
     name: str
-    ok: bool
+    status: str  # "passed", "failed" or "skipped"
     detail: str
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "passed"
+
+
+def planned_checks() -> dict[str, list[str]]:
+    """Every check the runner makes, by the DAG whose run it looks at ("" for all DAGs together)."""
+    plan: dict[str, list[str]] = {
+        "": [
+            "no opted-out number received any message, from any DAG",
+            "every task's log is where the Airflow UI reads it",
+            "the DAG logs hold no error line and none of the known noise",
+        ],
+        "sms_nightly_contact_sync": [
+            *(f"contact sync: {gateway} list holds every subscriber once" for gateway in GATEWAYS),
+            "contact sync: state table has one row per subscriber and gateway",
+        ],
+        "sms_newsletter": ["sms_newsletter: one newsletter created per gateway"],
+        "sms_delivery_summary": [
+            "sms_delivery_summary: daily rows match the report table, for both campaigns"
+        ],
+    }
+    for gateway in GATEWAYS:
+        plan["sms_newsletter"] += [
+            f"sms_newsletter: every subscriber received it once at {gateway}",
+            f"sms_newsletter: every message at {gateway} has its final status",
+        ]
+    for dag_id, gateway in (("sms_campaign", CAMPAIGN_GATEWAY), ("sms_fanout_campaign", FANOUT_GATEWAY)):
+        plan[dag_id] = [
+            f"{dag_id}: the send's counts add up to the input rows",
+            f"{dag_id}: ledger has every input row in its final state",
+            f"{dag_id}: every recipient received exactly one message at {gateway}",
+            f"{dag_id}: delivery report has the final status of every message",
+            f"{dag_id}: ledger statuses moved forward from the report",
+        ]
+    plan["sms_campaign"] += [
+        "sms_campaign: the report task updated the Asset sms_delivery_summary is scheduled on",
+        "sms_campaign: the send updated the ledger Asset, the dry run did not",
+    ]
+    plan["sms_fanout_campaign"] += [
+        "sms_fanout_campaign: the send ran as one mapped task per shard",
+        "sms_fanout_campaign: every mapped send_shard updated the ledger Asset",
+    ]
+    return plan
 
 
 @dataclass
@@ -149,7 +229,20 @@ class ExampleRun:
         self.airflow_home = self.workdir / "airflow"
         self.logs = self.workdir / "logs"
         self.warehouse = self.workdir / "warehouse.db"
-        self.env = airflow_env(self.airflow_home, connections(self.sandbox.url, str(self.warehouse)))
+        self.env = airflow_env(
+            self.airflow_home,
+            connections(self.sandbox.url, str(self.warehouse)),
+            {
+                # Airflow masks every string in a connection's extras, so `default_region` "DE" and
+                # `sender_id` "ACME" (not secrets) made every task log "Skipping masking for a secret
+                # as it's too short". The secrets (passwords, tokens) are long and masked as ever;
+                # this logging config (LOG_CONFIG_MODULE, written by prepare()) mutes that warning.
+                "AIRFLOW__LOGGING__LOGGING_CONFIG_CLASS": "demo_log_config.LOGGING_CONFIG",
+                # For the user's shell (env.sh): where the sandbox was, and is to be started again.
+                "SMS_SANDBOX_URL": self.sandbox.url,
+                "SMS_SANDBOX_PORT": self.sandbox.url.rsplit(":", 1)[1],
+            },
+        )
         self.expected: Expected = expected(generate(self.customers, self.seed))
 
     # -- steps -------------------------------------------------------------------------------------
@@ -160,6 +253,8 @@ class ExampleRun:
             shutil.rmtree(path, ignore_errors=True)
             path.mkdir(parents=True)
         self.warehouse.unlink(missing_ok=True)
+        (self.airflow_home / "config").mkdir()
+        (self.airflow_home / "config" / "demo_log_config.py").write_text(LOG_CONFIG_MODULE)
         self._write_env_file()
         self._run("airflow db migrate", [sys.executable, "-m", "airflow", "db", "migrate"], "db_migrate")
         self._run(
@@ -179,6 +274,7 @@ class ExampleRun:
             self.echo(f"  airflow dags test {dag_id} ...")
             with open(log, "w") as out:
                 code = subprocess.call(command, env=self.env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
+            self.write_task_logs(dag_id, log)
             result = DagResult(dag_id, code == 0, time.monotonic() - started, log)
             self.results.append(result)
             self.echo(
@@ -188,6 +284,43 @@ class ExampleRun:
             if not result.ok:
                 self.echo(_tail(log, 40))
         return self.results
+
+    def write_task_logs(self, dag_id: str, log: Path) -> list[Path]:
+        """Each task's part of a ``dags test`` output, where the UI reads task logs.
+
+        ``airflow dags test`` runs every task inside its own process and writes no task log file, so
+        the UI's Logs tab found none and asked a log server on port 8793 that does not exist. The
+        output brackets each try of each task with ``[DAG TEST] starting task_id=…`` and ``[DAG TEST]
+        end task …``: each part is written to ``<base_log_folder>/dag_id=…/run_id=…/task_id=…/
+        [map_index=…/]attempt=<n>.log`` (Airflow's default ``log_filename_template``)."""
+        runs = self._metadata(
+            "SELECT run_id FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1", [dag_id]
+        )
+        if not runs:
+            return []
+        base = (
+            Path(self.env["AIRFLOW__LOGGING__BASE_LOG_FOLDER"]) / f"dag_id={dag_id}" / f"run_id={runs[0][0]}"
+        )
+        parts: list[tuple[tuple[str, int], list[str]]] = []
+        inside = False
+        for line in log.read_text(errors="replace").splitlines(keepends=True):
+            if start := TASK_START.search(line):
+                parts.append(((start["task_id"], int(start["map_index"])), [line]))
+                inside = True
+            elif inside:
+                parts[-1][1].append(line)
+                inside = not TASK_END.search(line)
+        tries: Counter = Counter()
+        written: list[Path] = []
+        for (task_id, map_index), lines in parts:
+            tries[task_id, map_index] += 1
+            folder = base / f"task_id={task_id}"
+            if map_index >= 0:
+                folder /= f"map_index={map_index}"
+            folder.mkdir(parents=True, exist_ok=True)
+            written.append(folder / f"attempt={tries[task_id, map_index]}.log")
+            written[-1].write_text("".join(lines))
+        return written
 
     def _run(self, what: str, command: list[str], log_name: str) -> None:
         self.echo(f"  {what} ...")
@@ -202,7 +335,7 @@ class ExampleRun:
 
     def _write_env_file(self) -> None:
         """``<workdir>/env.sh``: source it to use the demo's Airflow (CLI, UI) by hand."""
-        keys = sorted(k for k in self.env if k.startswith(("AIRFLOW", "SMS_EXAMPLE")))
+        keys = sorted(k for k in self.env if k.startswith(("AIRFLOW", "SMS_", "PYTHONWARNINGS")))
         lines = ["# source this file to use the example DAGs' Airflow by hand (see README)"]
         lines += [f"export {k}={_shell_quote(self.env[k])}" for k in keys]
         (self.workdir / "env.sh").write_text("\n".join(lines) + "\n")
@@ -210,25 +343,49 @@ class ExampleRun:
     # -- checks --------------------------------------------------------------------------------------
 
     def check(self, name: str, ok: bool, detail: str) -> None:
-        self.checks.append(Check(name, bool(ok), detail))
+        self.checks.append(Check(name, "passed" if ok else "failed", detail))
 
-    def verify(self) -> list[Check]:
-        """Compare the tables and the sandbox with what the seed implies."""
+    def verify(self, dag_ids: Sequence[str] = DAG_ORDER) -> list[Check]:
+        """Compare the tables and the sandbox with what the seed implies. Every planned check ends in
+        ``self.checks``: a DAG that failed fails its checks, one not selected skips them, with why."""
         exp = self.expected
-        ran = {r.dag_id for r in self.results if r.ok}
+        outcome = {r.dag_id: r for r in self.results}
+        verifiers: dict[str, Callable[[sqlite3.Connection], None]] = {
+            "": lambda db: (self._verify_opt_outs(exp), self._verify_logs()),
+            "sms_nightly_contact_sync": lambda db: self._verify_contacts(db, exp),
+            "sms_campaign": lambda db: (
+                self._verify_campaign(db, exp, "sms_campaign", CAMPAIGN_GATEWAY, "voucher", "send"),
+                self._verify_campaign_assets(),
+            ),
+            "sms_newsletter": lambda db: self._verify_newsletters(db, exp),
+            "sms_fanout_campaign": lambda db: (
+                self._verify_campaign(
+                    db, exp, "sms_fanout_campaign", FANOUT_GATEWAY, "stores open", "send_shard"
+                ),
+                self._verify_mapped_shards(),
+            ),
+            "sms_delivery_summary": lambda db: self._verify_summary(db),
+        }
         with closing(sqlite3.connect(self.warehouse)) as db:
-            if "sms_nightly_contact_sync" in ran:
-                self._verify_contacts(db, exp)
-            if "sms_campaign" in ran:
-                self._verify_campaign(db, exp, "sms_campaign", CAMPAIGN_GATEWAY, "voucher")
-                self._verify_asset_event()
-            if "sms_delivery_summary" in ran:
-                self._verify_summary(db, exp)
-            if "sms_newsletter" in ran:
-                self._verify_newsletters(db, exp)
-            if "sms_fanout_campaign" in ran:
-                self._verify_campaign(db, exp, "sms_fanout_campaign", FANOUT_GATEWAY, "stores open")
-                self._verify_mapped_shards()
+            for dag_id, names in planned_checks().items():
+                result = outcome.get(dag_id)
+                if dag_id and result is None:
+                    why = "not run (not selected with --dag)" if dag_id not in dag_ids else "not run"
+                    self.checks += [Check(n, "skipped", f"{dag_id} {why}") for n in names]
+                    continue
+                if dag_id and not result.ok:
+                    detail = f"not checked: {dag_id} failed (see {_rel(result.log)})"
+                    self.checks += [Check(n, "failed", detail) for n in names]
+                    continue
+                before = {c.name for c in self.checks}
+                try:
+                    verifiers[dag_id](db)
+                except Exception as error:  # a check that crashed is a failed check, not a lost one
+                    problem = f"the check itself failed: {type(error).__name__}: {error}"
+                else:
+                    problem = "the check did not run"
+                done = {c.name for c in self.checks} - before
+                self.checks += [Check(n, "failed", problem) for n in names if n not in done]
         return self.checks
 
     def _messages(self, gateway: str, body_contains: str) -> list[dict[str, Any]]:
@@ -243,6 +400,65 @@ class ExampleRun:
             set(got) == want and not twice and arrivals <= 1,
             f"{len(got)} recipients, {len(want)} expected; {len(set(got) - want)} unexpected, "
             f"{len(want - set(got))} missing, {len(twice)} messaged twice, max arrivals {arrivals}",
+        )
+
+    def _verify_opt_outs(self, exp: Expected) -> None:
+        """No message, from any DAG at any gateway, went to a number on the opt-out list (matched as
+        E.164, whatever the format in ``opt_outs``)."""
+        with closing(sqlite3.connect(self.warehouse)) as db:
+            raw = [phone for (phone,) in _safe(db, "SELECT phone FROM opt_outs")]
+        opted_out = {_normalize(phone) for phone in raw} - {None}
+        messages = self.sandbox.messages()
+        hits = sorted(
+            {
+                f"{_e164(m['recipient'])} ({m['gateway']})"
+                for m in messages
+                if _e164(m["recipient"]) in opted_out
+            }
+        )
+        self.check(
+            "no opted-out number received any message, from any DAG",
+            bool(raw) and opted_out == exp.opted_out and not hits,
+            f"{len(messages)} messages at {len(GATEWAYS)} gateways checked against {len(opted_out)} opted-out "
+            f"numbers ({len(exp.opted_out)} expected): {len(hits)} went to one"
+            + (f": {', '.join(hits[:5])}" if hits else ""),
+        )
+
+    def _verify_logs(self) -> None:
+        """Each finished try of each task has its log file where the UI looks; the DAG logs are clean."""
+        tries = self._metadata(
+            "SELECT dag_id, run_id, task_id, map_index, try_number FROM task_instance WHERE try_number > 0 "
+            "UNION SELECT dag_id, run_id, task_id, map_index, try_number FROM task_instance_history"
+        )
+        base = Path(self.env["AIRFLOW__LOGGING__BASE_LOG_FOLDER"])
+        missing = [
+            f"{dag_id}.{task_id}[{map_index}] try {try_number}"
+            for dag_id, run_id, task_id, map_index, try_number in tries
+            if not (
+                base
+                / f"dag_id={dag_id}"
+                / f"run_id={run_id}"
+                / f"task_id={task_id}"
+                / (f"map_index={map_index}" if map_index >= 0 else "")
+                / f"attempt={try_number}.log"
+            ).is_file()
+        ]
+        self.check(
+            "every task's log is where the Airflow UI reads it",
+            bool(tries) and not missing,
+            f"{len(tries)} task tries, {len(missing)} without a log file under {_rel(base)}"
+            + (f": {', '.join(missing[:5])}" if missing else ""),
+        )
+        noise: Counter = Counter()
+        for result in self.results:
+            for line in result.log.read_text(errors="replace").splitlines():
+                for pattern in LOG_NOISE:
+                    if pattern in line:
+                        noise[f"{result.dag_id}: {pattern!r}"] += 1
+        self.check(
+            "the DAG logs hold no error line and none of the known noise",
+            bool(self.results) and not noise,
+            f"{len(self.results)} DAG logs; " + (_fmt_counts(noise) if noise else "clean"),
         )
 
     def _verify_contacts(self, db: sqlite3.Connection, exp: Expected) -> None:
@@ -261,7 +477,7 @@ class ExampleRun:
             )
         state = dict(
             db.execute(
-                "SELECT gateway, COUNT(*) FROM sms_contact_sync WHERE contact_key <> '' GROUP BY gateway"
+                f"SELECT gateway, COUNT(*) FROM sms_contact_sync WHERE {CONTACT_ROWS} GROUP BY gateway"
             ).fetchall()
         )
         self.check(
@@ -284,9 +500,42 @@ class ExampleRun:
         ).fetchall()
         return keys[0], Counter(dict(rows))
 
+    def send_summary(self, dag_id: str, task_id: str) -> Counter:
+        """The send task's return value (XCom), added up over its mapped instances."""
+        total: Counter = Counter()
+        for (value,) in self._metadata(
+            "SELECT value FROM xcom WHERE dag_id = ? AND task_id = ? AND key = 'return_value' "
+            "AND run_id = (SELECT run_id FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1)",
+            [dag_id, task_id, dag_id],
+        ):
+            summary = json.loads(value)
+            total.update({k: summary[k] for k in ("input", *SEND_COUNTS)})
+        return total
+
     def _verify_campaign(
-        self, db: sqlite3.Connection, exp: Expected, dag_id: str, gateway: str, body_contains: str
+        self,
+        db: sqlite3.Connection,
+        exp: Expected,
+        dag_id: str,
+        gateway: str,
+        body_contains: str,
+        send_task: str,
     ) -> None:
+        sent = self.send_summary(dag_id, send_task)
+        want_sent = Counter(
+            {
+                "input": exp.input,
+                "accepted": exp.accepted,
+                "rejected": exp.rejected,
+                "suppressed": exp.suppressed,
+                "duplicates": exp.duplicates,
+            }
+        )
+        self.check(
+            f"{dag_id}: the send's counts add up to the input rows",
+            sum(sent[k] for k in SEND_COUNTS) == sent["input"] and +sent == +want_sent,
+            f"{send_task}: {_fmt_counts(sent) or 'no summary'} (expected {_fmt_counts(want_sent)})",
+        )
         key, states = self._ledger(db, dag_id)
         want = Counter({"accepted": exp.accepted, "rejected": exp.rejected, "suppressed": exp.suppressed})
         self.check(
@@ -333,29 +582,48 @@ class ExampleRun:
         with closing(sqlite3.connect(self.airflow_home / "airflow.db")) as meta:
             return meta.execute(sql, params).fetchall()
 
-    def _verify_asset_event(self) -> None:
-        events = self._metadata(
-            "SELECT COUNT(*) FROM asset_event e JOIN asset a ON a.id = e.asset_id WHERE a.uri = ?",
-            [REPORT_ASSET_URI],
-        )[0][0]
+    def _asset_events(self, dag_id: str, uri: str) -> Counter:
+        """Asset events of ``uri`` emitted by ``dag_id``, per (task id, map index)."""
+        rows = self._metadata(
+            "SELECT e.source_task_id, e.source_map_index, COUNT(*) FROM asset_event e "
+            "JOIN asset a ON a.id = e.asset_id WHERE a.uri = ? AND e.source_dag_id = ? GROUP BY 1, 2",
+            [uri, dag_id],
+        )
+        return Counter({(task_id, map_index): n for task_id, map_index, n in rows})
+
+    def _verify_campaign_assets(self) -> None:
+        report = self._asset_events("sms_campaign", REPORT_ASSET_URI)
         self.check(
             "sms_campaign: the report task updated the Asset sms_delivery_summary is scheduled on",
-            events >= 1,
-            f"{events} asset event(s) for {REPORT_ASSET_URI}",
+            report[("delivery_report", -1)] >= 1,
+            f"{sum(report.values())} asset event(s) for {REPORT_ASSET_URI}",
+        )
+        ledger = self._asset_events("sms_campaign", LEDGER_ASSET_URI)
+        self.check(
+            "sms_campaign: the send updated the ledger Asset, the dry run did not",
+            ledger[("send", -1)] >= 1 and ledger[("dry_run_summary", -1)] == 0,
+            f"events for {LEDGER_ASSET_URI}: send {ledger[('send', -1)]}, "
+            f"dry_run_summary {ledger[('dry_run_summary', -1)]}",
         )
 
-    def _verify_summary(self, db: sqlite3.Connection, exp: Expected) -> None:
+    def _verify_summary(self, db: sqlite3.Connection) -> None:
         rows = db.execute(
             "SELECT gateway, SUM(messages), SUM(delivered), SUM(not_delivered), SUM(pending) "
             "FROM sms_delivery_daily GROUP BY gateway"
         ).fetchall()
         got = {gateway: tuple(values) for gateway, *values in rows}
-        delivered = exp.outcomes["delivered"]
-        want = {CAMPAIGN_GATEWAY: (exp.accepted, delivered, exp.accepted - delivered, 0)}
+        report = db.execute(
+            "SELECT gateway, COUNT(*), SUM(status = 'delivered'), "
+            "SUM(status IN ('undelivered', 'failed', 'rejected')) FROM sms_delivery_report GROUP BY gateway"
+        ).fetchall()
+        want = {
+            gateway: (n, delivered, failed, n - delivered - failed)
+            for gateway, n, delivered, failed in report
+        }
         self.check(
-            "sms_delivery_summary: daily rows match the report table",
-            got == want,
-            f"{got} (expected {want})",
+            "sms_delivery_summary: daily rows match the report table, for both campaigns",
+            got == want and set(got) == {CAMPAIGN_GATEWAY, FANOUT_GATEWAY},
+            f"(messages, delivered, not delivered, pending) per gateway {got} (report table: {want})",
         )
 
     def _verify_newsletters(self, db: sqlite3.Connection, exp: Expected) -> None:
@@ -394,6 +662,13 @@ class ExampleRun:
             rows == [(i, "success") for i in range(FANOUT_SHARDS)],
             f"mapped task instances {rows}",
         )
+        ledger = self._asset_events("sms_fanout_campaign", LEDGER_ASSET_URI)
+        shards = sorted(map_index for (task_id, map_index) in ledger if task_id == "send_shard")
+        self.check(
+            "sms_fanout_campaign: every mapped send_shard updated the ledger Asset",
+            shards == list(range(FANOUT_SHARDS)),
+            f"events for {LEDGER_ASSET_URI} from send_shard map indexes {shards}",
+        )
 
     # -- the report ----------------------------------------------------------------------------------
 
@@ -423,8 +698,15 @@ class ExampleRun:
             contacts = dict(
                 _safe(
                     db,
-                    "SELECT gateway, COUNT(*) FROM sms_contact_sync WHERE contact_key <> '' GROUP BY gateway",
+                    f"SELECT gateway, COUNT(*) FROM sms_contact_sync WHERE {CONTACT_ROWS} GROUP BY gateway",
                 )
+            )
+            # Report rows per gateway and the campaign (ledger) they belong to, if any.
+            report_sources = _safe(
+                db,
+                "SELECT r.gateway, COALESCE(MIN(l.campaign_key), ''), COUNT(*) FROM sms_delivery_report r "
+                "LEFT JOIN sms_messages l ON l.gateway = r.gateway AND l.message_id = r.message_id "
+                "GROUP BY r.gateway, r.message_id",
             )
             campaigns = _safe(
                 db,
@@ -451,16 +733,36 @@ class ExampleRun:
             lines.append(
                 "Campaigns in the ledger sms_messages (one row per recipient, written before sending)"
             )
+        send_tasks = {"sms_campaign": "send", "sms_fanout_campaign": "send_shard"}
         for (dag_id, gateway), counts in ledger.items():
-            lines.append(f"  {dag_id:<22} {gateway:<13} {_fmt_counts(counts)}")
-        lines.append(f"Contacts synced into the list 'customers': {_fmt_counts(contacts) or 'none'}")
+            line = f"  {dag_id:<22} {gateway:<13} {_fmt_counts(counts)}"
+            if dag_id in send_tasks:
+                # Duplicates of a recipient get no ledger row: the send task's summary counts them.
+                sent = self.send_summary(dag_id, send_tasks[dag_id])
+                line += (
+                    f" + duplicates {sent['duplicates']} (not in the ledger) = "
+                    f"{sum(counts.values()) + sent['duplicates']} of {sent['input']} input rows"
+                )
+            elif dag_id == "sms_newsletter":
+                line += f" = the {sum(counts.values())} contacts of the {gateway} list"
+            lines.append(line)
+        lines.append(
+            "Contacts synced into the list 'customers' (one per subscribed number not opted out): "
+            f"{_fmt_counts(contacts) or 'none'}; {len(self.expected.subscribers)} expected"
+        )
         by_gateway: dict[str, Counter] = {}
         for gateway, status, n in report_rows:
             by_gateway.setdefault(gateway, Counter())[status] = n
         total = sum(n for _, _, n in report_rows)
         lines.append(f"Report table sms_delivery_report: {total} rows")
+        sources: dict[str, Counter] = {}
+        for gateway, key, n in report_sources:
+            sources.setdefault(gateway, Counter())[
+                key.split(".")[0] or "not in the ledger (gateway-side newsletter)"
+            ] += n
         for gateway, counts in sorted(by_gateway.items()):
-            lines.append(f"  {gateway:<13} {_fmt_counts(counts)}")
+            origin = " + ".join(f"{n} {dag}" for dag, n in sorted(sources.get(gateway, Counter()).items()))
+            lines.append(f"  {gateway:<13} {_fmt_counts(counts)} = {sum(counts.values())} rows: {origin}")
         for day, gateway, messages, delivered, not_delivered, pending, rate in daily:
             shown = "-" if rate is None else f"{rate:.1%}"
             lines.append(
@@ -473,14 +775,20 @@ class ExampleRun:
             lines.append(
                 f"  {r.dag_id:<26} {'ok' if r.ok else 'FAILED':<7} {r.seconds:>5.0f} s   {_rel(r.log)}"
             )
-        failed = [c for c in self.checks if not c.ok]
-        lines.append(f"Checks: {len(self.checks) - len(failed)} of {len(self.checks)} passed")
-        for c in failed:
-            lines.append(f"  FAILED {c.name}: {c.detail}")
+        tally = Counter(c.status for c in self.checks)
+        lines.append(
+            f"Checks: {tally['passed']} of {len(self.checks)} passed, {tally['failed']} failed, "
+            f"{tally['skipped']} skipped"
+        )
+        for c in self.checks:
+            if not c.ok:
+                lines.append(f"  {c.status.upper()} {c.name}: {c.detail}")
         return "\n".join(lines)
 
     def where_to_look(self, sandbox_state: Path | None) -> str:
+        """The README's "Where to look afterwards", with this run's paths and port."""
         wh, env = _rel(self.warehouse), _rel(self.workdir / "env.sh")
+        port = self.env["SMS_SANDBOX_PORT"]
         lines = [
             "",
             "Where to look",
@@ -488,14 +796,16 @@ class ExampleRun:
             "    tables: customers, opt_outs, sms_messages (ledger), sms_delivery_report, sms_delivery_history,",
             "            sms_delivery_daily, sms_contact_sync, sms_contact_rejects, sms_newsletters",
             f'    sqlite3 {wh} "SELECT gateway, status, COUNT(*) FROM sms_delivery_report GROUP BY 1, 2"',
-            f"  DAG logs: {_rel(self.logs)}/<dag_id>.log",
-            f"  Airflow UI with these runs: source {env} && .venv/bin/airflow api-server --port 8080",
+            f"  DAG logs: {_rel(self.logs)}/<dag_id>.log (each task's part also in the UI's Logs tab)",
+            f"  Airflow UI with these runs: source {env} && .venv/bin/airflow api-server --host 127.0.0.1 --port 8080",
             "    then http://127.0.0.1:8080/ (no login)",
         ]
         if sandbox_state is not None:
             lines += [
-                f"  Sandbox gateway: its page was {self.sandbox.url}/ ; its state is kept in {_rel(sandbox_state)}:",
-                f"    .venv/bin/sms-sandbox --state {_rel(sandbox_state)} --port 8025   then http://127.0.0.1:8025/",
+                f"  Sandbox gateway (stopped; its state is kept in {_rel(sandbox_state)}), on the port the "
+                f"connections in {env} use ({port}):",
+                f'    source {env} && .venv/bin/sms-sandbox --state {_rel(sandbox_state)} --port "$SMS_SANDBOX_PORT"',
+                f"    then http://127.0.0.1:{port}/",
             ]
         return "\n".join(lines)
 
@@ -535,13 +845,24 @@ def run(
         example = ExampleRun(workdir, sandbox, customers=customers, echo=echo)
         example.prepare()
         example.run_dags(dag_ids)
-        example.verify()
+        example.verify(dag_ids)
         text = example.report()
         if demo:
             text += "\n" + example.where_to_look(state)
     echo(text)
     echo(f"\nFinished in {time.monotonic() - started:.0f} s; the sandbox is stopped.")
     return example
+
+
+def demo_port() -> int:
+    """The README's sandbox port if nothing listens there, else 0 (a free one; env.sh records it)."""
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", DEMO_SANDBOX_PORT))
+        except OSError:
+            print(f"  port {DEMO_SANDBOX_PORT} is in use: the sandbox takes a free one (see .demo/env.sh)")
+            return 0
+    return DEMO_SANDBOX_PORT
 
 
 def failures(example: ExampleRun) -> list[str]:
@@ -554,6 +875,13 @@ def failures(example: ExampleRun) -> list[str]:
 def _e164(raw: str) -> str:
     digits = "".join(ch for ch in str(raw) if ch.isdigit())
     return "+" + digits
+
+
+def _normalize(raw: Any) -> str | None:
+    try:
+        return normalize_phone(raw, "DE")  # the demo connections' default_region
+    except InvalidPhoneNumberError:
+        return None
 
 
 def _safe(db: sqlite3.Connection, sql: str) -> list[tuple]:
@@ -588,7 +916,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, help="keep everything here (default: a temporary directory)")
     parser.add_argument("--customers", type=int, default=300, help="customers seeded into the warehouse")
     parser.add_argument("--dag", action="append", dest="dags", help="run only this DAG (repeatable)")
-    parser.add_argument("--port", type=int, default=0, help="sandbox port (default: a free one)")
+    parser.add_argument(
+        "--port",
+        type=int,
+        help=f"sandbox port (default: a free one; with --demo {DEMO_SANDBOX_PORT} if it is free, as the README says)",
+    )
     parser.add_argument("--demo", action="store_true", help="also print where to look afterwards")
     args = parser.parse_args(argv)
     temporary = args.workdir is None
@@ -598,7 +930,7 @@ def main(argv: list[str] | None = None) -> int:
             workdir,
             customers=args.customers,
             dag_ids=args.dags or DAG_ORDER,
-            port=args.port,
+            port=args.port if args.port is not None else (demo_port() if args.demo else 0),
             demo=args.demo,
         )
     finally:

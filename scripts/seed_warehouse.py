@@ -175,6 +175,7 @@ class Expected:
     duplicates: int = 0
     recipients: set[str] = field(default_factory=set)  # numbers that must receive exactly one message
     subscribers: set[str] = field(default_factory=set)  # numbers the contact sync puts in every list
+    opted_out: set[str] = field(default_factory=set)  # numbers in opt_outs: no DAG may message them
     outcomes: Counter = field(default_factory=Counter)  # final status → messages
 
     @property
@@ -189,6 +190,7 @@ class Expected:
             "suppressed": self.suppressed,
             "duplicates": self.duplicates,
             "subscribers": len(self.subscribers),
+            "opted_out": len(self.opted_out),
             "outcomes": dict(self.outcomes),
         }
 
@@ -213,9 +215,12 @@ def expected(customers: list[Customer]) -> Expected:
             continue
         result.recipients.add(c.e164)
         result.outcomes[outcome_of(c.e164)] += 1
-    # The contact sync's source query keeps the customers who neither unsubscribed nor opted out
-    # (by customer: a number shared with a customer who opted out stays in the list).
-    result.subscribers = {c.e164 for c in customers if c.e164 and not c.unsubscribed and not c.opted_out}
+    # The contact sync keeps the customers who did not unsubscribe and whose number is not opted out
+    # (by number: a number opted out under one customer stays out when another customer shares it).
+    result.opted_out = opted_out
+    result.subscribers = {
+        c.e164 for c in customers if c.e164 and not c.unsubscribed and c.e164 not in opted_out
+    }
     return result
 
 

@@ -63,6 +63,11 @@ def ledger_asset(ledger_conn_id: str, table: str) -> Asset:
     return Asset(name=f"{ledger_conn_id}.{table}", uri=f"sms-table://{ledger_conn_id}/{table}")
 
 
+def _default_outlets(dry_run: bool, ledger_conn_id: str, ledger_table: str) -> list[Asset]:
+    """The ledger table, unless nothing is recorded (a dry run)."""
+    return [] if dry_run else [ledger_asset(ledger_conn_id, ledger_table)]
+
+
 class SmsBulkSendOperator(BaseOperator):
     """Send one templated SMS per recipient of an audience, exactly once across retries and re-runs.
 
@@ -160,7 +165,7 @@ class SmsBulkSendOperator(BaseOperator):
         concurrent_run_timeout: float = 900.0,
         **kwargs: Any,
     ) -> None:
-        kwargs.setdefault("outlets", [ledger_asset(ledger_conn_id, ledger_table)])
+        kwargs.setdefault("outlets", _default_outlets(dry_run, ledger_conn_id, ledger_table))
         super().__init__(**kwargs)
         if (audience is None) == (sql is None):
             raise ValueError("give exactly one of audience (DataFrame or list of dicts) and sql")
@@ -199,6 +204,19 @@ class SmsBulkSendOperator(BaseOperator):
         self.batch_size = batch_size
         self.message_options = dict(message_options or {})
         self.concurrent_run_timeout = concurrent_run_timeout
+
+    @classmethod
+    def partial(cls, **kwargs: Any) -> Any:
+        """As ``BaseOperator.partial``, with the same outlets default as ``__init__``: ``partial`` fills
+        ``outlets`` with Airflow's default (``[]``) before ``__init__`` runs, so without this the
+        mapped sends would emit no event on the ledger Asset."""
+        if "outlets" not in kwargs:
+            kwargs["outlets"] = _default_outlets(
+                kwargs.get("dry_run", False),
+                kwargs.get("ledger_conn_id", "sqlite_default"),
+                kwargs.get("ledger_table", "sms_messages"),
+            )
+        return super().partial(**kwargs)
 
     @cached_property
     def hook(self) -> SmsGatewayHook:

@@ -273,9 +273,32 @@ def create_page_router(state: SandboxState, injector: FaultInjector) -> APIRoute
     return router
 
 
+def describe_faults(config: dict[str, Any]) -> str:
+    """The fault settings in words: "none", or e.g. "429 on 10% of requests (Retry-After 1 s), ..."."""
+    parts = []
+    for key, what in (("rate_429", "429"), ("rate_500", "500"), ("rate_503", "503")):
+        if config.get(key):
+            parts.append(f"{what} on {config[key]:.0%} of requests")
+            if key == "rate_429":
+                parts[-1] += f" (Retry-After {config.get('retry_after', 0):g} s)"
+    if config.get("commit_then_drop"):
+        parts.append(f"commit then drop the answer on {config['commit_then_drop']:.0%} of sends")
+    if config.get("latency_ms"):
+        parts.append(f"{config['latency_ms']:g} ms latency")
+    if not parts:
+        return "none (no fault injected)"
+    paths = config.get("paths")
+    return (
+        "; ".join(parts)
+        + (f"; only on paths containing {', '.join(paths)}" if paths else "; on every path")
+        + (f"; seed {config.get('seed', 0)}")
+    )
+
+
 def render_page(stats: dict[str, Any]) -> str:
     esc = html.escape
-    head = "".join(f"<th>{esc(name)}</th>" for name in ("gateway", "requests", "messages", *NORMALIZED_ORDER))
+    columns = ("gateway", "requests since start", "messages", *NORMALIZED_ORDER)
+    head = "".join(f"<th>{esc(name)}</th>" for name in columns)
     rows = []
     for gateway in GATEWAYS:
         counts = stats["messages"]["by_gateway"][gateway]
@@ -308,6 +331,8 @@ JSON: <a href="/_sandbox/stats">stats</a>, <a href="/_sandbox/messages">messages
 <h2>Messages by normalised status</h2>
 <table><tr>{head}</tr>{"".join(rows)}</table>
 <h2>Raw gateway statuses</h2><ul>{raw}</ul>
-<h2>Faults</h2><p>settings: {esc(str(faults["config"]))}</p><p>injected: {injected}</p>
+<p>Messages, contacts and lists are kept in the state file (if any) across restarts; requests are
+counted since this server started.</p>
+<h2>Faults</h2><p>settings: {esc(describe_faults(faults["config"]))}</p><p>injected: {injected}</p>
 </body></html>
 """

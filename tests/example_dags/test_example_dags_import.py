@@ -4,8 +4,11 @@ connections the demo sets, and are wired the way their docs say."""
 from __future__ import annotations
 
 import ast
+import contextlib
+import json
 import socket
 import sqlite3
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -96,7 +99,9 @@ def test_dag_files_import_airflow_only_through_the_task_sdk(path: Path) -> None:
     modules = [node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
     modules += [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names]
     airflow_modules = {m for m in modules if m == "airflow" or (m or "").startswith("airflow.")}
-    assert airflow_modules <= {"airflow.sdk"}, f"{path.name} imports {sorted(airflow_modules)}"
+    assert airflow_modules <= {"airflow.sdk", "airflow.sdk.exceptions"}, (
+        f"{path.name} imports {sorted(airflow_modules)}"
+    )
 
 
 def test_every_dag_is_documented_and_tagged(dagbag) -> None:
@@ -148,3 +153,97 @@ def test_fanout_maps_the_send_over_shards(dagbag) -> None:
     assert send.upstream_task_ids == {"plan_shards"}
     assert dag.get_task("wait_for_delivery").upstream_task_ids == {"check_shards"}
     assert dag.params["shards"] == 4
+
+
+def _dry_run_summary(would_send: int, cost_per_message: float = 0.075) -> dict[str, Any]:
+    return {
+        "would_send": would_send,
+        "estimated_cost": round(would_send * cost_per_message, 4),
+        "segments": would_send,
+        "rejected": 0,
+        "suppressed": 0,
+        "duplicates": 0,
+        "sample": [{"to": "+4915110000000", "body": "Hi", "segments": 1}] if would_send else [],
+    }
+
+
+@pytest.mark.parametrize("would_send", [0, 276, 1847, 4616, 100_000])
+def test_the_campaign_budget_grows_with_the_audience(dagbag, would_send: int) -> None:
+    check_budget = dagbag.dags["sms_campaign"].get_task("check_budget").python_callable
+    params = {"max_cost_per_message": 0.10, "max_cost": None}
+    assert check_budget(_dry_run_summary(would_send), params=params)["would_send"] == would_send
+
+
+def test_a_campaign_over_budget_fails_at_once_without_retries(dagbag) -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    check_budget = dagbag.dags["sms_campaign"].get_task("check_budget").python_callable
+    with pytest.raises(AirflowFailException, match="exceeds the budget"):
+        check_budget(_dry_run_summary(1847, 0.2), params={"max_cost_per_message": 0.10, "max_cost": None})
+    with pytest.raises(AirflowFailException, match=r"exceeds the budget 100\.0"):  # the optional cap
+        check_budget(_dry_run_summary(1847), params={"max_cost_per_message": 0.10, "max_cost": 100.0})
+    assert dagbag.dags["sms_campaign"].params["max_cost"] is None
+
+
+@pytest.mark.parametrize("customers", [300, 2000])
+def test_the_contact_sync_leaves_out_every_opted_out_number_whoever_shares_it(
+    dagbag, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, customers: int
+) -> None:
+    """Customers 290 and 291 share a number and only 291 opted out: the number stays out."""
+    from airflow_provider_sms.messages import normalize_phone
+    from scripts.seed_warehouse import expected, generate, seed
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_WAREHOUSE", json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "w.db")})
+    )
+    seed("warehouse", customers)
+    consenting = dagbag.dags["sms_nightly_contact_sync"].get_task("consenting_customers").python_callable
+    rows = consenting()
+    exp = expected(generate(customers))
+    numbers = set()
+    for row in rows:
+        with contextlib.suppress(ValueError):  # an invalid number: the sync rejects it
+            numbers.add(normalize_phone(row["phone"], "DE"))
+    assert numbers == exp.subscribers
+    assert not numbers & exp.opted_out
+    assert "+4915110000289" in exp.opted_out  # customer 291's number, customer 290's too
+
+
+def test_every_planned_check_is_shown_when_a_dag_fails_or_is_not_selected(tmp_path: Path) -> None:
+    from scripts.run_example_dags import DagResult, ExampleRun, planned_checks
+
+    class FakeSandbox:
+        url = "http://127.0.0.1:1"
+
+        def messages(self, gateway: str | None = None) -> list[dict[str, Any]]:
+            return []
+
+        def stats(self) -> dict[str, Any]:
+            empty = {"total": 0, "by_normalized_status": {}}
+            return {
+                "messages": {"by_gateway": dict.fromkeys(("smstools", "smsgateway24", "textboost"), empty)}
+            }
+
+    example = ExampleRun(tmp_path, FakeSandbox(), echo=lambda line: None)  # type: ignore[arg-type]
+    log = tmp_path / "sms_campaign.log"
+    log.write_text("boom\n")
+    example.results.append(DagResult("sms_campaign", False, 1.0, log))
+    checks = example.verify(["sms_campaign"])
+    planned = [name for names in planned_checks().values() for name in names]
+    assert sorted(c.name for c in checks) == sorted(planned)
+    by_name = {c.name: c for c in checks}
+    assert all(by_name[n].status == "failed" for n in planned_checks()["sms_campaign"])
+    assert all(by_name[n].status == "skipped" for n in planned_checks()["sms_newsletter"])
+    assert "not selected" in by_name[planned_checks()["sms_newsletter"][0]].detail
+    assert all(by_name[n].status != "skipped" for n in planned_checks()[""])  # checks over all DAGs ran
+    report = example.report()
+    tally = Counter(c.status for c in checks)
+    assert tally["skipped"] == len(planned) - len(planned_checks()["sms_campaign"]) - len(
+        planned_checks()[""]
+    )
+    assert (
+        f"Checks: {tally['passed']} of {len(planned)} passed, {tally['failed']} failed, {tally['skipped']} skipped"
+        in report
+    )
+    shown = [line.split()[0] for line in report.splitlines() if line.startswith(("  FAILED ", "  SKIPPED "))]
+    assert shown.count("FAILED") == tally["failed"] and shown.count("SKIPPED") == tally["skipped"]
