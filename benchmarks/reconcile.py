@@ -155,7 +155,7 @@ def provider(conn_id: str, report_conn_id: str) -> dict[str, float]:
     the time in its database writes (staging + merge): they overlap, so they may add up to more
     than ``total``."""
     from airflow_provider_sms.operators import report as report_module
-    from airflow_provider_sms.sql import get_sql_hook
+    from airflow_provider_sms.storage.table import get_sql_hook
     from benchmarks.common import task_context, timed
 
     op = report_module.SmsDeliveryReportOperator(

@@ -198,7 +198,7 @@ def ceiling(
 @contextmanager
 def split_timers(op) -> Any:
     """Accumulate wall time spent in the hook's ``send_batch`` and in the ledger's SQL methods."""
-    from airflow_provider_sms.ledger import MessageLedger
+    from airflow_provider_sms.storage.ledger import MessageLedger
 
     spent: dict[str, float] = defaultdict(float)
     originals = {}

@@ -22,7 +22,7 @@ import pendulum
 from airflow.sdk import Param, dag, task
 
 from airflow_provider_sms.operators.send import ledger_asset
-from airflow_provider_sms.sql import SqlTable, utcnow
+from airflow_provider_sms.storage.table import SqlTable, utcnow
 
 WAREHOUSE = "warehouse"
 REPORT_TABLE = "sms_delivery_report"

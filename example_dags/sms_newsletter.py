@@ -46,7 +46,7 @@ BODY = (
 def find_list(sms_conn_id: str, list_name: str) -> str:
     """The id of the list the contact sync created under ``list_name`` on this connection's gateway."""
     from airflow_provider_sms.hooks import get_gateway_hook
-    from airflow_provider_sms.sync_state import ContactSyncState
+    from airflow_provider_sms.storage.sync_state import ContactSyncState
 
     gateway = get_gateway_hook(sms_conn_id).gateway
     state = ContactSyncState(WAREHOUSE, "sms_contact_sync", gateway=gateway)

@@ -60,7 +60,7 @@ def _e164(raw: Any) -> str | None:
 @task
 def consenting_customers() -> list[dict[str, Any]]:
     """The subscribed customers whose number (E.164) is not on the opt-out list."""
-    from airflow_provider_sms.sql import get_sql_hook
+    from airflow_provider_sms.storage.table import get_sql_hook
 
     hook = get_sql_hook(WAREHOUSE)
     opted_out = {e164 for (phone,) in hook.get_records(OPT_OUTS_SQL) if (e164 := _e164(phone))}

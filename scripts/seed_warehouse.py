@@ -235,7 +235,7 @@ def opt_out_rows(customers: list[Customer]) -> list[tuple[int, str, str]]:
 
 def seed(conn_id: str, count: int, seed_value: int = 7) -> dict[str, int]:
     """(Re)create ``customers`` and ``opt_outs`` on the Airflow SQL connection ``conn_id``."""
-    from airflow_provider_sms.sql import get_sql_hook
+    from airflow_provider_sms.storage.table import get_sql_hook
 
     customers = generate(count, seed_value)
     hook = get_sql_hook(conn_id)

@@ -20,8 +20,8 @@ from airflow_provider_sms.exceptions import SmsAuthError, SmsTransientError, Sms
 from airflow_provider_sms.hooks import get_gateway_hook
 from airflow_provider_sms.hooks.base import SmsGatewayHook, chunked
 from airflow_provider_sms.messages import Contact, ContactResult, InvalidPhoneNumberError, normalize_phone
-from airflow_provider_sms.sources import DEFAULT_CHUNK_SIZE, is_truthy, iter_chunks, require_columns
-from airflow_provider_sms.sync_state import ContactRejects, ContactSyncState, SyncedContact, SyncLock
+from airflow_provider_sms.storage.sources import DEFAULT_CHUNK_SIZE, is_truthy, iter_chunks, require_columns
+from airflow_provider_sms.storage.sync_state import ContactRejects, ContactSyncState, SyncedContact, SyncLock
 
 CONTACT_FIELDS = ("phone", "first_name", "last_name", "full_name", "birthday", "unsubscribed")
 MODES = ("add_only", "upsert", "mirror")
@@ -175,7 +175,11 @@ class SmsContactSyncOperator(BaseOperator):
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """Lineage: the tables a ``sql`` input reads in; the gateway's contact list, the state and
         reject tables out (None without the OpenLineage provider)."""
-        from airflow_provider_sms.lineage import gateway_dataset_id, operator_lineage, sql_query_tables
+        from airflow_provider_sms.operators.lineage import (
+            gateway_dataset_id,
+            operator_lineage,
+            sql_query_tables,
+        )
 
         target = getattr(self, "_synced_list", None) or self.list_id or self.list_name
         return operator_lineage(

@@ -22,7 +22,7 @@ from airflow_provider_sms.exceptions import (
 from airflow_provider_sms.hooks import get_gateway_hook
 from airflow_provider_sms.hooks.base import SmsGatewayHook
 from airflow_provider_sms.operators.send import SmsBulkSendOperator, default_campaign_key
-from airflow_provider_sms.sql import SqlTable, utcnow
+from airflow_provider_sms.storage.table import SqlTable, utcnow
 
 SENDING, CREATED = "sending", "created"
 # How far before the recorded request time a look-up searches (clock skew between us and the gateway).

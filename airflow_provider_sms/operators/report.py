@@ -28,13 +28,13 @@ import pendulum
 from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowFailException
 
+from airflow_provider_sms.campaign.prefetch import prefetched
 from airflow_provider_sms.hooks import get_gateway_hook
 from airflow_provider_sms.hooks.base import SmsGatewayHook, chunked
-from airflow_provider_sms.ledger import MessageLedger
 from airflow_provider_sms.messages import DeliveryStatus, StatusReport
 from airflow_provider_sms.operators.send import LOOKUP_MARGIN, ledger_asset
-from airflow_provider_sms.prefetch import prefetched
-from airflow_provider_sms.sql import SqlTable, check_dialect_name, quote_name, utcnow
+from airflow_provider_sms.storage.ledger import MessageLedger
+from airflow_provider_sms.storage.table import SqlTable, check_dialect_name, quote_name, utcnow
 from airflow_provider_sms.triggers.delivery import FAILED_STATUSES
 
 DEFAULT_CHUNK_SIZE = 50_000
@@ -553,7 +553,7 @@ class SmsDeliveryReportOperator(BaseOperator):
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """Lineage: the gateway's message log in; report, ledger and history tables out."""
-        from airflow_provider_sms.lineage import gateway_dataset_id, operator_lineage
+        from airflow_provider_sms.operators.lineage import gateway_dataset_id, operator_lineage
 
         outputs = [(self.report_conn_id, self.report_table)]
         if self.ledger_table:

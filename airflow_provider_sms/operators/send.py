@@ -17,6 +17,9 @@ import pendulum
 from airflow.sdk import Asset, BaseOperator, Context
 from airflow.sdk.exceptions import AirflowFailException
 
+from airflow_provider_sms.campaign.prefetch import prefetched
+from airflow_provider_sms.campaign.send_window import SendWindow, UnknownTimezoneError, parse_window, zone
+from airflow_provider_sms.campaign.templates import MessageTemplate
 from airflow_provider_sms.exceptions import (
     SmsAmbiguousSendError,
     SmsGatewayError,
@@ -25,7 +28,15 @@ from airflow_provider_sms.exceptions import (
 )
 from airflow_provider_sms.hooks import get_gateway_hook
 from airflow_provider_sms.hooks.base import SmsGatewayHook, chunked
-from airflow_provider_sms.ledger import (
+from airflow_provider_sms.messages import (
+    InvalidPhoneNumberError,
+    OutboundMessage,
+    SendResult,
+    body_hash,
+    count_segments,
+    normalize_phone,
+)
+from airflow_provider_sms.storage.ledger import (
     ACCEPTED,
     AMBIGUOUS,
     PENDING,
@@ -36,19 +47,14 @@ from airflow_provider_sms.ledger import (
     MessageLedger,
     idempotency_key,
 )
-from airflow_provider_sms.messages import (
-    InvalidPhoneNumberError,
-    OutboundMessage,
-    SendResult,
-    body_hash,
-    count_segments,
-    normalize_phone,
+from airflow_provider_sms.storage.sources import (
+    DEFAULT_CHUNK_SIZE,
+    is_truthy,
+    iter_chunks,
+    require_columns,
+    shard_of,
 )
-from airflow_provider_sms.prefetch import prefetched
-from airflow_provider_sms.send_window import SendWindow, UnknownTimezoneError, parse_window, zone
-from airflow_provider_sms.sources import DEFAULT_CHUNK_SIZE, is_truthy, iter_chunks, require_columns, shard_of
-from airflow_provider_sms.sql import SqlLockTimeout, get_sql_hook, utcnow
-from airflow_provider_sms.templates import MessageTemplate
+from airflow_provider_sms.storage.table import SqlLockTimeout, get_sql_hook, utcnow
 
 # How far before a request's recorded send time a look-up searches (clock skew between us and the gateway).
 LOOKUP_MARGIN = timedelta(minutes=10)
@@ -315,7 +321,11 @@ class SmsBulkSendOperator(BaseOperator):
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """Lineage: the tables the audience query reads in; the ledger and the gateway's messages out."""
-        from airflow_provider_sms.lineage import gateway_dataset_id, operator_lineage, sql_query_tables
+        from airflow_provider_sms.operators.lineage import (
+            gateway_dataset_id,
+            operator_lineage,
+            sql_query_tables,
+        )
 
         return operator_lineage(
             input_tables=sql_query_tables(self.sql, self.sql_conn_id),

@@ -116,7 +116,7 @@ def ledger_message_ids(
     ledger_conn_id: str, ledger_table: str, campaign_key: str
 ) -> tuple[list[str], datetime | None]:
     """The campaign's accepted gateway ids and the earliest send time (blocking: call it in a thread)."""
-    from airflow_provider_sms.ledger import MessageLedger
+    from airflow_provider_sms.storage.ledger import MessageLedger
 
     ledger = MessageLedger(ledger_conn_id, ledger_table)
     try:

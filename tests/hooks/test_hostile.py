@@ -25,8 +25,8 @@ from airflow_provider_sms.hooks.base import SmsGatewayHook
 from airflow_provider_sms.hooks.smsgateway24 import SmsGateway24Hook
 from airflow_provider_sms.hooks.smstools import SmstoolsHook
 from airflow_provider_sms.hooks.textboost import TextBoostHook
-from airflow_provider_sms.lineage import gateway_dataset_id
 from airflow_provider_sms.messages import OutboundMessage
+from airflow_provider_sms.operators.lineage import gateway_dataset_id
 from tests.support.hostile_server import HostileServer, Reply, Seen, run_hostile
 
 GATEWAYS = ["smstools", "smsgateway24", "textboost"]

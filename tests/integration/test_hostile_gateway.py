@@ -9,8 +9,8 @@ from types import SimpleNamespace
 import pendulum
 import pytest
 
-from airflow_provider_sms.ledger import ACCEPTED, AMBIGUOUS, MessageLedger
 from airflow_provider_sms.operators.send import SmsBulkSendOperator
+from airflow_provider_sms.storage.ledger import ACCEPTED, AMBIGUOUS, MessageLedger
 from tests.support.hostile_server import Reply, run_hostile
 
 pytestmark = pytest.mark.integration

@@ -16,7 +16,7 @@ import pytest
 
 from airflow_provider_sms.exceptions import SmsTransientError, SmsValidationError
 from airflow_provider_sms.operators.contacts import SmsContactSyncOperator
-from airflow_provider_sms.sql import get_sql_hook
+from airflow_provider_sms.storage.table import get_sql_hook
 
 GATEWAYS = ["smstools", "smsgateway24", "textboost"]
 LISTABLE = ["smstools", "textboost"]  # SmsGateway24 cannot list, update or delete contacts

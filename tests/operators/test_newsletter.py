@@ -12,10 +12,10 @@ import pytest
 
 from airflow_provider_sms.exceptions import SmsAmbiguousSendError, SmsValidationError
 from airflow_provider_sms.hooks import get_gateway_hook
-from airflow_provider_sms.ledger import MessageLedger
 from airflow_provider_sms.messages import Contact
 from airflow_provider_sms.operators.newsletter import SmsNewsletterOperator
-from airflow_provider_sms.sql import get_sql_hook
+from airflow_provider_sms.storage.ledger import MessageLedger
+from airflow_provider_sms.storage.table import get_sql_hook
 
 GATEWAYS = ["smstools", "smsgateway24", "textboost"]
 # The sandbox's "METHOD /route" of each gateway's newsletter request (Smstools: its message sends).

@@ -15,7 +15,7 @@ import pytest
 from airflow_provider_sms.messages import DeliveryStatus, StatusReport
 from airflow_provider_sms.operators.report import SmsDeliveryReportOperator
 from airflow_provider_sms.operators.send import SmsBulkSendOperator, ledger_asset
-from airflow_provider_sms.sql import SqlTable
+from airflow_provider_sms.storage.table import SqlTable
 
 GATEWAYS = ["smstools", "smsgateway24", "textboost"]
 # The sandbox's outcomes: numbers ending 13 are undelivered, 66 failed, the rest delivered.
@@ -308,8 +308,8 @@ def test_a_gateway_error_while_reading_is_raised_after_the_chunks_before_it(
 def test_a_failed_write_stops_the_background_reader(sms_conn_env, sqlite_conn_id, monkeypatch):
     import threading
 
+    from airflow_provider_sms.campaign.prefetch import PREFETCH_THREAD
     from airflow_provider_sms.operators import report as report_module
-    from airflow_provider_sms.prefetch import PREFETCH_THREAD
 
     read = []
 
@@ -336,13 +336,13 @@ def test_a_failed_write_stops_the_background_reader(sms_conn_env, sqlite_conn_id
 def test_postgres_statements_cost_the_chunk_not_the_tables(postgres_conn_id):
     """Neither the history nor the ledger update reads the whole report or ledger table per chunk
     (the history comes from the merge's RETURNING, the ledger join probes its index)."""
-    from airflow_provider_sms.ledger import MessageLedger
     from airflow_provider_sms.operators.report import (
         DeliveryReportTable,
         StagedWriter,
         ledger_update_statements,
         status_rows,
     )
+    from airflow_provider_sms.storage.ledger import MessageLedger
 
     report = DeliveryReportTable(postgres_conn_id, "sms_delivery_report", "sms_delivery_history")
     report.ensure_tables()
@@ -402,7 +402,7 @@ def _long_reports() -> list[StatusReport]:
 
 
 def _ledger_with(conn_id: str, message_id: str) -> None:
-    from airflow_provider_sms.ledger import ACCEPTED, LedgerEntry, MessageLedger, idempotency_key
+    from airflow_provider_sms.storage.ledger import ACCEPTED, LedgerEntry, MessageLedger, idempotency_key
 
     ledger = MessageLedger(conn_id, gateway="smstools")
     try:

@@ -12,11 +12,11 @@ import pandas as pd
 import pendulum
 import pytest
 
+from airflow_provider_sms.campaign.templates import MessageTemplateError
 from airflow_provider_sms.exceptions import SmsGatewayError, SmsValidationError
-from airflow_provider_sms.ledger import ACCEPTED, REJECTED, MessageLedger
 from airflow_provider_sms.operators.send import SmsBulkSendOperator
-from airflow_provider_sms.sql import get_sql_hook
-from airflow_provider_sms.templates import MessageTemplateError
+from airflow_provider_sms.storage.ledger import ACCEPTED, REJECTED, MessageLedger
+from airflow_provider_sms.storage.table import get_sql_hook
 
 GATEWAYS = ["smstools", "smsgateway24", "textboost"]
 NAMES = ["Ana", "Ben", "Chloé", "Dmitri", "Eve"]

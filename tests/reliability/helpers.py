@@ -13,8 +13,15 @@ from typing import Any
 import pendulum
 import pytest
 
-from airflow_provider_sms.ledger import ACCEPTED, AMBIGUOUS, REJECTED, STATES, SUPPRESSED, MessageLedger
 from airflow_provider_sms.messages import InvalidPhoneNumberError, normalize_phone
+from airflow_provider_sms.storage.ledger import (
+    ACCEPTED,
+    AMBIGUOUS,
+    REJECTED,
+    STATES,
+    SUPPRESSED,
+    MessageLedger,
+)
 
 GATEWAYS = ("smstools", "smsgateway24", "textboost")
 SENDER = "Shop"

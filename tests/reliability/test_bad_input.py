@@ -24,11 +24,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from airflow_provider_sms.campaign.templates import MessageTemplate, MessageTemplateError
 from airflow_provider_sms.exceptions import SmsGatewayError
-from airflow_provider_sms.ledger import STATES, MessageLedger
 from airflow_provider_sms.messages import InvalidPhoneNumberError, count_segments, normalize_phone
 from airflow_provider_sms.operators.send import SmsBulkSendOperator
-from airflow_provider_sms.templates import MessageTemplate, MessageTemplateError
+from airflow_provider_sms.storage.ledger import STATES, MessageLedger
 
 from .helpers import set_connection, task_context
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_provider_sms.ledger import ACCEPTED, PENDING, MessageLedger
 from airflow_provider_sms.operators.send import SmsBulkSendOperator
+from airflow_provider_sms.storage.ledger import ACCEPTED, PENDING, MessageLedger
 
 from .helpers import GATEWAYS, audit, seeded_audience, set_connection, task_context
 

@@ -20,7 +20,7 @@ from airflow_provider_sms.hooks import get_gateway_hook
 from airflow_provider_sms.messages import OutboundMessage
 from airflow_provider_sms.operators.send import SmsBulkSendOperator
 from airflow_provider_sms.sensors.delivery import SmsDeliverySensor
-from airflow_provider_sms.sql import SqlTable
+from airflow_provider_sms.storage.table import SqlTable
 from airflow_provider_sms.triggers.delivery import SmsDeliveryTrigger
 
 # The sandbox's outcomes: numbers ending 13 are undelivered, 66 failed, the rest delivered.
@@ -179,7 +179,7 @@ def test_a_campaign_with_no_accepted_message_fails_with_its_states(sandbox, sms_
 
 
 def test_the_trigger_reports_an_empty_campaign_as_an_error_event(sms_conn_env, sqlite_conn_id):
-    from airflow_provider_sms.ledger import MessageLedger
+    from airflow_provider_sms.storage.ledger import MessageLedger
 
     ledger = MessageLedger(sqlite_conn_id)
     ledger.ensure_table()

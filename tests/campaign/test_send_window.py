@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 import pandas as pd
 import pytest
 
-from airflow_provider_sms.send_window import SendWindow, UnknownTimezoneError, parse_window
+from airflow_provider_sms.campaign.send_window import SendWindow, UnknownTimezoneError, parse_window
 
 UTC = timezone.utc
 

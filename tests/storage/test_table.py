@@ -7,9 +7,9 @@ import traceback
 
 import pytest
 
-from airflow_provider_sms.ledger import MessageLedger
-from airflow_provider_sms.sql import MAX_NAME, SqlTable, derived_name, get_sql_hook
-from airflow_provider_sms.sync_state import ContactSyncState
+from airflow_provider_sms.storage.ledger import MessageLedger
+from airflow_provider_sms.storage.sync_state import ContactSyncState
+from airflow_provider_sms.storage.table import MAX_NAME, SqlTable, derived_name, get_sql_hook
 
 WORKERS = 6
 ROUNDS = 3  # each round creates tables no process has seen yet: a first creation every time

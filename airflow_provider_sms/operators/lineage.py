@@ -31,7 +31,7 @@ def openlineage_available() -> bool:
 
 def sql_table_dataset_id(conn_id: str, table: str) -> tuple[str, str]:
     """``(namespace, name)`` of ``table`` on the Airflow SQL connection ``conn_id``."""
-    from airflow_provider_sms.sql import get_sql_hook
+    from airflow_provider_sms.storage.table import get_sql_hook
 
     hook = get_sql_hook(conn_id)
     connection = hook.get_connection(conn_id)
@@ -60,7 +60,7 @@ def sql_query_tables(sql: str | None, conn_id: str | None) -> list[tuple[str, st
     try:
         from airflow.providers.openlineage.sqlparser import SQLParser
 
-        from airflow_provider_sms.sql import get_sql_hook
+        from airflow_provider_sms.storage.table import get_sql_hook
 
         dialect = get_sql_hook(conn_id).dialect_name
         meta = SQLParser(dialect="postgres" if dialect == "postgresql" else dialect).parse([sql])

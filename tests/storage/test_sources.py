@@ -16,9 +16,9 @@ import warnings
 import pandas as pd
 import pytest
 
-from airflow_provider_sms import sources
-from airflow_provider_sms.sources import InputColumnsError, SqlSourceError, iter_chunks
-from airflow_provider_sms.sql import get_sql_hook
+from airflow_provider_sms.storage import sources
+from airflow_provider_sms.storage.sources import InputColumnsError, SqlSourceError, iter_chunks
+from airflow_provider_sms.storage.table import get_sql_hook
 from tests.plugins.databases import _pg_admin
 
 ROWS = 2_345

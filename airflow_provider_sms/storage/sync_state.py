@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from airflow_provider_sms.sql import SqlTable, utcnow
+from airflow_provider_sms.storage.table import SqlTable, utcnow
 
 log = logging.getLogger(__name__)
 

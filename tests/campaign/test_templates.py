@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_provider_sms.templates import MessageTemplate, MessageTemplateError
+from airflow_provider_sms.campaign.templates import MessageTemplate, MessageTemplateError
 
 
 def test_renders_with_row_values_over_constants():

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_provider_sms.ledger import (
+from airflow_provider_sms.storage.ledger import (
     ACCEPTED,
     PENDING,
     REJECTED,
@@ -11,7 +11,7 @@ from airflow_provider_sms.ledger import (
     MessageLedger,
     idempotency_key,
 )
-from airflow_provider_sms.sql import quote_name
+from airflow_provider_sms.storage.table import quote_name
 
 
 @pytest.fixture
@@ -158,7 +158,7 @@ def test_exclusive_lock_keeps_a_second_process_out_until_the_first_lets_go(ledge
     import multiprocessing
     import os
 
-    from airflow_provider_sms.sql import SqlLockTimeout
+    from airflow_provider_sms.storage.table import SqlLockTimeout
 
     env = {k: v for k, v in os.environ.items() if k.startswith("AIRFLOW_CONN_") or k.startswith("AIRFLOW__")}
     ctx = multiprocessing.get_context("spawn")

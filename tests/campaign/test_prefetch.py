@@ -4,7 +4,7 @@ import threading
 
 import pytest
 
-from airflow_provider_sms.prefetch import prefetched
+from airflow_provider_sms.campaign.prefetch import prefetched
 
 
 def test_items_come_in_order_transformed_one_ahead():

@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from airflow_provider_sms.sql import get_sql_hook
+from airflow_provider_sms.storage.table import get_sql_hook
 
 DEFAULT_CHUNK_SIZE = 5_000
 ROW = "_row"  # the column iter_chunks adds: each row's position in the input

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_provider_sms import sync_state
-from airflow_provider_sms.sync_state import ContactRejects, ContactSyncState, SyncedContact
+from airflow_provider_sms.storage import sync_state
+from airflow_provider_sms.storage.sync_state import ContactRejects, ContactSyncState, SyncedContact
 
 
 @pytest.fixture

@@ -1,0 +1,1 @@
+"""Storage: the only package that writes SQL or knows a dialect or a driver."""
