@@ -96,3 +96,7 @@ class SmsRedirectedSendError(SmsRedirectError, SmsAmbiguousSendError):
 class SmsPagingError(SmsGatewayError):
     """A listing does not advance (the same page again, a page number that does not grow) or has
     more pages than the ``max_pages`` extra allows: stopped rather than read forever."""
+
+
+class NothingToWatchError(ValueError):
+    """The campaign has no accepted message in the ledger: "0 of 0 final" would be a false success."""

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
+import pendulum
 import phonenumbers
 
 __all__ = [
@@ -304,3 +306,105 @@ class ContactResult:
     contact_id: str | None = None
     error: str | None = None
     error_code: str | None = None
+
+
+# ---------------------------------------------------------------------------------------------------
+# Delivery progress: what the sensor, the trigger and the report share.
+
+# How far before a recorded send time a look-up or a status listing starts (clock skew between us
+# and the gateway).
+CLOCK_SKEW = timedelta(minutes=10)
+
+
+def as_datetime(value: Any) -> datetime | None:
+    """A datetime from a datetime or an ISO-8601 text (as SQLite and templates hand them over)."""
+    if value is None or isinstance(value, datetime):
+        return value
+    return pendulum.parse(str(value))
+
+
+# Statuses that end a message without delivering it.
+FAILED_STATUSES = frozenset({DeliveryStatus.UNDELIVERED, DeliveryStatus.FAILED, DeliveryStatus.REJECTED})
+# Listed in ``counts`` for ids the gateway did not (yet) list.
+MISSING = "missing"
+
+SUCCESS, FAILED, TIMEOUT, ERROR = "success", "failed", "timeout", "error"
+
+
+@dataclass(frozen=True)
+class DeliveryProgress:
+    """How far a set of messages has come: counts per normalised status (``missing`` for unlisted)."""
+
+    total: int
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def final(self) -> int:
+        return sum(n for status, n in self.counts.items() if status != MISSING and _status(status).is_final)
+
+    @property
+    def failed(self) -> int:
+        return sum(
+            n for status, n in self.counts.items() if status != MISSING and _status(status) in FAILED_STATUSES
+        )
+
+    @property
+    def final_ratio(self) -> float:
+        return self.final / self.total if self.total else 1.0
+
+    @property
+    def failed_ratio(self) -> float:
+        return self.failed / self.total if self.total else 0.0
+
+    def outcome(self, min_final_ratio: float, max_failed_ratio: float | None) -> str | None:
+        """``failed``, ``success`` or None (keep waiting). Final statuses never change, so once the
+        failed share is over the limit it stays over: there is no point waiting for the rest."""
+        if max_failed_ratio is not None and self.failed_ratio > max_failed_ratio:
+            return FAILED
+        if self.final_ratio >= min_final_ratio:
+            return SUCCESS
+        return None
+
+    def summary(self) -> str:
+        counts = ", ".join(f"{status} {n}" for status, n in sorted(self.counts.items()))
+        return (
+            f"{self.final} of {self.total} messages final ({self.final_ratio:.1%}), "
+            f"{self.failed} not delivered ({self.failed_ratio:.1%})" + (f"; {counts}" if counts else "")
+        )
+
+    def payload(self, status: str, message: str) -> dict[str, Any]:
+        """The body of a :class:`TriggerEvent` (and the sensor's XCom)."""
+        return {
+            "status": status,
+            "message": message,
+            "total": self.total,
+            "final": self.final,
+            "failed": self.failed,
+            "counts": dict(sorted(self.counts.items())),
+        }
+
+
+def assess(message_ids: Iterable[str], statuses: Mapping[str, DeliveryStatus]) -> DeliveryProgress:
+    """Count ``message_ids`` by their status in ``statuses`` (ids absent there count as ``missing``)."""
+    counts: Counter = Counter()
+    total = 0
+    for message_id in message_ids:
+        total += 1
+        status = statuses.get(message_id)
+        counts[MISSING if status is None else status.value] += 1
+    return DeliveryProgress(total, dict(counts))
+
+
+def merge_statuses(known: dict[str, DeliveryStatus], reports: Mapping[str, Any]) -> dict[str, DeliveryStatus]:
+    """Fold freshly listed reports into ``known`` without moving any status backwards."""
+    for message_id, report in reports.items():
+        previous = known.get(message_id)
+        known[message_id] = report.status if previous is None else previous.advance(report.status)
+    return known
+
+
+def _status(value: str) -> DeliveryStatus:
+    try:
+        return DeliveryStatus(value)
+    except ValueError:
+        return DeliveryStatus.UNKNOWN

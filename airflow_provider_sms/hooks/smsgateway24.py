@@ -13,7 +13,7 @@ import os
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ import pendulum
 from airflow_provider_sms.exceptions import SmsAuthError, SmsValidationError
 from airflow_provider_sms.hooks.base import Call, PageParser, SmsGatewayHook
 from airflow_provider_sms.messages import (
+    CLOCK_SKEW,
     Contact,
     ContactResult,
     DeliveryStatus,
@@ -51,7 +52,6 @@ STATUS_MAP: dict[str, DeliveryStatus] = {
 NEWSLETTER_TIME_FORMAT = "DD.MM.YYYY HH:mm:ss"  # PHP "d.m.Y H:i:s": PHP's H is the zero-padded hour
 # When addalotofsms answers without sms_ids, messages created since (request time - this) are looked up,
 # so that a gateway clock a little behind ours does not hide them.
-LOOKUP_CLOCK_SKEW = timedelta(minutes=10)
 _AUTH_ERROR = re.compile(r"login|password|token|auth", re.IGNORECASE)
 
 
@@ -218,7 +218,7 @@ class SmsGateway24Hook(SmsGatewayHook):
                 else SendResult.rejected(m, errors.get(n, "refused by the gateway"), None)
                 for n, (m, i) in enumerate(zip(sent, ids, strict=True))
             ]
-        found = self.find_sent(sent, since=started - LOOKUP_CLOCK_SKEW)
+        found = self.find_sent(sent, since=started - CLOCK_SKEW)
         results = []
         for m in sent:
             if not m.key:  # nothing to look it up by: accepted, its id unknown

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import cached_property
 from typing import Any
 
@@ -21,12 +21,12 @@ from airflow_provider_sms.exceptions import (
 )
 from airflow_provider_sms.hooks import get_gateway_hook
 from airflow_provider_sms.hooks.base import SmsGatewayHook
+from airflow_provider_sms.messages import CLOCK_SKEW, as_datetime
 from airflow_provider_sms.operators.send import SmsBulkSendOperator, default_campaign_key
 from airflow_provider_sms.storage.table import SqlTable, utcnow
 
 SENDING, CREATED = "sending", "created"
 # How far before the recorded request time a look-up searches (clock skew between us and the gateway).
-LOOKUP_MARGIN = timedelta(minutes=10)
 COLUMNS: list[tuple[str, str]] = [
     ("campaign_key", "VARCHAR(250) NOT NULL"),
     ("gateway", "VARCHAR(32)"),
@@ -299,7 +299,7 @@ class SmsNewsletterOperator(BaseOperator):
         """The id of the newsletter an earlier request created, if the gateway can tell."""
         if self.hook.gateway != "smsgateway24" or row is None:
             return None  # TextBoost has no endpoint that lists campaigns
-        since = _as_datetime(row.requested_at) - LOOKUP_MARGIN
+        since = as_datetime(row.requested_at) - CLOCK_SKEW
         title = self.title or key
         for sms in _sg24_paket_messages(self.hook, since):
             if str(sms.get("pakettitle")) == title and sms.get("paketbody") == self.body:
@@ -356,12 +356,6 @@ def _moment(value: datetime | str | None) -> datetime | None:
     moment = value if isinstance(value, datetime) else pendulum.parse(str(value), tz="UTC")
     moment = pendulum.instance(moment, tz="UTC").in_timezone("UTC")
     return moment if moment > pendulum.now("UTC") else None
-
-
-def _as_datetime(value: Any) -> datetime:
-    if isinstance(value, datetime):
-        return value
-    return pendulum.parse(str(value))
 
 
 def _nothing_created(exc: SmsGatewayError) -> bool:

@@ -31,11 +31,10 @@ from airflow.sdk.exceptions import AirflowFailException
 from airflow_provider_sms.campaign.prefetch import prefetched
 from airflow_provider_sms.hooks import get_gateway_hook
 from airflow_provider_sms.hooks.base import SmsGatewayHook, chunked
-from airflow_provider_sms.messages import DeliveryStatus, StatusReport
-from airflow_provider_sms.operators.send import LOOKUP_MARGIN, ledger_asset
+from airflow_provider_sms.messages import CLOCK_SKEW, FAILED_STATUSES, DeliveryStatus, StatusReport
+from airflow_provider_sms.operators.send import ledger_asset
 from airflow_provider_sms.storage.ledger import MessageLedger
 from airflow_provider_sms.storage.table import SqlTable, check_dialect_name, quote_name, utcnow
-from airflow_provider_sms.triggers.delivery import FAILED_STATUSES
 
 DEFAULT_CHUNK_SIZE = 50_000
 DEFAULT_LOOKBACK = timedelta(days=7)
@@ -428,7 +427,7 @@ class SmsDeliveryReportOperator(BaseOperator):
 
     def _since(self, first_sent: datetime | None = None) -> datetime:
         if self.since in (None, ""):
-            return first_sent - LOOKUP_MARGIN if first_sent else utcnow() - self.lookback
+            return first_sent - CLOCK_SKEW if first_sent else utcnow() - self.lookback
         if isinstance(self.since, datetime):
             return self.since
         return pendulum.parse(str(self.since))

@@ -29,9 +29,11 @@ from airflow_provider_sms.exceptions import (
 from airflow_provider_sms.hooks import get_gateway_hook
 from airflow_provider_sms.hooks.base import SmsGatewayHook, chunked
 from airflow_provider_sms.messages import (
+    CLOCK_SKEW,
     InvalidPhoneNumberError,
     OutboundMessage,
     SendResult,
+    as_datetime,
     body_hash,
     count_segments,
     normalize_phone,
@@ -57,7 +59,6 @@ from airflow_provider_sms.storage.sources import (
 from airflow_provider_sms.storage.table import SqlLockTimeout, get_sql_hook, utcnow
 
 # How far before a request's recorded send time a look-up searches (clock skew between us and the gateway).
-LOOKUP_MARGIN = timedelta(minutes=10)
 PROGRESS_EVERY_SECONDS = 30.0
 MAX_SEND_ROUNDS = 3
 # (recipient, state, message_id, status, raw_status, error), as MessageLedger.mark takes them.
@@ -686,7 +687,7 @@ class _CampaignRun:
         is proven: the rows become ``ambiguous`` (a later try looks again), or pending with
         ``resend_ambiguous``."""
         try:
-            found = self._on_gateway(self.op.hook.find_sent, messages, since - LOOKUP_MARGIN)
+            found = self._on_gateway(self.op.hook.find_sent, messages, since - CLOCK_SKEW)
         except SmsGatewayError as exc:
             state = PENDING if self.op.resend_ambiguous else AMBIGUOUS
             self.log.warning("Look-up failed (%s); %d messages are %s", exc, len(messages), state)
@@ -712,7 +713,7 @@ class _CampaignRun:
         if in_flight:
             self.log.info("%d messages were in flight in an earlier try; looking them up", len(in_flight))
         for batch in chunked(in_flight, 500):
-            since = min((_as_datetime(e.sent_at) for e in batch if e.sent_at), default=None)
+            since = min((as_datetime(e.sent_at) for e in batch if e.sent_at), default=None)
             # Matched by the text that was sent then (its hash), not by what this try would send.
             messages = [replace(self._message(e, bodies), sent_hash=e.body_hash) for e in batch]
             self._look_up(messages, since or utcnow() - timedelta(days=1), current)
@@ -764,9 +765,3 @@ def _clean(value: Any) -> Any:
         return "" if pd.isna(value) else value
     except (TypeError, ValueError):
         return value
-
-
-def _as_datetime(value: Any) -> datetime | None:
-    if value is None or isinstance(value, datetime):
-        return value
-    return pendulum.parse(str(value))

@@ -13,22 +13,23 @@ from airflow.sdk import BaseSensorOperator, Context
 from airflow.sdk.bases.sensor import PokeReturnValue
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout
 
+from airflow_provider_sms.exceptions import NothingToWatchError
 from airflow_provider_sms.hooks import get_gateway_hook
 from airflow_provider_sms.hooks.base import SmsGatewayHook
-from airflow_provider_sms.messages import DeliveryStatus
-from airflow_provider_sms.triggers.delivery import (
+from airflow_provider_sms.messages import (
+    CLOCK_SKEW,
     ERROR,
     FAILED,
-    SINCE_MARGIN,
     SUCCESS,
     TIMEOUT,
     DeliveryProgress,
-    NothingToWatchError,
-    SmsDeliveryTrigger,
+    DeliveryStatus,
+    as_datetime,
     assess,
-    ledger_message_ids,
     merge_statuses,
 )
+from airflow_provider_sms.storage.ledger import ledger_message_ids
+from airflow_provider_sms.triggers.delivery import SmsDeliveryTrigger
 
 # The deferral's own timeout comes this long after the trigger's deadline: the trigger fires its
 # "timeout" event (with the counts) first, and Airflow's timeout only catches a lost trigger.
@@ -108,7 +109,7 @@ class SmsDeliverySensor(BaseSensorOperator):
     def watched(self) -> tuple[list[str], datetime | None]:
         """The message ids to watch and where the gateway's listing may start. Nothing to watch is
         a failure, not a success ("0 of 0 final"), and waiting would not change it."""
-        since = _as_datetime(self.since)
+        since = as_datetime(self.since)
         if self.message_ids is not None:
             ids = _id_list(self.message_ids)
             if not ids:
@@ -119,7 +120,7 @@ class SmsDeliverySensor(BaseSensorOperator):
         except NothingToWatchError as exc:
             raise AirflowFailException(str(exc)) from None
         if since is None and first_sent is not None:
-            since = first_sent - SINCE_MARGIN
+            since = first_sent - CLOCK_SKEW
         self.log.info("Watching %d messages of campaign %r", len(ids), self.campaign_key)
         return ids, since
 
@@ -197,9 +198,3 @@ def _id_list(value: Sequence[str] | str) -> list[str]:
             return [str(i) for i in ast.literal_eval(text)]
         return [part.strip() for part in text.split(",") if part.strip()]
     return [str(i) for i in value]
-
-
-def _as_datetime(value: datetime | str | None) -> datetime | None:
-    if value is None or isinstance(value, datetime):
-        return value
-    return pendulum.parse(str(value))

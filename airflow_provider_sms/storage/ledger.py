@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from airflow_provider_sms.exceptions import NothingToWatchError
 from airflow_provider_sms.storage.table import SqlTable, utcnow
 
 PENDING, SENDING, ACCEPTED, REJECTED, SUPPRESSED, AMBIGUOUS = (
@@ -252,3 +253,28 @@ class MessageLedger(SqlTable):
             [campaign_key, ACCEPTED],
         )
         return [row[0] for row in rows]
+
+
+def ledger_message_ids(
+    ledger_conn_id: str, ledger_table: str, campaign_key: str
+) -> tuple[list[str], datetime | None]:
+    """The campaign's accepted gateway ids and the earliest send time (blocking: call it in a thread)."""
+    ledger = MessageLedger(ledger_conn_id, ledger_table)
+    try:
+        ids = ledger.message_ids(campaign_key)
+        first = ledger.first_sent_at(campaign_key)
+        counts = None if ids else ledger.counts(campaign_key)
+    finally:
+        ledger.close()
+    if counts is not None:
+        where = f"the ledger table {ledger_table!r} (connection {ledger_conn_id!r})"
+        if not counts:
+            raise NothingToWatchError(
+                f"campaign {campaign_key!r} has no rows in {where}: nothing was sent under that key "
+                "(is the key or the ledger table different from the send task's?)"
+            )
+        states = ", ".join(f"{state} {n}" for state, n in sorted(counts.items()))
+        raise NothingToWatchError(
+            f"campaign {campaign_key!r} has no accepted message to watch in {where}: its rows are {states}"
+        )
+    return ids, first

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter
-from collections.abc import AsyncIterator, Iterable, Mapping
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from collections.abc import AsyncIterator, Iterable
+from datetime import datetime
 from typing import Any
 
 import pendulum
@@ -22,128 +20,21 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_sms.exceptions import SmsGatewayError, SmsTransientError
 from airflow_provider_sms.hooks import aget_gateway_hook
-from airflow_provider_sms.messages import DeliveryStatus
+from airflow_provider_sms.messages import (
+    CLOCK_SKEW,
+    ERROR,
+    FAILED,
+    SUCCESS,
+    TIMEOUT,
+    DeliveryProgress,
+    DeliveryStatus,
+    assess,
+    merge_statuses,
+)
+from airflow_provider_sms.storage.ledger import ledger_message_ids
 
-# Statuses that end a message without delivering it.
-FAILED_STATUSES = frozenset({DeliveryStatus.UNDELIVERED, DeliveryStatus.FAILED, DeliveryStatus.REJECTED})
-# Listed in ``counts`` for ids the gateway did not (yet) list.
-MISSING = "missing"
 # Consecutive transient gateway errors (each already retried by the hook) before the trigger gives up.
 MAX_CONSECUTIVE_ERRORS = 5
-# How far before the first ledger send time the gateway's listing starts (clock skew).
-SINCE_MARGIN = timedelta(minutes=10)
-
-SUCCESS, FAILED, TIMEOUT, ERROR = "success", "failed", "timeout", "error"
-
-
-class NothingToWatchError(ValueError):
-    """The campaign has no accepted message in the ledger: "0 of 0 final" would be a false success."""
-
-
-@dataclass(frozen=True)
-class DeliveryProgress:
-    """How far a set of messages has come: counts per normalised status (``missing`` for unlisted)."""
-
-    total: int
-    counts: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def final(self) -> int:
-        return sum(n for status, n in self.counts.items() if status != MISSING and _status(status).is_final)
-
-    @property
-    def failed(self) -> int:
-        return sum(
-            n for status, n in self.counts.items() if status != MISSING and _status(status) in FAILED_STATUSES
-        )
-
-    @property
-    def final_ratio(self) -> float:
-        return self.final / self.total if self.total else 1.0
-
-    @property
-    def failed_ratio(self) -> float:
-        return self.failed / self.total if self.total else 0.0
-
-    def outcome(self, min_final_ratio: float, max_failed_ratio: float | None) -> str | None:
-        """``failed``, ``success`` or None (keep waiting). Final statuses never change, so once the
-        failed share is over the limit it stays over: there is no point waiting for the rest."""
-        if max_failed_ratio is not None and self.failed_ratio > max_failed_ratio:
-            return FAILED
-        if self.final_ratio >= min_final_ratio:
-            return SUCCESS
-        return None
-
-    def summary(self) -> str:
-        counts = ", ".join(f"{status} {n}" for status, n in sorted(self.counts.items()))
-        return (
-            f"{self.final} of {self.total} messages final ({self.final_ratio:.1%}), "
-            f"{self.failed} not delivered ({self.failed_ratio:.1%})" + (f"; {counts}" if counts else "")
-        )
-
-    def payload(self, status: str, message: str) -> dict[str, Any]:
-        """The body of a :class:`TriggerEvent` (and the sensor's XCom)."""
-        return {
-            "status": status,
-            "message": message,
-            "total": self.total,
-            "final": self.final,
-            "failed": self.failed,
-            "counts": dict(sorted(self.counts.items())),
-        }
-
-
-def assess(message_ids: Iterable[str], statuses: Mapping[str, DeliveryStatus]) -> DeliveryProgress:
-    """Count ``message_ids`` by their status in ``statuses`` (ids absent there count as ``missing``)."""
-    counts: Counter = Counter()
-    total = 0
-    for message_id in message_ids:
-        total += 1
-        status = statuses.get(message_id)
-        counts[MISSING if status is None else status.value] += 1
-    return DeliveryProgress(total, dict(counts))
-
-
-def merge_statuses(known: dict[str, DeliveryStatus], reports: Mapping[str, Any]) -> dict[str, DeliveryStatus]:
-    """Fold freshly listed reports into ``known`` without moving any status backwards."""
-    for message_id, report in reports.items():
-        previous = known.get(message_id)
-        known[message_id] = report.status if previous is None else previous.advance(report.status)
-    return known
-
-
-def ledger_message_ids(
-    ledger_conn_id: str, ledger_table: str, campaign_key: str
-) -> tuple[list[str], datetime | None]:
-    """The campaign's accepted gateway ids and the earliest send time (blocking: call it in a thread)."""
-    from airflow_provider_sms.storage.ledger import MessageLedger
-
-    ledger = MessageLedger(ledger_conn_id, ledger_table)
-    try:
-        ids = ledger.message_ids(campaign_key)
-        first = ledger.first_sent_at(campaign_key)
-        counts = None if ids else ledger.counts(campaign_key)
-    finally:
-        ledger.close()
-    if counts is not None:
-        where = f"the ledger table {ledger_table!r} (connection {ledger_conn_id!r})"
-        if not counts:
-            raise NothingToWatchError(
-                f"campaign {campaign_key!r} has no rows in {where}: nothing was sent under that key "
-                "(is the key or the ledger table different from the send task's?)"
-            )
-        states = ", ".join(f"{state} {n}" for state, n in sorted(counts.items()))
-        raise NothingToWatchError(
-            f"campaign {campaign_key!r} has no accepted message to watch in {where}: its rows are {states}"
-        )
-    return ids, first
-
-
-def _status(value: str) -> DeliveryStatus:
-    try:
-        return DeliveryStatus(value)
-    except ValueError:
-        return DeliveryStatus.UNKNOWN
 
 
 def _iso(value: datetime | str | None) -> str | None:
@@ -296,7 +187,7 @@ class SmsDeliveryTrigger(BaseTrigger):
             time.monotonic() - started,
         )
         if since is None and first_sent is not None:
-            since = first_sent - SINCE_MARGIN
+            since = first_sent - CLOCK_SKEW
         return ids, since
 
 
