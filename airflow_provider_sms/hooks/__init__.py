@@ -6,14 +6,13 @@ from typing import TYPE_CHECKING
 
 from airflow.sdk import BaseHook
 
+from airflow_provider_sms.get_provider_info import CONNECTION_TYPES
+
 if TYPE_CHECKING:
     from airflow_provider_sms.hooks.base import SmsGatewayHook
 
-HOOKS = {
-    "smstools": "airflow_provider_sms.hooks.smstools.SmstoolsHook",
-    "smsgateway24": "airflow_provider_sms.hooks.smsgateway24.SmsGateway24Hook",
-    "textboost": "airflow_provider_sms.hooks.textboost.TextBoostHook",
-}
+# The one registry of gateways: the connection types the provider declares to Airflow.
+HOOKS = {c["connection-type"]: c["hook-class-name"] for c in CONNECTION_TYPES}
 
 
 def _hook_for(sms_conn_id: str, conn_type: str) -> SmsGatewayHook:

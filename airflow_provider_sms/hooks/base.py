@@ -109,6 +109,25 @@ class Call:
     authenticated: bool = True
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What a gateway can do besides sending, declared by its hook (never found out by provoking
+    ``NotImplementedError``).
+
+    :param list_contacts: its contacts of a list can be read back (:meth:`SmsGatewayHook.list_contacts`).
+    :param delete_contacts: contacts can be removed (:meth:`SmsGatewayHook.delete_contacts`).
+    :param find_list: a list can be found by its name (:meth:`SmsGatewayHook.find_list`).
+    :param newsletter: how a newsletter reaches a list: ``"campaign"`` (one gateway-side campaign,
+        TextBoost), ``"package"`` (SmsGateway24's savepaket) or ``"send"`` (a send to each
+        contact of the list, through the ledger, Smstools).
+    """
+
+    list_contacts: bool = True
+    delete_contacts: bool = True
+    find_list: bool = True
+    newsletter: str = "send"
+
+
 # A page parser turns one page's payload into (items, the call for the next page or None).
 PageParser = Callable[[Any, Call], "tuple[list[Any], Call | None]"]
 
@@ -321,6 +340,7 @@ class SmsGatewayHook(BaseHook):
     max_batch_size: ClassVar[int] = 1
     # E.164 with "+" (SmsGateway24) or digits only (Smstools, TextBoost) on the wire.
     phone_with_plus: ClassVar[bool] = False
+    capabilities: ClassVar[Capabilities] = Capabilities()
 
     def __init__(
         self,

@@ -20,7 +20,7 @@ from typing import Any
 import pendulum
 
 from airflow_provider_sms.exceptions import SmsAuthError, SmsValidationError
-from airflow_provider_sms.hooks.base import Call, PageParser, SmsGatewayHook
+from airflow_provider_sms.hooks.base import Call, Capabilities, PageParser, SmsGatewayHook
 from airflow_provider_sms.messages import (
     CLOCK_SKEW,
     Contact,
@@ -81,6 +81,9 @@ class SmsGateway24Hook(SmsGatewayHook):
     default_path = "/getdata/"
     max_batch_size = 500  # our choice: the docs give no limit for addalotofsms
     phone_with_plus = True
+    capabilities = Capabilities(
+        list_contacts=False, delete_contacts=False, find_list=False, newsletter="package"
+    )
 
     # ---------------------------------------------------------------------------------------------
     # Auth and envelope

@@ -21,7 +21,7 @@ from airflow_provider_sms.exceptions import (
     SmsGatewayError,
     SmsValidationError,
 )
-from airflow_provider_sms.hooks.base import Call, PageParser, SmsGatewayHook, chunked
+from airflow_provider_sms.hooks.base import Call, Capabilities, PageParser, SmsGatewayHook, chunked
 from airflow_provider_sms.messages import (
     Contact,
     ContactResult,
@@ -92,6 +92,7 @@ class SmstoolsHook(SmsGatewayHook):
     default_base_url = "https://api.smsgatewayapi.com"
     max_batch_size = 1000  # our choice: the docs give no limit for an array ``to``
     phone_with_plus = False
+    capabilities = Capabilities(newsletter="send")
 
     # ---------------------------------------------------------------------------------------------
     # Auth and envelope

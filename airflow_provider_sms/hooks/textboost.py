@@ -22,7 +22,7 @@ from airflow_provider_sms.exceptions import (
     SmsPagingError,
     SmsValidationError,
 )
-from airflow_provider_sms.hooks.base import Call, PageParser, SmsGatewayHook, chunked
+from airflow_provider_sms.hooks.base import Call, Capabilities, PageParser, SmsGatewayHook, chunked
 from airflow_provider_sms.messages import (
     Contact,
     ContactResult,
@@ -95,6 +95,7 @@ class TextBoostHook(SmsGatewayHook):
     default_path = ""  # the API prefix comes from the api_prefix extra: see base_url
     max_batch_size = 500  # recipients per /sms/send (our choice: the docs give no limit)
     phone_with_plus = False
+    capabilities = Capabilities(newsletter="campaign")
     # Items per list page, sent as ``per_page`` (our choice: Laravel's default is 25; a gateway that
     # ignores it still pages right, by page number).
     page_size = 100
