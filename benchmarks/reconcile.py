@@ -56,7 +56,7 @@ CHECKED = (
 
 
 def _naive_table() -> str:
-    from airflow_provider_sms.operators.report import REPORT_COLUMNS
+    from airflow_provider_sms.storage.report import REPORT_COLUMNS
 
     cols = ", ".join(
         f"{name} {'TIMESTAMP WITH TIME ZONE' if kind == 'TIMESTAMP' else kind}"
@@ -154,11 +154,12 @@ def provider(conn_id: str, report_conn_id: str) -> dict[str, float]:
     """The operator; ``fetch`` is the time in HTTP requests (in its reader thread) and ``write``
     the time in its database writes (staging + merge): they overlap, so they may add up to more
     than ``total``."""
-    from airflow_provider_sms.operators import report as report_module
+    from airflow_provider_sms.operators.report import SmsDeliveryReportOperator
+    from airflow_provider_sms.storage import report as report_module
     from airflow_provider_sms.storage.table import get_sql_hook
     from benchmarks.common import task_context, timed
 
-    op = report_module.SmsDeliveryReportOperator(
+    op = SmsDeliveryReportOperator(
         task_id="report", sms_conn_id=conn_id, report_conn_id=report_conn_id, ledger_table=None
     )
     hook = op.hook

@@ -1004,6 +1004,12 @@ class SmsGatewayHook(BaseHook):
         """The id of the contact list called ``name``, or None (if the gateway can list them)."""
         raise NotImplementedError
 
+    def find_newsletter(self, title: str, body: str, since: datetime) -> str | None:
+        """The id of a newsletter titled ``title`` with ``body`` that the gateway created since
+        ``since`` (after its creation's answer was lost), or None: not found, or the gateway cannot
+        list its newsletters (this default)."""
+        return None
+
     def test_connection(self) -> tuple[bool, str]:
         """For the UI's Test button: one cheap authenticated call."""
         try:

@@ -496,6 +496,27 @@ class SmsGateway24Hook(SmsGatewayHook):
         }
         return _form(fields)
 
+    # ---------------------------------------------------------------------------------------------
+    # Newsletters
+
+    def find_newsletter(self, title: str, body: str, since: datetime) -> str | None:
+        """The ``paket_id`` of a savepaket titled ``title`` with ``body``, found by its messages
+        created since ``since`` (getallsms rows carry ``paketid``, ``pakettitle`` and ``paketbody``);
+        None when none is listed (a paket the phone has not started yet has no messages)."""
+        call = self._get_all_sms_call(begindate=since)
+        payload = self.request(call)
+        with self.parsing(call):
+            # as _parse_sms_list: an answer without ``smss`` (nor ``count: 0``) is no proof of absence
+            smss = (payload["smss"] if "smss" in payload or str(payload.get("count")) != "0" else None) or {}
+            for sms in smss.values() if isinstance(smss, Mapping) else smss:
+                if (
+                    sms.get("paketid")
+                    and str(sms.get("pakettitle")) == title
+                    and sms.get("paketbody") == body
+                ):
+                    return str(sms["paketid"])
+        return None
+
 
 def _row_errors(errors: Any) -> dict[int, str]:
     """Our sandbox's per-row errors of addalotofsms (``[{"index", "sendto", "message"}]``), by row."""

@@ -571,6 +571,14 @@ class SmstoolsHook(SmsGatewayHook):
 
         return self.paginate(Call("GET", path, params={"limit": PAGE_LIMIT, "page": 1}), parse_page)
 
+    # ---------------------------------------------------------------------------------------------
+    # Newsletters
+
+    def find_newsletter(self, title: str, body: str, since: datetime) -> str | None:
+        """Always None: Smstools has no newsletter object; its newsletter is a send to each contact of
+        the groups, whose ledger settles every message (see ``find_sent``)."""
+        return None
+
 
 def _items(payload: Any, key: str) -> list[Any]:
     """The items of a list answer: under ``key``, else under its only list-valued field; an answer

@@ -507,6 +507,13 @@ class TextBoostHook(SmsGatewayHook):
             more = bool(page.get("next_page_url"))
         return self.with_params(call, page=current + 1) if more and page.get("data") else None
 
+    # ---------------------------------------------------------------------------------------------
+    # Newsletters
+
+    def find_newsletter(self, title: str, body: str, since: datetime) -> str | None:
+        """Always None: TextBoost has no endpoint that lists campaigns (a lost answer stays ambiguous)."""
+        return None
+
 
 @dataclass
 class _RecentPages:

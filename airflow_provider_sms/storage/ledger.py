@@ -13,9 +13,12 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from airflow_provider_sms.exceptions import NothingToWatchError
-from airflow_provider_sms.storage.table import SqlTable, utcnow
+from airflow_provider_sms.messages import DeliveryStatus
+from airflow_provider_sms.storage.report import STAGING
+from airflow_provider_sms.storage.table import SqlTable, quote_name, utcnow
 
 PENDING, SENDING, ACCEPTED, REJECTED, SUPPRESSED, AMBIGUOUS = (
     "pending",
@@ -278,3 +281,32 @@ def ledger_message_ids(
             f"campaign {campaign_key!r} has no accepted message to watch in {where}: its rows are {states}"
         )
     return ids, first
+
+
+def rank_sql(column: str) -> str:
+    """SQL for the rank of a normalised status held in ``column`` (unknown values rank 0)."""
+    cases = " ".join(f"WHEN '{s.value}' THEN {s.rank}" for s in DeliveryStatus if s.rank)
+    return f"CASE {column} {cases} ELSE 0 END"
+
+
+def ledger_update_statements(
+    on: SqlTable, ledger_table: str, observed_at: datetime
+) -> list[tuple[str, list[Any]]]:
+    """Move the ledger's ``status`` / ``raw_status`` forward for the message ids staged by a
+    delivery report (:data:`airflow_provider_sms.storage.report.STAGING`) of the same gateway (never
+    backwards), run on ``on``'s connection, where the staging table lives.
+
+    On PostgreSQL the join is kept to index probes for the chunk's ids (``SET LOCAL``, this
+    transaction only): its planner otherwise prefers a hash join that reads the whole ledger for
+    every chunk, even with fresh statistics, so each chunk would cost as much as the ledger is big.
+    """
+    update = (
+        f"UPDATE {quote_name(ledger_table)} AS l SET status = s.status, raw_status = s.raw_status, "
+        f"updated_at = {on.ph} FROM {STAGING} s "
+        "WHERE l.message_id = s.message_id AND l.gateway = s.gateway "
+        f"AND (l.status IS NULL OR {rank_sql('l.status')} < s.status_rank)",
+        [on.ts(observed_at)],
+    )
+    if not on.is_postgres:
+        return [update]
+    return [("SET LOCAL enable_hashjoin = off", []), ("SET LOCAL enable_mergejoin = off", []), update]

@@ -309,7 +309,7 @@ def test_a_failed_write_stops_the_background_reader(sms_conn_env, sqlite_conn_id
     import threading
 
     from airflow_provider_sms.campaign.prefetch import PREFETCH_THREAD
-    from airflow_provider_sms.operators import report as report_module
+    from airflow_provider_sms.storage import report as report_module
 
     read = []
 
@@ -336,13 +336,8 @@ def test_a_failed_write_stops_the_background_reader(sms_conn_env, sqlite_conn_id
 def test_postgres_statements_cost_the_chunk_not_the_tables(postgres_conn_id):
     """Neither the history nor the ledger update reads the whole report or ledger table per chunk
     (the history comes from the merge's RETURNING, the ledger join probes its index)."""
-    from airflow_provider_sms.operators.report import (
-        DeliveryReportTable,
-        StagedWriter,
-        ledger_update_statements,
-        status_rows,
-    )
-    from airflow_provider_sms.storage.ledger import MessageLedger
+    from airflow_provider_sms.storage.ledger import MessageLedger, ledger_update_statements
+    from airflow_provider_sms.storage.report import DeliveryReportTable, StagedWriter, status_rows
 
     report = DeliveryReportTable(postgres_conn_id, "sms_delivery_report", "sms_delivery_history")
     report.ensure_tables()
@@ -558,7 +553,7 @@ def test_an_unknown_campaign_key_fails_clearly(sandbox, sms_conn_env, sqlite_con
 
 
 def test_a_report_table_of_an_earlier_version_gets_the_campaign_column(sandbox, sms_conn_env, sqlite_conn_id):
-    from airflow_provider_sms.operators.report import REPORT_COLUMNS
+    from airflow_provider_sms.storage.report import REPORT_COLUMNS
 
     old = SqlTable(sqlite_conn_id, "sms_delivery_report")
     old.create([c for c in REPORT_COLUMNS if c[0] != "campaign_key"], ("gateway", "message_id"))

@@ -1,0 +1,283 @@
+"""Newsletter: one newsletter to whole contact lists at a scheduled time, created once per campaign key.
+
+How a newsletter reaches a list is the hook's declared capability (``hook.capabilities.newsletter``):
+
+- ``"package"`` (SmsGateway24): the hook's ``save_paket`` to tags; the phone sends it.
+- ``"campaign"`` (TextBoost): the hook's ``send_campaign`` to contact lists, with a sender id.
+- ``"send"`` (Smstools, no campaign object): the lists' contacts are read and sent through the bulk
+  send's ledger, one message per distinct number (the :data:`GroupSend` seam).
+
+The newsletter table records ``sending`` before the request leaves and the gateway's id after: a
+retry returns the recorded id. If an earlier try's answer was lost, the newsletter is looked up
+where the gateway can list it (:meth:`SmsGatewayHook.find_newsletter`); where it cannot, or finds
+nothing, the run fails as ambiguous rather than risk a second newsletter. Airflow-free: the operator
+is :class:`~airflow_provider_sms.operators.newsletter.SmsNewsletterOperator`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import pendulum
+
+from airflow_provider_sms.exceptions import (
+    SmsAmbiguousSendError,
+    SmsAuthError,
+    SmsGatewayError,
+    SmsTransientError,
+    SmsValidationError,
+)
+from airflow_provider_sms.hooks.base import SmsGatewayHook
+from airflow_provider_sms.messages import CLOCK_SKEW, as_datetime
+from airflow_provider_sms.storage.newsletter import CREATED, NewsletterRow, NewsletterTable
+
+log = logging.getLogger(__name__)
+
+# The seam to the bulk send (until its engine is Airflow-free): sends the audience rows
+# (``phone``, ``unsubscribed``, ``body``) under the campaign key, each scheduled at ``send_at``,
+# through the ledger, and returns the send's summary (with ``accepted``).
+GroupSend = Callable[[list[dict[str, Any]], str, "datetime | None"], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class _Kind:
+    """What a kind of newsletter needs before anything is recorded, and what a lost answer means.
+
+    :param create: the :class:`Newsletter` method that creates it.
+    :param needs: ``(option, connection extra, what)``: the request fails at the gateway unless the
+        option or the extra is set.
+    :param resumable: a try left ``sending`` is simply run again (its ledger settles each message).
+    :param unfound: why a lost answer that no look-up found stays ambiguous (``{name}``, ``{gateway}``).
+    """
+
+    create: str
+    needs: tuple[str, str, str] | None
+    resumable: bool
+    unfound: str
+
+
+KINDS = {
+    "package": _Kind(
+        "_package",
+        ("device_id", "device_id", "a phone: pass device_id or set the connection's device_id"),
+        False,
+        "{name} lists no message of it (a paket without messages yet cannot be told apart)",
+    ),
+    "campaign": _Kind(
+        "_campaign",
+        ("sender", "sender_id", "a sender: pass sender or set the connection's sender_id"),
+        False,
+        "{gateway} cannot list newsletters",
+    ),
+    "send": _Kind("_group_send", None, True, "{gateway} cannot list newsletters"),
+}
+
+
+@dataclass(frozen=True)
+class NewsletterSpec:
+    """What to send: normalised by :meth:`of` (lists as texts, ``send_at`` aware UTC or None)."""
+
+    list_ids: list[str]
+    body: str
+    title: str | None = None
+    send_at: datetime | None = None
+    sender: str | None = None
+    sms_type: str = "plain"
+    device_id: int | None = None
+    sim: int | None = None
+
+    @classmethod
+    def of(cls, *, list_ids: Sequence[str | int] | str | int, body: str, send_at: Any = None, **kw: Any):
+        if not body or not str(body).strip():
+            raise ValueError("the newsletter body is empty")
+        return cls(list_ids=_list_ids(list_ids), body=body, send_at=_moment(send_at), **kw)
+
+
+class Newsletter:
+    """One newsletter of ``spec`` through ``hook``, recorded in ``table`` (``sms_conn_id`` is written
+    beside it); ``group_send`` is the bulk send for ``"send"`` newsletters."""
+
+    def __init__(
+        self,
+        hook: SmsGatewayHook,
+        spec: NewsletterSpec,
+        *,
+        sms_conn_id: str,
+        table_conn_id: str,
+        table_name: str,
+        group_send: GroupSend | None = None,
+        log: logging.Logger | logging.LoggerAdapter = log,
+    ) -> None:
+        kind = hook.capabilities.newsletter
+        if kind not in KINDS:
+            raise ValueError(f"{hook.gateway} has no newsletter")
+        self.hook, self.spec, self.kind, self.how = hook, spec, kind, KINDS[kind]
+        self.sms_conn_id = sms_conn_id
+        self.table_conn_id, self.table_name = table_conn_id, table_name
+        self.group_send = group_send
+        self.log = log
+
+    def run(self, key: str) -> dict[str, Any]:
+        """Create the newsletter under ``key`` unless it was; returns its summary."""
+        self.check()
+        table = NewsletterTable(self.table_conn_id, self.table_name)
+        try:
+            table.ensure_table()
+            result = self._create_once(table, key)
+        finally:
+            table.close()
+        send_at = self.spec.send_at
+        return {
+            "campaign_key": key,
+            "gateway": self.hook.gateway,
+            "list_ids": self.spec.list_ids,
+            "send_at": send_at.isoformat() if send_at else None,
+            **result,
+        }
+
+    def check(self) -> None:
+        """Fail before anything is recorded or sent when the gateway will refuse the request anyway."""
+        if self.how.needs is None:
+            return
+        option, extra, what = self.how.needs
+        if getattr(self.spec, option) is None and self.hook.extra(extra) is None:
+            raise ValueError(f"a {self.hook.hook_name} newsletter needs {what}")
+
+    def _create_once(self, table: NewsletterTable, key: str) -> dict[str, Any]:
+        spec = self.spec
+        digest = hashlib.sha256(spec.body.encode()).hexdigest()
+        lists = ",".join(spec.list_ids)
+        row = table.get(key)
+        if row is not None and (row.body_hash != digest or row.list_ids != lists):
+            raise ValueError(
+                f"campaign key {key!r} already names a newsletter with another body or other lists "
+                f"(table {self.table_name!r}); use a new campaign_key for a new newsletter"
+            )
+        if row is not None and row.state == CREATED:
+            self.log.info("Newsletter %s was created before: %s", key, row.newsletter_id)
+            return {"newsletter_id": row.newsletter_id, "recipients": row.recipients, "created": False}
+        if row is None:
+            values = {
+                "gateway": self.hook.gateway,
+                "conn_id": self.sms_conn_id,
+                "list_ids": lists,
+                "title": spec.title or key,
+                "body_hash": digest,
+                "send_at": table.ts(spec.send_at),
+            }
+            if not table.start(key, values):
+                raise SmsAmbiguousSendError(f"another try is creating newsletter {key!r} right now")
+        elif not self.how.resumable:  # an earlier try left it "sending": its answer was lost
+            found = self._look_up(key, row)
+            if found is None:
+                raise self._ambiguous(key)
+            table.finish(key, found, None)
+            return {"newsletter_id": found, "recipients": None, "created": True}
+        try:
+            newsletter_id, recipients, details = self._create(key)
+        except SmsAmbiguousSendError:
+            found = self._look_up(key, table.get(key))
+            if found is None:
+                raise self._ambiguous(key) from None
+            newsletter_id, recipients, details = found, None, {}
+        except SmsGatewayError as exc:
+            # Refused, or never left: nothing was created (a group send's ledger keeps its own account).
+            if not self.how.resumable and _nothing_created(exc):
+                table.forget(key)
+            raise
+        table.finish(key, newsletter_id, recipients)
+        return {"newsletter_id": newsletter_id, "recipients": recipients, "created": True, **details}
+
+    def _create(self, key: str) -> tuple[str, int | None, dict[str, Any]]:
+        """Send the newsletter; returns (its id, recipients if known, details for the summary)."""
+        return getattr(self, self.how.create)(key)
+
+    def _package(self, key: str) -> tuple[str, None, dict[str, Any]]:
+        """A gateway-side package to the lists (the hook's ``save_paket``)."""
+        spec = self.spec
+        paket_id = self.hook.save_paket(  # type: ignore[attr-defined]
+            spec.title or key,
+            spec.body,
+            spec.list_ids,
+            send_at=spec.send_at,
+            device_id=spec.device_id,
+            sim=spec.sim,
+        )
+        return paket_id, None, {}
+
+    def _campaign(self, key: str) -> tuple[str, int | None, dict[str, Any]]:
+        """A gateway-side campaign to the lists (the hook's ``send_campaign``)."""
+        spec = self.spec
+        campaign = self.hook.send_campaign(  # type: ignore[attr-defined]
+            spec.list_ids,
+            spec.body,
+            sender_id=spec.sender,
+            sms_type=spec.sms_type,
+            schedule_time=spec.send_at,
+        )
+        return str(campaign["uid"]), campaign.get("recipients"), {}
+
+    def _group_send(self, key: str) -> tuple[str, int, dict[str, Any]]:
+        """Every distinct number of the lists, through the bulk send's ledgered path."""
+        if self.group_send is None:
+            raise ValueError(f"a {self.hook.gateway} newsletter is a send to each contact: give group_send")
+        audience: dict[str, dict[str, Any]] = {}
+        for list_id in self.spec.list_ids:
+            for contact in self.hook.list_contacts(list_id):
+                audience.setdefault(
+                    contact.phone,
+                    {
+                        "phone": contact.phone,
+                        "unsubscribed": int(contact.unsubscribed),
+                        "body": self.spec.body,
+                    },
+                )
+        summary = self.group_send(list(audience.values()), key, self.spec.send_at)
+        return key, summary["accepted"], {"send": summary}
+
+    def _look_up(self, key: str, row: NewsletterRow | None) -> str | None:
+        """The id of the newsletter an earlier request created, if the gateway can tell."""
+        if row is None:
+            return None
+        since = as_datetime(row.requested_at) - CLOCK_SKEW
+        found = self.hook.find_newsletter(self.spec.title or key, self.spec.body, since)
+        if found is not None:
+            self.log.info("Found the newsletter of the lost answer: %s", found)
+        return found
+
+    def _ambiguous(self, key: str) -> SmsAmbiguousSendError:
+        how = self.how.unfound.format(name=self.hook.hook_name, gateway=self.hook.gateway)
+        return SmsAmbiguousSendError(
+            f"newsletter {key!r} may or may not have been created: an earlier request lost its answer and "
+            f"{how}. Check the gateway's panel; if it is not there, run again with a new campaign_key "
+            f"(or delete its row from {self.table_name!r}).",
+            gateway=self.hook.gateway,
+        )
+
+
+def _list_ids(value: Sequence[str | int] | str | int) -> list[str]:
+    items = value.split(",") if isinstance(value, str) else [value] if isinstance(value, int) else value
+    ids = [str(item).strip() for item in items if str(item).strip()]
+    if not ids:
+        raise ValueError("list_ids is empty: name at least one contact list")
+    return ids
+
+
+def _moment(value: datetime | str | None) -> datetime | None:
+    """The schedule time as an aware UTC datetime; None (send now) when unset or not in the future."""
+    if value in (None, ""):
+        return None
+    moment = value if isinstance(value, datetime) else pendulum.parse(str(value), tz="UTC")
+    moment = pendulum.instance(moment, tz="UTC").in_timezone("UTC")
+    return moment if moment > pendulum.now("UTC") else None
+
+
+def _nothing_created(exc: SmsGatewayError) -> bool:
+    if isinstance(exc, SmsTransientError):
+        return not exc.request_sent
+    return isinstance(exc, (SmsAuthError, SmsValidationError))
