@@ -15,22 +15,16 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pendulum
 
+if TYPE_CHECKING:
+    from airflow_provider_sms.messages import Contact, ContactResult, OutboundMessage, StatusReport
+
 from airflow_provider_sms.exceptions import SmsAuthError, SmsValidationError
 from airflow_provider_sms.hooks.base import Call, Capabilities, PageParser, SmsGatewayHook
-from airflow_provider_sms.messages import (
-    CLOCK_SKEW,
-    Contact,
-    ContactResult,
-    DeliveryStatus,
-    InvalidPhoneNumberError,
-    OutboundMessage,
-    SendResult,
-    StatusReport,
-)
+from airflow_provider_sms.messages import CLOCK_SKEW, DeliveryStatus, InvalidPhoneNumberError, SendResult
 
 # gateways.md, "Status codes" (1 with a future ``timetosend`` is scheduled: see ``_report``).
 STATUS_MAP: dict[str, DeliveryStatus] = {

@@ -11,9 +11,12 @@ import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pendulum
+
+if TYPE_CHECKING:
+    from airflow_provider_sms.messages import OutboundMessage, StatusReport
 
 from airflow_provider_sms.exceptions import (
     SmsAmbiguousSendError,
@@ -27,9 +30,7 @@ from airflow_provider_sms.messages import (
     ContactResult,
     DeliveryStatus,
     InvalidPhoneNumberError,
-    OutboundMessage,
     SendResult,
-    StatusReport,
     body_hash,
 )
 

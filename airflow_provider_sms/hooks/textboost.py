@@ -13,7 +13,10 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from airflow_provider_sms.messages import ContactResult, OutboundMessage, StatusReport
 
 from airflow_provider_sms.exceptions import (
     SmsAmbiguousSendError,
@@ -25,12 +28,9 @@ from airflow_provider_sms.exceptions import (
 from airflow_provider_sms.hooks.base import Call, Capabilities, PageParser, SmsGatewayHook, chunked
 from airflow_provider_sms.messages import (
     Contact,
-    ContactResult,
     DeliveryStatus,
     InvalidPhoneNumberError,
-    OutboundMessage,
     SendResult,
-    StatusReport,
     body_hash,
     count_segments,
     map_status,
