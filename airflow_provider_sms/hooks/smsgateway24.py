@@ -125,15 +125,17 @@ class SmsGateway24Hook(SmsGatewayHook):
         sendto: str | Sequence[str],
         body: str,
         *,
+        customer_id: int | str | None = None,
+        send_at: datetime | None = None,
         device_id: int | None = None,
         sim: int | None = None,
-        send_at: datetime | None = None,
-        customer_id: int | str | None = None,
         urgent: bool = False,
         file: str | os.PathLike | tuple[str, bytes] | None = None,
     ) -> str:
         """addsms: one message to one or more numbers; returns the ``sms_id`` (the first one's).
 
+        :param customer_id: the message's key (digits), stored as ``customerid``: the message can be
+            found again by it (:meth:`get_all_sms`).
         :param file: an image for WhatsApp slots (``sim`` 2/3): a path, or ``(filename, content)``;
             sent as multipart.
         """
@@ -146,10 +148,10 @@ class SmsGateway24Hook(SmsGatewayHook):
         sendto: str | Sequence[str],
         body: str,
         *,
+        customer_id: int | str | None = None,
+        send_at: datetime | None = None,
         device_id: int | None = None,
         sim: int | None = None,
-        send_at: datetime | None = None,
-        customer_id: int | str | None = None,
         urgent: bool = False,
     ) -> str:
         """smstosend: as :meth:`add_sms`, authenticated by email and password (form fields, never the
