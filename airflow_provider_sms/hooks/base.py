@@ -14,12 +14,12 @@ import re
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import cached_property, lru_cache
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -57,9 +57,12 @@ from airflow_provider_sms.exceptions import (
 from airflow_provider_sms.messages import (
     Contact,
     ContactResult,
+    DeliveryStatus,
+    InvalidPhoneNumberError,
     OutboundMessage,
     SendResult,
     StatusReport,
+    map_status,
     normalize_phone,
 )
 
@@ -83,6 +86,10 @@ _COUNTRY_CODES = frozenset(str(code) for code in phonenumbers.COUNTRY_CODE_TO_RE
 # The gateways' plain timestamps: ISO date, optional time (seconds, up to 6 fraction digits), no
 # zone or "Z" (UTC). Anything else (offsets, "now", intervals...) is left to pendulum.parse.
 _PLAIN_TIME = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?Z?)?")
+# The error code of a row rejected because its number cannot be normalised (never sent).
+INVALID_PHONE = "invalid_phone"
+_Item = TypeVar("_Item")
+_Row = TypeVar("_Row")
 
 
 @dataclass(frozen=True)
@@ -326,7 +333,11 @@ class _PageGuard:
 class SmsGatewayHook(BaseHook):
     """Base class of the gateway hooks.
 
-    :param sms_conn_id: the Airflow connection of the gateway.
+    A gateway declares :attr:`gateway` (its connection type; its default connection is
+    ``<gateway>_default``), :attr:`hook_name`, its URL, batch size, phone format, capabilities and
+    :attr:`status_map`.
+
+    :param sms_conn_id: the Airflow connection of the gateway (default ``<gateway>_default``).
     :param timeout: overrides the connection's ``timeout`` extra: seconds, or (connect, read).
     :param max_attempts: overrides the connection's ``max_attempts`` extra (1 disables retries).
     """
@@ -341,6 +352,15 @@ class SmsGatewayHook(BaseHook):
     # E.164 with "+" (SmsGateway24) or digits only (Smstools, TextBoost) on the wire.
     phone_with_plus: ClassVar[bool] = False
     capabilities: ClassVar[Capabilities] = Capabilities()
+    # The gateway's status words or codes (case-insensitive) to DeliveryStatus; others are unknown.
+    status_map: ClassVar[Mapping[str, DeliveryStatus]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A gateway's connection type is its :attr:`gateway`, its default connection ``<gateway>_default``."""
+        super().__init_subclass__(**kwargs)
+        if cls.gateway:
+            cls.conn_type = cls.__dict__.get("conn_type", cls.gateway)
+            cls.default_conn_name = cls.__dict__.get("default_conn_name", f"{cls.gateway}_default")
 
     def __init__(
         self,
@@ -1009,6 +1029,88 @@ class SmsGatewayHook(BaseHook):
         ``since`` (after its creation's answer was lost), or None: not found, or the gateway cannot
         list its newsletters (this default)."""
         return None
+
+    # ---------------------------------------------------------------------------------------------
+    # What the gateways' batch and contact methods share
+
+    def report(
+        self,
+        message_id: Any,
+        raw_status: Any,
+        *,
+        status: DeliveryStatus | None = None,
+        recipient: Any = None,
+        key: Any = None,
+        body: str | None = None,
+        created: Any = None,
+        updated: Any = None,
+    ) -> StatusReport:
+        """A message as a gateway lists it, from the wire values: the raw status through
+        :attr:`status_map` (unless ``status`` is given), the recipient in E.164, a blank key as
+        None, the times parsed (:meth:`parse_time`)."""
+        return StatusReport(
+            message_id=str(message_id),
+            status=map_status(raw_status, self.status_map) if status is None else status,
+            raw_status=None if raw_status is None else str(raw_status),
+            recipient=self.from_wire_recipient(recipient),
+            key=None if key in (None, "") else str(key),
+            body=body,
+            created_at=self.parse_time(created),
+            updated_at=self.parse_time(updated),
+        )
+
+    @staticmethod
+    def phone_rows(
+        items: Sequence[_Item],
+        build: Callable[[_Item], _Row],
+        reject: Callable[[_Item, str], Any],
+        results: list[Any],
+    ) -> list[tuple[int, _Row]]:
+        """Phone pre-validation of a batch: ``(index, build(item))`` for every item; an item whose
+        number ``build`` cannot normalise (``InvalidPhoneNumberError``) is left out (never sent)
+        and gets ``reject(item, error text)`` at its index of ``results``."""
+        rows: list[tuple[int, _Row]] = []
+        for index, item in enumerate(items):
+            try:
+                rows.append((index, build(item)))
+            except InvalidPhoneNumberError as exc:
+                results[index] = reject(item, str(exc))
+        return rows
+
+    @staticmethod
+    def invalid_contact(contact: Contact, error: str) -> ContactResult:
+        """The reject of a contact whose number cannot be normalised."""
+        return ContactResult(contact, accepted=False, error=error, error_code=INVALID_PHONE)
+
+    @classmethod
+    def write_contact(
+        cls,
+        contact: Contact,
+        write: Callable[[], Any],
+        error_code: Callable[[SmsValidationError], str | None] | None = None,
+    ) -> ContactResult:
+        """One contact written by one request: accepted with the id ``write`` returns, or rejected
+        for an invalid number or for the gateway's refusal (``SmsValidationError``, its ``code`` as
+        the error code unless ``error_code`` says otherwise). Any other error is raised."""
+        try:
+            contact_id = write()
+        except InvalidPhoneNumberError as exc:
+            return cls.invalid_contact(contact, str(exc))
+        except SmsValidationError as exc:
+            code = error_code(exc) if error_code else None if exc.code is None else str(exc.code)
+            return ContactResult(contact, accepted=False, error=exc.message, error_code=code)
+        return ContactResult(contact, accepted=True, contact_id=contact_id)
+
+    @staticmethod
+    def delete_each(ids: Iterable[str], delete: Callable[[str], Any]) -> None:
+        """One delete request per id (for gateways without a batch delete); one already gone
+        (HTTP 404) counts as deleted."""
+        for item_id in ids:
+            try:
+                delete(item_id)
+            except SmsValidationError as exc:
+                if exc.status_code != 404:
+                    raise
 
     def test_connection(self) -> tuple[bool, str]:
         """For the UI's Test button: one cheap authenticated call."""

@@ -15,23 +15,16 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pendulum
 
+if TYPE_CHECKING:
+    from airflow_provider_sms.messages import Contact, ContactResult, OutboundMessage, StatusReport
+
 from airflow_provider_sms.exceptions import SmsAuthError, SmsValidationError
 from airflow_provider_sms.hooks.base import Call, Capabilities, PageParser, SmsGatewayHook
-from airflow_provider_sms.messages import (
-    CLOCK_SKEW,
-    Contact,
-    ContactResult,
-    DeliveryStatus,
-    InvalidPhoneNumberError,
-    OutboundMessage,
-    SendResult,
-    StatusReport,
-    map_status,
-)
+from airflow_provider_sms.messages import CLOCK_SKEW, DeliveryStatus, InvalidPhoneNumberError, SendResult
 
 # gateways.md, "Status codes" (1 with a future ``timetosend`` is scheduled: see ``_report``).
 STATUS_MAP: dict[str, DeliveryStatus] = {
@@ -69,12 +62,8 @@ class SmsGateway24Hook(SmsGatewayHook):
     no endpoint to update, delete or list contacts, nor to list tags: :meth:`upsert_contacts` saves
     every contact again (see there what an update means), :meth:`delete_contacts`,
     :meth:`list_contacts` and :meth:`find_list` raise ``NotImplementedError``.
-
-    :param sms_conn_id: the Airflow connection (default ``smsgateway24_default``).
     """
 
-    conn_type = "smsgateway24"
-    default_conn_name = "smsgateway24_default"
     hook_name = "SmsGateway24"
     gateway = "smsgateway24"
     default_base_url = "https://smsgateway24.com/getdata"
@@ -84,6 +73,7 @@ class SmsGateway24Hook(SmsGatewayHook):
     capabilities = Capabilities(
         list_contacts=False, delete_contacts=False, find_list=False, newsletter="package"
     )
+    status_map = STATUS_MAP
 
     # ---------------------------------------------------------------------------------------------
     # Auth and envelope
@@ -135,15 +125,17 @@ class SmsGateway24Hook(SmsGatewayHook):
         sendto: str | Sequence[str],
         body: str,
         *,
+        customer_id: int | str | None = None,
+        send_at: datetime | None = None,
         device_id: int | None = None,
         sim: int | None = None,
-        send_at: datetime | None = None,
-        customer_id: int | str | None = None,
         urgent: bool = False,
         file: str | os.PathLike | tuple[str, bytes] | None = None,
     ) -> str:
         """addsms: one message to one or more numbers; returns the ``sms_id`` (the first one's).
 
+        :param customer_id: the message's key (digits), stored as ``customerid``: the message can be
+            found again by it (:meth:`get_all_sms`).
         :param file: an image for WhatsApp slots (``sim`` 2/3): a path, or ``(filename, content)``;
             sent as multipart.
         """
@@ -156,10 +148,10 @@ class SmsGateway24Hook(SmsGatewayHook):
         sendto: str | Sequence[str],
         body: str,
         *,
+        customer_id: int | str | None = None,
+        send_at: datetime | None = None,
         device_id: int | None = None,
         sim: int | None = None,
-        send_at: datetime | None = None,
-        customer_id: int | str | None = None,
         urgent: bool = False,
     ) -> str:
         """smstosend: as :meth:`add_sms`, authenticated by email and password (form fields, never the
@@ -333,12 +325,7 @@ class SmsGateway24Hook(SmsGatewayHook):
     def get_sms_status(self, sms_id: int | str) -> StatusReport:
         """getsmsstatus: one message's status."""
         payload = self.request_object(Call("POST", "getsmsstatus", data={"sms_id": sms_id}))
-        raw = payload.get("status")
-        return StatusReport(
-            message_id=str(payload.get("sms_id") or sms_id),
-            status=map_status(raw, STATUS_MAP),
-            raw_status=None if raw is None else str(raw),
-        )
+        return self.report(payload.get("sms_id") or sms_id, payload.get("status"))
 
     def _status_listing(self, since: datetime | None) -> tuple[Call, PageParser]:
         return self._get_all_sms_call(begindate=since), self._parse_sms_list
@@ -364,20 +351,17 @@ class SmsGateway24Hook(SmsGatewayHook):
 
     def _report(self, sms: Mapping[str, Any]) -> StatusReport:
         raw = sms.get("status")
-        status = map_status(raw, STATUS_MAP)
         send_at = self.parse_time(sms.get("timetosend"))
-        if str(raw) == "1" and send_at is not None and send_at > pendulum.now("UTC"):
-            status = DeliveryStatus.SCHEDULED
-        customer = sms.get("customerid")
-        return StatusReport(
-            message_id=str(sms["id"]),
-            status=status,
-            raw_status=None if raw is None else str(raw),
-            recipient=self.from_wire_recipient(sms.get("sendto")),
-            key=None if customer in (None, "") else str(customer),
+        scheduled = str(raw) == "1" and send_at is not None and send_at > pendulum.now("UTC")
+        return self.report(
+            sms["id"],
+            raw,
+            status=DeliveryStatus.SCHEDULED if scheduled else None,
+            recipient=sms.get("sendto"),
+            key=sms.get("customerid"),
             body=sms.get("body"),
-            created_at=self.parse_time(sms.get("created")),
-            updated_at=self.parse_time(sms.get("senttime")),
+            created=sms.get("created"),
+            updated=sms.get("senttime"),
         )
 
     # ---------------------------------------------------------------------------------------------
@@ -427,20 +411,10 @@ class SmsGateway24Hook(SmsGatewayHook):
         changes exactly, sync into a fresh tag (:meth:`create_list`) and send newsletters to it.
         Invalid numbers and the gateway's refusals are rejects of their own row.
         """
-        results = []
-        for contact in contacts:
-            try:
-                contact_id = self.save_contact(contact.phone, list_id, contact.full_name)
-            except InvalidPhoneNumberError as exc:
-                results.append(
-                    ContactResult(contact, accepted=False, error=str(exc), error_code="invalid_phone")
-                )
-            except SmsValidationError as exc:
-                code = None if exc.code is None else str(exc.code)
-                results.append(ContactResult(contact, accepted=False, error=exc.message, error_code=code))
-            else:
-                results.append(ContactResult(contact, accepted=True, contact_id=contact_id))
-        return results
+        return [
+            self.write_contact(c, lambda c=c: self.save_contact(c.phone, list_id, c.full_name))
+            for c in contacts
+        ]
 
     def delete_contacts(self, contact_ids: Iterable[str], list_id: str) -> None:
         raise NotImplementedError(

@@ -11,9 +11,12 @@ import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pendulum
+
+if TYPE_CHECKING:
+    from airflow_provider_sms.messages import OutboundMessage, StatusReport
 
 from airflow_provider_sms.exceptions import (
     SmsAmbiguousSendError,
@@ -27,11 +30,8 @@ from airflow_provider_sms.messages import (
     ContactResult,
     DeliveryStatus,
     InvalidPhoneNumberError,
-    OutboundMessage,
     SendResult,
-    StatusReport,
     body_hash,
-    map_status,
 )
 
 # gateways.md, "Smstools status strings" (case-insensitive; anything else is unknown, raw value kept).
@@ -81,18 +81,14 @@ class SmstoolsHook(SmsGatewayHook):
     up, else by recipient and text alone (see there).
 
     Contacts are global at Smstools and belong to one group (``groupid``): ``list_id`` is a group id.
-
-    :param sms_conn_id: the Airflow connection (default ``smstools_default``).
     """
 
-    conn_type = "smstools"
-    default_conn_name = "smstools_default"
     hook_name = "Smstools"
     gateway = "smstools"
     default_base_url = "https://api.smsgatewayapi.com"
     max_batch_size = 1000  # our choice: the docs give no limit for an array ``to``
-    phone_with_plus = False
     capabilities = Capabilities(newsletter="send")
+    status_map = STATUS_MAP
 
     # ---------------------------------------------------------------------------------------------
     # Auth and envelope
@@ -320,17 +316,14 @@ class SmstoolsHook(SmsGatewayHook):
 
     def _logged(self, row: Mapping[str, Any]) -> StatusReport:
         response = row.get("response") if isinstance(row.get("response"), Mapping) else {}
-        raw = row.get("status", response.get("status"))
-        reference = row.get("reference", response.get("reference"))
-        return StatusReport(
-            message_id=str(row.get("message_ID") or row.get("ID")),
-            status=map_status(raw, STATUS_MAP),
-            raw_status=None if raw is None else str(raw),
-            recipient=self.from_wire_recipient(row.get("to")),
-            key=None if reference in (None, "") else str(reference),
+        return self.report(
+            row.get("message_ID") or row.get("ID"),
+            row.get("status", response.get("status")),
+            recipient=row.get("to"),
+            key=row.get("reference", response.get("reference")),
             body=row.get("message"),
-            created_at=self.parse_time(row.get("date")),
-            updated_at=self.parse_time(response.get("statusdate")),
+            created=row.get("date"),
+            updated=response.get("statusdate"),
         )
 
     def get_outbox(self) -> Iterator[StatusReport]:
@@ -338,15 +331,14 @@ class SmstoolsHook(SmsGatewayHook):
         scheduled time, ``message_id`` = the ``messageid``; cancel them by it), paged."""
 
         def report(row: Mapping[str, Any]) -> StatusReport:
-            reference = row.get("reference")
-            return StatusReport(
-                message_id=str(row.get("messageid") or row.get("ID")),
+            return self.report(
+                row.get("messageid") or row.get("ID"),
+                "scheduled",
                 status=DeliveryStatus.SCHEDULED,
-                raw_status="scheduled",
-                recipient=self.from_wire_recipient(row.get("to")),
-                key=None if reference in (None, "") else str(reference),
+                recipient=row.get("to"),
+                key=row.get("reference"),
                 body=row.get("message"),
-                updated_at=self.parse_time(row.get("date")),
+                updated=row.get("date"),
             )
 
         return self._paged("v1/outbox", "messages", report)
@@ -388,12 +380,9 @@ class SmstoolsHook(SmsGatewayHook):
         IDs by phone. Numbers that cannot be normalised are rejected without being sent.
         """
         results: list[ContactResult | None] = [None] * len(contacts)
-        rows: list[tuple[int, dict[str, Any]]] = []
-        for index, contact in enumerate(contacts):
-            try:
-                rows.append((index, self._contact_fields(contact, group_id)))
-            except InvalidPhoneNumberError as exc:
-                results[index] = ContactResult(contact, False, error=str(exc), error_code="invalid_phone")
+        rows = self.phone_rows(
+            contacts, lambda c: self._contact_fields(c, group_id), self.invalid_contact, results
+        )
         if rows:
             call = Call("POST", "v1/contact", json=[fields for _, fields in rows], idempotent=False)
             payload = self.request_object(call)
@@ -522,27 +511,20 @@ class SmstoolsHook(SmsGatewayHook):
         for batch in chunked(new, self.batch_size):
             outcomes = self.add_contacts([c for _, c in batch], list_id)
             results.update((i, r) for (i, _), r in zip(batch, outcomes, strict=True))
+
+        def update(contact: Contact) -> str | None:
+            self.update_contact(contact, list_id)
+            return contact.contact_id
+
         for index, contact in enumerate(contacts):
             if contact.contact_id:
-                try:
-                    self.update_contact(contact, list_id)
-                    results[index] = ContactResult(contact, True, contact_id=contact.contact_id)
-                except InvalidPhoneNumberError as exc:
-                    results[index] = ContactResult(contact, False, error=str(exc), error_code="invalid_phone")
-                except SmsValidationError as exc:
-                    code = None if exc.code is None else str(exc.code)
-                    results[index] = ContactResult(contact, False, error=exc.message, error_code=code)
+                results[index] = self.write_contact(contact, lambda c=contact: update(c))
         return [results[i] for i in range(len(contacts))]
 
     def delete_contacts(self, contact_ids: Iterable[str], list_id: str) -> None:
         """DELETE /v1/contact/{id} for each (no batch delete); a contact already gone (HTTP 404) is
         fine. Contacts belong to one group at Smstools, so ``list_id`` is not needed."""
-        for contact_id in contact_ids:
-            try:
-                self.delete_contact(contact_id)
-            except SmsValidationError as exc:
-                if exc.status_code != 404:
-                    raise
+        self.delete_each(contact_ids, self.delete_contact)
 
     def list_contacts(self, list_id: str) -> Iterator[Contact]:
         """The contacts of group ``list_id`` (:meth:`get_group_contacts`)."""

@@ -13,7 +13,10 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from airflow_provider_sms.messages import ContactResult, OutboundMessage, StatusReport
 
 from airflow_provider_sms.exceptions import (
     SmsAmbiguousSendError,
@@ -25,12 +28,9 @@ from airflow_provider_sms.exceptions import (
 from airflow_provider_sms.hooks.base import Call, Capabilities, PageParser, SmsGatewayHook, chunked
 from airflow_provider_sms.messages import (
     Contact,
-    ContactResult,
     DeliveryStatus,
     InvalidPhoneNumberError,
-    OutboundMessage,
     SendResult,
-    StatusReport,
     body_hash,
     count_segments,
     map_status,
@@ -84,18 +84,15 @@ class TextBoostHook(SmsGatewayHook):
     only ``phone``, ``first_name`` and ``last_name`` are stored (birthday, extras and
     ``unsubscribed`` are not part of the API).
 
-    :param sms_conn_id: the Airflow connection (default ``textboost_default``).
     """
 
-    conn_type = "textboost"
-    default_conn_name = "textboost_default"
     hook_name = "TextBoost SMS"
     gateway = "textboost"
     default_base_url = "https://www.textboostsms.com"
     default_path = ""  # the API prefix comes from the api_prefix extra: see base_url
     max_batch_size = 500  # recipients per /sms/send (our choice: the docs give no limit)
-    phone_with_plus = False
     capabilities = Capabilities(newsletter="campaign")
+    status_map = STATUS_MAP
     # Items per list page, sent as ``per_page`` (our choice: Laravel's default is 25; a gateway that
     # ignores it still pages right, by page number).
     page_size = 100
@@ -223,34 +220,20 @@ class TextBoostHook(SmsGatewayHook):
 
         Invalid numbers and the gateway's 404/422 refusals are rejects of their own row.
         """
-        results = []
-        for contact in contacts:
+
+        def write(contact: Contact) -> str:
             names = {"first_name": contact.first_name, "last_name": contact.last_name}
-            try:
-                if contact.contact_id is None:
-                    data = self.create_contact(list_id, contact.phone, **names)
-                else:
-                    data = self.update_contact(list_id, contact.contact_id, contact.phone, **names)
-            except InvalidPhoneNumberError as exc:
-                results.append(
-                    ContactResult(contact, accepted=False, error=str(exc), error_code="invalid_phone")
-                )
-            except SmsValidationError as exc:
-                results.append(
-                    ContactResult(contact, accepted=False, error=exc.message, error_code=str(exc.status_code))
-                )
+            if contact.contact_id is None:
+                data = self.create_contact(list_id, contact.phone, **names)
             else:
-                results.append(ContactResult(contact, accepted=True, contact_id=str(data["uid"])))
-        return results
+                data = self.update_contact(list_id, contact.contact_id, contact.phone, **names)
+            return str(data["uid"])
+
+        return [self.write_contact(c, lambda c=c: write(c), _status_code) for c in contacts]
 
     def delete_contacts(self, contact_ids: Iterable[str], list_id: str) -> None:
         """One DELETE per contact; a contact already gone (404) counts as deleted."""
-        for contact_id in contact_ids:
-            try:
-                self.delete_contact(list_id, contact_id)
-            except SmsValidationError as exc:
-                if exc.status_code != 404:
-                    raise
+        self.delete_each(contact_ids, lambda contact_id: self.delete_contact(list_id, contact_id))
 
     def list_contacts(self, list_id: str) -> Iterator[Contact]:
         """The group's contacts as :class:`Contact` (POST /contacts/{group_id}/all), paged lazily."""
@@ -468,16 +451,15 @@ class TextBoostHook(SmsGatewayHook):
         return found
 
     def _report(self, obj: Mapping[str, Any]) -> StatusReport:
-        raw = obj.get("status")
         inbound = str(obj.get("direction") or "").lower() in ("incoming", "inbound")
-        return StatusReport(
-            message_id=str(obj["uid"]),
-            status=DeliveryStatus.RECEIVED if inbound else map_status(raw, STATUS_MAP),
-            raw_status=None if raw is None else str(raw),
-            recipient=self.from_wire_recipient(obj.get("to")),
+        return self.report(
+            obj["uid"],
+            obj.get("status"),
+            status=DeliveryStatus.RECEIVED if inbound else None,
+            recipient=obj.get("to"),
             body=obj.get("message"),
-            created_at=self.parse_time(obj.get("created_at")),
-            updated_at=self.parse_time(obj.get("updated_at")),
+            created=obj.get("created_at"),
+            updated=obj.get("updated_at"),
         )
 
     # ---------------------------------------------------------------------------------------------
@@ -622,6 +604,11 @@ def _error_message(payload: Any) -> str | None:
 def _accepted(message: OutboundMessage, obj: Mapping[str, Any]) -> SendResult:
     status = map_status(obj["status"], STATUS_MAP) if obj.get("status") else DeliveryStatus.QUEUED
     return SendResult(message, accepted=True, message_id=str(obj["uid"]), status=status)
+
+
+def _status_code(exc: SmsValidationError) -> str:
+    """A refused contact's error code: the HTTP status (404, 422) of the refusal."""
+    return str(exc.status_code)
 
 
 def _fields(**fields: Any) -> dict[str, Any]:

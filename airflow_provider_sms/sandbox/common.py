@@ -8,7 +8,10 @@ validation errors anyway.
 from __future__ import annotations
 
 import codecs
+import hmac
 import json
+from collections.abc import Callable, Iterable
+from itertools import islice
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -82,6 +85,19 @@ def gateway_of(path: str) -> str | None:
         if path.startswith(prefix):
             return gateway
     return None
+
+
+def credentials_match(*pairs: tuple[str, str]) -> bool:
+    """Whether each given credential equals the configured one, every pair compared in constant
+    time (whatever the outcome of the others)."""
+    matches = [hmac.compare_digest(given.encode(), expected.encode()) for given, expected in pairs]
+    return all(matches)
+
+
+def page_items(items: Iterable[Any], page: int, size: int, render: Callable[[Any], Any]) -> list[Any]:
+    """The rendered items of page ``page`` (from 1) of ``size`` items each."""
+    start = (page - 1) * size
+    return [render(item) for item in islice(items, start, start + size)]
 
 
 def respond(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:

@@ -15,7 +15,6 @@ as an integer; ``savepaket`` creates one message per distinct phone of its tags.
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Callable
 from typing import Any
 
@@ -25,6 +24,7 @@ from airflow_provider_sms.sandbox import delivery
 from airflow_provider_sms.sandbox.common import (
     BadBody,
     TooDeep,
+    credentials_match,
     loads_json,
     read_fields,
     respond,
@@ -146,11 +146,8 @@ def create_router(state: SandboxState) -> APIRouter:
     messages, groups = state.messages[GATEWAY], state.groups[GATEWAY]
 
     def login_ok(fields: dict[str, Any]) -> bool:
-        email = str(fields.get("email") or "").encode()
-        password = str(fields.get("pass") or "").encode()
-        email_ok = hmac.compare_digest(email, config.smsgateway24_email.encode())
-        password_ok = hmac.compare_digest(password, config.smsgateway24_password.encode())
-        return email_ok and password_ok
+        email, password = str(fields.get("email") or ""), str(fields.get("pass") or "")
+        return credentials_match((email, config.smsgateway24_email), (password, config.smsgateway24_password))
 
     def endpoint(name: str, auth: str = "token") -> Callable[[Callable[..., dict[str, Any]]], Any]:
         """Register ``handler(fields)`` for GET and POST (the app makes a trailing slash optional).

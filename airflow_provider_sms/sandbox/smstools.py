@@ -14,15 +14,13 @@ are stored and charged.
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Awaitable, Callable, Iterable
-from itertools import islice
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
 from airflow_provider_sms.sandbox import delivery
-from airflow_provider_sms.sandbox.common import BadBody, read_json, respond
+from airflow_provider_sms.sandbox.common import BadBody, credentials_match, page_items, read_json, respond
 from airflow_provider_sms.sandbox.state import Contact, Group, Message, SandboxState
 from airflow_provider_sms.sandbox.validation import (
     MAX_PAGE,
@@ -83,8 +81,7 @@ def _page(
     request: Request, items: Iterable[Any], total: int, key: str, render: Callable[[Any], Any]
 ) -> dict[str, Any]:
     limit, page = _paging(request)
-    start = (page - 1) * limit
-    shown = [render(item) for item in islice(items, start, start + limit)]
+    shown = page_items(items, page, limit, render)
     return {"total": total, "shown": len(shown), "page": page, "limit": limit, key: shown}
 
 
@@ -106,9 +103,9 @@ def create_router(state: SandboxState) -> APIRouter:
     def authorised(request: Request) -> bool:
         client_id = request.headers.get("x-client-id", "")
         secret = request.headers.get("x-client-secret", "")
-        id_ok = hmac.compare_digest(client_id.encode(), config.smstools_client_id.encode())
-        secret_ok = hmac.compare_digest(secret.encode(), config.smstools_client_secret.encode())
-        return id_ok and secret_ok
+        return credentials_match(
+            (client_id, config.smstools_client_id), (secret, config.smstools_client_secret)
+        )
 
     def route(method: str, path: str) -> Callable[[Callable[..., Awaitable[Any]]], Any]:
         """Register ``handler`` behind the credential check; it returns a JSON-able value or raises."""

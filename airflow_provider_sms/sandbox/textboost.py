@@ -12,16 +12,21 @@ oldest first; ``/sms/campaign`` sends to each distinct phone of the given groups
 
 from __future__ import annotations
 
-import hmac
 import math
 from collections.abc import Callable, Collection
-from itertools import islice
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
 from airflow_provider_sms.sandbox import delivery
-from airflow_provider_sms.sandbox.common import BadBody, read_fields, respond, text_field
+from airflow_provider_sms.sandbox.common import (
+    BadBody,
+    credentials_match,
+    page_items,
+    read_fields,
+    respond,
+    text_field,
+)
 from airflow_provider_sms.sandbox.state import Contact, Group, Message, SandboxState
 from airflow_provider_sms.sandbox.validation import (
     MAX_PAGE,
@@ -63,15 +68,15 @@ def create_router(state: SandboxState) -> APIRouter:
     messages, groups, contacts = state.messages[GATEWAY], state.groups[GATEWAY], state.contacts[GATEWAY]
 
     def authorised(request: Request, fields: dict[str, Any]) -> bool:
-        expected = config.textboost_token.encode()
+        expected = config.textboost_token
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), expected):
+        if scheme.lower() == "bearer" and credentials_match((token.strip(), expected)):
             return True
         api_token = fields.get("api_token")
         return (
             request.url.path.startswith("/api/http/")
             and isinstance(api_token, str)
-            and hmac.compare_digest(api_token.encode(), expected)
+            and credentials_match((api_token, expected))
         )
 
     def route(method: str, path: str) -> Callable[[Callable[..., Any]], Any]:
@@ -110,7 +115,7 @@ def create_router(state: SandboxState) -> APIRouter:
         total = len(items)
         last_page = max(1, math.ceil(total / per_page))
         start = (page - 1) * per_page
-        shown = [render(item) for item in islice(items, start, start + per_page)]
+        shown = page_items(items, page, per_page, render)
         path = str(request.url.replace(query=""))
         extra = f"&per_page={per_page}" if "per_page" in fields else ""
 

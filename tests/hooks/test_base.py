@@ -17,6 +17,7 @@ from airflow_provider_sms.exceptions import (
     SmsValidationError,
 )
 from airflow_provider_sms.hooks.base import Call, SmsGatewayHook, _RateLimiter, chunked
+from airflow_provider_sms.messages import Contact, DeliveryStatus, InvalidPhoneNumberError
 
 SECRET = "client-secret-abcdef123456"
 BASE = "https://api.example.test"
@@ -306,3 +307,87 @@ def test_non_idempotent_create_is_retried_when_it_never_left(hook, requests_mock
     requests_mock.post(f"{BASE}/v1/contact", [{"status_code": 429}, {"json": {"ID": [1]}}])
     assert hook.request(Call("POST", "/v1/contact", json={"phone": "1"}, idempotent=False)) == {"ID": [1]}
     assert requests_mock.call_count == 2
+
+
+# -------------------------------------------------------------------------------------------------
+# The shared batch and contact helpers
+
+
+def test_a_gateway_connection_type_and_default_connection_come_from_its_name():
+    class OtherHook(SmsGatewayHook):
+        gateway = "other"
+
+    assert (OtherHook.conn_type, OtherHook.default_conn_name) == ("other", "other_default")
+    assert (DemoHook.conn_type, DemoHook.default_conn_name) == ("demo", "demo_default")
+
+
+def test_report_maps_the_raw_status_and_reads_the_wire_values(hook):
+    hook.status_map = {"ok": DeliveryStatus.DELIVERED}
+    report = hook.report(7, "OK", recipient="31612345678", key="", body="Hi", created="2026-05-29 17:21")
+    assert (report.message_id, report.status, report.raw_status) == ("7", DeliveryStatus.DELIVERED, "OK")
+    assert (report.recipient, report.key, report.body) == ("+31612345678", None, "Hi")
+    assert report.created_at.isoformat() == "2026-05-29T17:21:00+00:00"
+    assert report.updated_at is None
+    forced = hook.report("8", None, status=DeliveryStatus.SCHEDULED, key=12)
+    assert (forced.status, forced.raw_status, forced.key, forced.recipient) == (
+        DeliveryStatus.SCHEDULED,
+        None,
+        "12",
+        None,
+    )
+
+
+def test_phone_rows_leave_out_and_reject_the_numbers_that_cannot_be_normalised(hook):
+    results: list = [None, None, None]
+    rows = hook.phone_rows(["+31612345678", "nope", "+31612345679"], hook.wire_phone, _rejected, results)
+    assert rows == [(0, "31612345678"), (2, "31612345679")]
+    assert results[0] is None and results[2] is None
+    assert results[1][0] == "nope" and results[1][1]
+
+
+def _rejected(item, error):
+    return (item, error)
+
+
+def test_write_contact_maps_invalid_numbers_and_refusals_and_raises_the_rest():
+    contact = Contact(phone="+31612345678")
+
+    def fail(exc):
+        def write():
+            raise exc
+
+        return write
+
+    assert SmsGatewayHook.write_contact(contact, lambda: "c1").contact_id == "c1"
+    invalid = SmsGatewayHook.write_contact(contact, fail(InvalidPhoneNumberError("12", "too short")))
+    assert (invalid.accepted, invalid.error, invalid.error_code) == (
+        False,
+        "invalid phone number '12': too short",
+        "invalid_phone",
+    )
+    refused = SmsGatewayHook.write_contact(contact, fail(SmsValidationError("taken", code=120)))
+    assert (refused.accepted, refused.error, refused.error_code) == (False, "taken", "120")
+    uncoded = SmsGatewayHook.write_contact(contact, fail(SmsValidationError("taken")))
+    assert uncoded.error_code is None
+    by_status = SmsGatewayHook.write_contact(
+        contact, fail(SmsValidationError("gone", status_code=404)), lambda exc: str(exc.status_code)
+    )
+    assert by_status.error_code == "404"
+    with pytest.raises(SmsAuthError):
+        SmsGatewayHook.write_contact(contact, fail(SmsAuthError("no")))
+
+
+def test_delete_each_counts_a_404_as_deleted_and_raises_other_refusals():
+    deleted: list[str] = []
+
+    def delete(item_id):
+        if item_id == "gone":
+            raise SmsValidationError("not found", status_code=404)
+        if item_id == "locked":
+            raise SmsValidationError("locked", status_code=422)
+        deleted.append(item_id)
+
+    SmsGatewayHook.delete_each(["a", "gone", "b"], delete)
+    assert deleted == ["a", "b"]
+    with pytest.raises(SmsValidationError, match="locked"):
+        SmsGatewayHook.delete_each(["locked"], delete)
