@@ -121,6 +121,8 @@ class _Write:
 class ContactSync:
     """One sync of ``options`` into ``hook``'s gateway: the list, the state, the gateway's list when
     reconciling, counters and samples. :meth:`run` it once; ``run_key`` names the run's rejects.
+
+    What the gateway cannot do is read from ``hook.capabilities``, never found out by calling it.
     """
 
     def __init__(
@@ -146,7 +148,7 @@ class ContactSync:
         self.remote: dict[str, Contact] | None = None  # reconciling: gateway contacts not matched yet
         self.by_phone: defaultdict[str, list[str]] = defaultdict(list)
         self.lock: SyncLock | None = None
-        self.can_list = True
+        self.can_list = hook.capabilities.list_contacts  # else: no reconcile, one write per request
 
     def close(self) -> None:
         try:
@@ -195,7 +197,6 @@ class ContactSync:
         fresh = self._resolve_list()
         if self.lock is not None and not by_id:
             self.lock.acquire(f"id:{self.list_id}", opt.lock_timeout)
-        self.can_list = self._can_list()
         if self._needs_reconcile(fresh):
             self._read_gateway_list()
         for chunk in iter_chunks(
@@ -211,11 +212,8 @@ class ContactSync:
             self.list_id = str(opt.list_id)
             return False
         found = self.state.find_list(opt.list_name) if self.has_state else None
-        if found is None:
-            try:
-                found = self.hook.find_list(opt.list_name)
-            except NotImplementedError:  # SmsGateway24 cannot list its tags: only our state knows them
-                found = None
+        if found is None and self.hook.capabilities.find_list:
+            found = self.hook.find_list(opt.list_name)  # else (SmsGateway24) only our state knows them
         if found is not None:
             self.list_id = str(found)
             return False
@@ -234,24 +232,11 @@ class ContactSync:
         return True
 
     def _require_deletes(self) -> None:
-        opt = self.options
-        # Asking to delete nothing costs no request; a gateway without the endpoint refuses at once.
-        try:
-            self.hook.delete_contacts([], str(opt.list_id or ""))
-        except NotImplementedError as exc:
+        if not self.hook.capabilities.delete_contacts:
             raise ValueError(
-                f"mode='mirror' deletes contacts, which {self.hook.gateway} cannot do: {exc} "
-                "Use mode='upsert' (nothing is deleted) or sync into a fresh list."
-            ) from None
-
-    def _can_list(self) -> bool:
-        # list_contacts is lazy: calling it sends nothing, but a gateway without the endpoint refuses.
-        try:
-            listing = self.hook.list_contacts(self.list_id or "")
-        except NotImplementedError:
-            return False
-        getattr(listing, "close", lambda: None)()
-        return True
+                f"mode='mirror' deletes contacts, which {self.hook.gateway} cannot do: it has no "
+                "endpoint to delete contacts. Use mode='upsert' (nothing is deleted) or sync into a fresh list."
+            )
 
     def _needs_reconcile(self, fresh: bool) -> bool:
         opt = self.options
