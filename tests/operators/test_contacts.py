@@ -197,8 +197,8 @@ def test_gateway_refusals_are_rejects_of_their_source_rows_and_retried_next_run(
     gateway, sandbox, sms_conn_env, sqlite_conn_id, monkeypatch
 ):
     """A number our parser lets through but the gateway refuses (Smstools: error 103 in a batch)."""
+    from airflow_provider_sms.campaign import contacts
     from airflow_provider_sms.hooks import base
-    from airflow_provider_sms.operators import contacts
 
     real = base.normalize_phone
 
