@@ -183,6 +183,11 @@ def _frame(rows: list, columns: list[str]) -> pd.DataFrame:
     return frame
 
 
+def read_first_column(sql: str, conn_id: str) -> list[Any]:
+    """The first column of every row ``sql`` returns on the connection (a suppression list, say)."""
+    return [row[0] for row in get_sql_hook(conn_id).get_records(sql)]
+
+
 def require_columns(columns: Sequence[str], needed: Sequence[str], what: str) -> None:
     """Fail before anything is sent when ``needed`` columns are missing."""
     missing = [c for c in needed if c not in columns]
