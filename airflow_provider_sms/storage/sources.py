@@ -183,9 +183,15 @@ def _frame(rows: list, columns: list[str]) -> pd.DataFrame:
     return frame
 
 
-def read_first_column(sql: str, conn_id: str) -> list[Any]:
-    """The first column of every row ``sql`` returns on the connection (a suppression list, say)."""
-    return [row[0] for row in get_sql_hook(conn_id).get_records(sql)]
+def suppression_numbers(numbers: Sequence[Any] | None, sql: str | None, conn_id: str | None) -> list[Any]:
+    """The numbers never to message: ``numbers``, and the first column of what ``sql`` returns on
+    the connection ``conn_id`` (as written: the campaign normalises them)."""
+    numbers = list(numbers or [])
+    if sql:
+        if not conn_id:
+            raise ValueError("suppression_sql needs suppression_conn_id (or sql_conn_id)")
+        numbers += [row[0] for row in get_sql_hook(conn_id).get_records(sql)]
+    return numbers
 
 
 def require_columns(columns: Sequence[str], needed: Sequence[str], what: str) -> None:
