@@ -125,7 +125,6 @@ class CampaignSend:
         template: MessageTemplate,
         suppressed: set[str],
         ledger: MessageLedger | None,
-        *,
         send_at_in: Callable[[str | None], datetime | None] | None = None,
         log: logging.Logger | None = None,
     ) -> None:

@@ -1,8 +1,5 @@
-"""SmsBulkSendOperator: a templated campaign to an audience, sent exactly once through a ledger.
-
-The engine (normalising, de-duplicating, the ledger's rounds, the gateway's requests) is
-``campaign/send.py``; this module gives it the operator's arguments, the hook and the ledger.
-"""
+"""SmsBulkSendOperator: a templated campaign to an audience, sent exactly once through a ledger
+(the engine is ``campaign/send.py``; this gives it the arguments, the hook and the ledger)."""
 
 from __future__ import annotations
 
@@ -14,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 import pendulum
-from airflow.sdk import Asset, BaseOperator, Context
+from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_sms.campaign.send import CampaignSend, SendSettings, suppression_set
@@ -23,20 +20,13 @@ from airflow_provider_sms.campaign.templates import MessageTemplate
 from airflow_provider_sms.exceptions import SmsConcurrentRunError, SmsConfigurationError
 from airflow_provider_sms.hooks import get_gateway_hook
 from airflow_provider_sms.hooks.base import SmsGatewayHook
+from airflow_provider_sms.operators import lineage
+from airflow_provider_sms.operators.lineage import default_outlets as _default_outlets
+from airflow_provider_sms.operators.lineage import ledger_asset
 from airflow_provider_sms.storage.ledger import MessageLedger
-from airflow_provider_sms.storage.sources import DEFAULT_CHUNK_SIZE, iter_chunks, read_first_column
+from airflow_provider_sms.storage.sources import DEFAULT_CHUNK_SIZE, iter_chunks, suppression_numbers
 
 __all__ = ["SmsBulkSendOperator", "SmsConcurrentRunError", "default_campaign_key", "ledger_asset"]
-
-
-def ledger_asset(ledger_conn_id: str, table: str) -> Asset:
-    """The Asset that stands for a ledger or report table, so downstream DAGs can run on it."""
-    return Asset(name=f"{ledger_conn_id}.{table}", uri=f"sms-table://{ledger_conn_id}/{table}")
-
-
-def _default_outlets(dry_run: bool, ledger_conn_id: str, ledger_table: str) -> list[Asset]:
-    """The ledger table, unless nothing is recorded (a dry run)."""
-    return [] if dry_run else [ledger_asset(ledger_conn_id, ledger_table)]
 
 
 class SmsBulkSendOperator(BaseOperator):
@@ -193,8 +183,6 @@ class SmsBulkSendOperator(BaseOperator):
     def hook(self) -> SmsGatewayHook:
         return get_gateway_hook(self.sms_conn_id)
 
-    # ---------------------------------------------------------------------------------------------
-
     def execute(self, context: Context) -> dict[str, Any]:
         self._defer_while_window_closed()
         return self.run_campaign(context)
@@ -218,51 +206,37 @@ class SmsBulkSendOperator(BaseOperator):
 
     def run_campaign(self, context: Context) -> dict[str, Any]:
         """Send the campaign now (no send-window deferral) and return its summary."""
-        campaign_key = self.campaign_key or default_campaign_key(context)
-        template = MessageTemplate(
-            self.message,
-            {
-                "campaign_key": campaign_key,
-                "ds": context.get("ds"),
-                "logical_date": context.get("logical_date"),
-                "params": context.get("params") or {},
-            },
-        )
-        suppressed = suppression_set(self._suppression_numbers(), self.region, self.log)
+        key = self.campaign_key or default_campaign_key(context)
+        names = {"campaign_key": key, "ds": context.get("ds"), "logical_date": context.get("logical_date")}
+        template = MessageTemplate(self.message, {**names, "params": context.get("params") or {}})
+        conn_id = self.suppression_conn_id or self.sql_conn_id
+        numbers = suppression_numbers(self.suppression_list, self.suppression_sql, conn_id)
+        suppressed = suppression_set(numbers, self.region, self.log)
         ledger = None
         if not self.dry_run:
+            hook, conn_id = self.hook, self.sms_conn_id
             ledger = MessageLedger(
-                self.ledger_conn_id,
-                self.ledger_table,
-                gateway=self.hook.gateway,
-                sms_conn_id=self.sms_conn_id,
+                self.ledger_conn_id, self.ledger_table, gateway=hook.gateway, sms_conn_id=conn_id
             )
         engine = CampaignSend(
-            self.settings, self.hook, campaign_key, template, suppressed, ledger, send_at_in=self.send_at_in
+            self.settings, self.hook, key, template, suppressed, ledger, self.send_at_in, self.log
         )
-        engine.log = self.log
         chunks = iter_chunks(
             self.audience, sql=self.sql, sql_conn_id=self.sql_conn_id, chunk_size=self.chunk_size
         )
         try:
             return engine.run(chunks)  # closes the ledger
-        except SmsConfigurationError as exc:
+        except SmsConfigurationError as exc:  # refused for its configuration: retrying will not help
             raise AirflowFailException(str(exc)) from exc.__cause__
-
-    # ---------------------------------------------------------------------------------------------
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """Lineage: the tables the audience query reads in; the ledger and the gateway's messages out."""
-        from airflow_provider_sms.operators.lineage import (
-            gateway_dataset_id,
-            operator_lineage,
-            sql_query_tables,
-        )
-
-        return operator_lineage(
-            input_tables=sql_query_tables(self.sql, self.sql_conn_id),
+        return lineage.operator_lineage(
+            input_tables=lineage.sql_query_tables(self.sql, self.sql_conn_id),
             output_tables=[] if self.dry_run else [(self.ledger_conn_id, self.ledger_table)],
-            outputs=[] if self.dry_run else [gateway_dataset_id(self.hook.gateway, self.hook.base_url)],
+            outputs=[]
+            if self.dry_run
+            else [lineage.gateway_dataset_id(self.hook.gateway, self.hook.base_url)],
         )
 
     @cached_property
@@ -275,15 +249,6 @@ class SmsBulkSendOperator(BaseOperator):
     @cached_property
     def region(self) -> str | None:
         return self.default_region or self.hook.extra("default_region")
-
-    def _suppression_numbers(self) -> list[Any]:
-        numbers = list(self.suppression_list or [])
-        if self.suppression_sql:
-            conn_id = self.suppression_conn_id or self.sql_conn_id
-            if not conn_id:
-                raise ValueError("suppression_sql needs suppression_conn_id (or sql_conn_id)")
-            numbers += read_first_column(self.suppression_sql, conn_id)
-        return numbers
 
     @cached_property
     def window(self) -> SendWindow | None:
