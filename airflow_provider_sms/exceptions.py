@@ -100,3 +100,13 @@ class SmsPagingError(SmsGatewayError):
 
 class NothingToWatchError(ValueError):
     """The campaign has no accepted message in the ledger: "0 of 0 final" would be a false success."""
+
+
+class SmsConfigurationError(Exception):
+    """A send request was refused as a whole for its configuration (a wrong URL, the sender, the
+    schedule), not for its recipients: nothing was sent and the rows stay pending in the ledger.
+    Retrying does not help; fix the connection or the message, then run the campaign again."""
+
+
+class SmsConcurrentRunError(RuntimeError):
+    """Another try of the same campaign held it for longer than ``concurrent_run_timeout``."""

@@ -21,6 +21,7 @@ __all__ = [
     "InvalidPhoneNumberError",
     "OutboundMessage",
     "SegmentCount",
+    "SendOutcome",
     "SendResult",
     "StatusReport",
     "body_hash",
@@ -263,6 +264,19 @@ class SendResult:
     def rejected(cls, message: OutboundMessage, error: str, code: str | None = None) -> SendResult:
         """The gateway (or a check before it) refused ``message``; ``error`` says why."""
         return cls(message, accepted=False, status=DeliveryStatus.REJECTED, error=error, error_code=code)
+
+
+@dataclass(frozen=True)
+class SendOutcome:
+    """What one message's ledger row becomes after its request or a look-up: its ledger ``state``
+    (``accepted``, ``rejected``, ``pending``...), the gateway's id and status, or why it failed."""
+
+    recipient: str
+    state: str
+    message_id: str | None = None
+    status: str | None = None
+    raw_status: str | None = None
+    error: str | None = None
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,18 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
+from airflow.sdk import Asset
+
 log = logging.getLogger(__name__)
 
-__all__ = ["gateway_dataset_id", "operator_lineage", "sql_query_tables", "sql_table_dataset_id"]
+__all__ = [
+    "default_outlets",
+    "gateway_dataset_id",
+    "ledger_asset",
+    "operator_lineage",
+    "sql_query_tables",
+    "sql_table_dataset_id",
+]
 
 
 def openlineage_available() -> bool:
@@ -111,3 +120,13 @@ def _default_schema(hook: Any) -> str:
         return hook.get_openlineage_default_schema() or "public"
     except Exception:
         return "public"
+
+
+def ledger_asset(ledger_conn_id: str, table: str) -> Asset:
+    """The Asset that stands for a ledger or report table, so downstream DAGs can run on it."""
+    return Asset(name=f"{ledger_conn_id}.{table}", uri=f"sms-table://{ledger_conn_id}/{table}")
+
+
+def default_outlets(dry_run: bool, ledger_conn_id: str, ledger_table: str) -> list[Asset]:
+    """The ledger table, unless nothing is recorded (a dry run)."""
+    return [] if dry_run else [ledger_asset(ledger_conn_id, ledger_table)]

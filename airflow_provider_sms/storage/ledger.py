@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from airflow_provider_sms.exceptions import NothingToWatchError
-from airflow_provider_sms.messages import DeliveryStatus
+from airflow_provider_sms.messages import DeliveryStatus, SendOutcome
 from airflow_provider_sms.storage.report import STAGING
 from airflow_provider_sms.storage.table import SqlTable, quote_name, utcnow
 
@@ -212,20 +212,16 @@ class MessageLedger(SqlTable):
         if self.is_postgres:
             self.execute(f"ANALYZE {self.quoted}")
 
-    def mark(
-        self,
-        campaign_key: str,
-        outcomes: Iterable[tuple[str, str, str | None, str | None, str | None, str | None]],
-    ) -> int:
-        """Record outcomes ``(recipient, state, message_id, status, raw_status, error)`` in one transaction."""
+    def mark(self, campaign_key: str, outcomes: Iterable[SendOutcome]) -> int:
+        """Record outcomes (state, gateway id and status, error of each recipient) in one transaction."""
         now = self.ts(utcnow())
         return self.executemany(
             f"UPDATE {self.quoted} SET state = {self.ph}, message_id = {self.ph}, status = {self.ph}, "
             f"raw_status = {self.ph}, error = {self.ph}, updated_at = {self.ph} "
             f"WHERE campaign_key = {self.ph} AND recipient = {self.ph}",
             (
-                (state, message_id, status, raw, error, now, campaign_key, recipient)
-                for recipient, state, message_id, status, raw, error in outcomes
+                (o.state, o.message_id, o.status, o.raw_status, o.error, now, campaign_key, o.recipient)
+                for o in outcomes
             ),
         )
 

@@ -183,6 +183,17 @@ def _frame(rows: list, columns: list[str]) -> pd.DataFrame:
     return frame
 
 
+def suppression_numbers(numbers: Sequence[Any] | None, sql: str | None, conn_id: str | None) -> list[Any]:
+    """The numbers never to message: ``numbers``, and the first column of what ``sql`` returns on
+    the connection ``conn_id`` (as written: the campaign normalises them)."""
+    numbers = list(numbers or [])
+    if sql:
+        if not conn_id:
+            raise ValueError("suppression_sql needs suppression_conn_id (or sql_conn_id)")
+        numbers += [row[0] for row in get_sql_hook(conn_id).get_records(sql)]
+    return numbers
+
+
 def require_columns(columns: Sequence[str], needed: Sequence[str], what: str) -> None:
     """Fail before anything is sent when ``needed`` columns are missing."""
     missing = [c for c in needed if c not in columns]

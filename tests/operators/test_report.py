@@ -12,7 +12,7 @@ from urllib.parse import urlparse
 import pendulum
 import pytest
 
-from airflow_provider_sms.messages import DeliveryStatus, StatusReport
+from airflow_provider_sms.messages import DeliveryStatus, SendOutcome, StatusReport
 from airflow_provider_sms.operators.report import SmsDeliveryReportOperator
 from airflow_provider_sms.operators.send import SmsBulkSendOperator, ledger_asset
 from airflow_provider_sms.storage.table import SqlTable
@@ -404,7 +404,7 @@ def _ledger_with(conn_id: str, message_id: str) -> None:
         ledger.ensure_table()
         key = idempotency_key("autumn", "+4915110000001")
         ledger.record("autumn", [LedgerEntry("+4915110000001", ACCEPTED, key)])
-        ledger.mark("autumn", [("+4915110000001", ACCEPTED, message_id, "queued", "queued", None)])
+        ledger.mark("autumn", [SendOutcome("+4915110000001", ACCEPTED, message_id, "queued", "queued", None)])
     finally:
         ledger.close()
 

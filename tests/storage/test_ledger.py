@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from airflow_provider_sms.messages import SendOutcome
 from airflow_provider_sms.storage.ledger import (
     ACCEPTED,
     PENDING,
@@ -29,7 +30,7 @@ def _entry(phone: str, state: str = PENDING) -> LedgerEntry:
 
 def test_record_is_idempotent_per_campaign_and_recipient(ledger):
     assert ledger.record("c1", [_entry("+4915100000001"), _entry("+4915100000002")]) == 2
-    ledger.mark("c1", [("+4915100000001", ACCEPTED, "m-1", "queued", None, None)])
+    ledger.mark("c1", [SendOutcome("+4915100000001", ACCEPTED, "m-1", "queued", None, None)])
     # A re-run: only the new row is inserted, and the count says so (the newsletter relies on it).
     assert ledger.record("c1", [_entry("+4915100000001"), _entry("+4915100000003")]) == 1
     rows = ledger.load("c1", ["+4915100000001", "+4915100000002", "+4915100000003", "+4915100000009"])
@@ -49,8 +50,8 @@ def test_state_transitions_and_message_ids(ledger):
     sent_at, claimed = ledger.claim("c1", [(p, None, None) for p in phones[:20]])
     assert sent_at.tzinfo is not None
     assert claimed == set(phones[:20])
-    ledger.mark("c1", [(p, ACCEPTED, f"id-{p}", "queued", "queued", None) for p in phones[:19]])
-    ledger.mark("c1", [(phones[19], REJECTED, None, None, None, "Phone number is not valid")])
+    ledger.mark("c1", [SendOutcome(p, ACCEPTED, f"id-{p}", "queued", "queued", None) for p in phones[:19]])
+    ledger.mark("c1", [SendOutcome(phones[19], REJECTED, None, None, None, "Phone number is not valid")])
     assert ledger.counts("c1") == {ACCEPTED: 19, REJECTED: 1, PENDING: 10}
     assert sorted(ledger.message_ids("c1")) == sorted(f"id-{p}" for p in phones[:19])
     (rejected,) = ledger.in_state("c1", [REJECTED])
@@ -96,7 +97,7 @@ def test_claim_covers_more_recipients_than_one_in_clause(ledger):
     assert ledger.counts("c2") == {PENDING: 10}  # another campaign's rows are untouched
     rows = ledger.load("c1", phones[:1_100])
     assert {e.sent_at is not None for e in rows.values()} == {True}
-    ledger.mark("c1", [(phones[0], PENDING, None, None, None, None)])  # proven absent: to be sent again
+    ledger.mark("c1", [SendOutcome(phones[0], PENDING)])  # proven absent: to be sent again
     assert ledger.claim("c1", [(phones[0], None, None)])[1] == {phones[0]}
     (attempts,) = ledger.query(
         f"SELECT attempts FROM {ledger.quoted} WHERE campaign_key = {ledger.ph} AND recipient = {ledger.ph}",

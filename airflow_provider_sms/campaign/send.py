@@ -1,0 +1,541 @@
+"""The bulk-send engine: a templated campaign to an audience, sent exactly once through the ledger.
+
+Every row is normalised (E.164), de-duplicated, checked against opt-outs, rendered and written to
+the message ledger *before* its batch leaves; the ledger then records the gateway's answer. A
+retry or re-run of the same campaign key skips what was accepted or rejected and looks up at the
+gateway whatever was in flight, resending only what is proven absent. No Airflow here: the
+operator (``operators/send.py``) gives the settings, the hook, the ledger and the input chunks.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+import pandas as pd
+
+from airflow_provider_sms.campaign.prefetch import prefetched
+from airflow_provider_sms.campaign.send_window import SendWindow, UnknownTimezoneError
+from airflow_provider_sms.campaign.templates import MessageTemplate
+from airflow_provider_sms.exceptions import (
+    SmsAmbiguousSendError,
+    SmsConcurrentRunError,
+    SmsConfigurationError,
+    SmsGatewayError,
+    SmsTransientError,
+    SmsValidationError,
+)
+from airflow_provider_sms.hooks.base import SmsGatewayHook, chunked
+from airflow_provider_sms.messages import (
+    CLOCK_SKEW,
+    InvalidPhoneNumberError,
+    OutboundMessage,
+    SendOutcome,
+    SendResult,
+    as_datetime,
+    body_hash,
+    count_segments,
+    normalize_phone,
+)
+from airflow_provider_sms.storage.ledger import (
+    ACCEPTED,
+    AMBIGUOUS,
+    PENDING,
+    REJECTED,
+    SENDING,
+    SUPPRESSED,
+    LedgerEntry,
+    MessageLedger,
+    idempotency_key,
+)
+from airflow_provider_sms.storage.sources import is_truthy, require_columns, shard_of
+from airflow_provider_sms.storage.table import SqlLockTimeout, utcnow
+
+PROGRESS_EVERY_SECONDS = 30.0
+MAX_SEND_ROUNDS = 3
+Bodies = dict[str, tuple[str, str | None]]  # recipient -> (text, time zone of its send window)
+
+
+@dataclass(frozen=True)
+class SendSettings:
+    """How a campaign is sent: the operator's arguments, resolved against the connection."""
+
+    batch_size: int
+    phone_column: str = "phone"
+    region: str | None = None
+    sender: str | None = None
+    unsubscribed_column: str = "unsubscribed"
+    message_options: Mapping[str, Any] = field(default_factory=dict)
+    window: SendWindow | None = None
+    timezone_column: str | None = None
+    shard_index: int = 0
+    shard_count: int = 1
+    dry_run: bool = False
+    cost_per_segment: float | None = None
+    max_reject_ratio: float = 0.5
+    resend_ambiguous: bool = False
+    concurrent_run_timeout: float = 900.0
+    ledger_table: str = "sms_messages"
+
+
+def suppression_set(numbers: Iterable[Any], region: str | None, log: logging.Logger) -> set[str]:
+    """The numbers never to message, normalised (an unreadable one is logged and ignored)."""
+    suppressed = set()
+    for raw in numbers:
+        try:
+            suppressed.add(normalize_phone(raw, region))
+        except InvalidPhoneNumberError:
+            log.warning("Ignoring an unreadable number in the suppression list")
+    return suppressed
+
+
+class _NotSent(Exception):
+    """A queued request that did not leave because an earlier one ended the run."""
+
+
+@dataclass
+class _Request:
+    """A batch request handed to the gateway thread: its messages, when they were marked, its future."""
+
+    messages: list[OutboundMessage]
+    since: datetime
+    future: Future
+
+
+class CampaignSend:
+    """One execution of a campaign: counters, the recipients seen, the batches going out.
+
+    ``send_at_in(tz)`` says when a message to a recipient in ``tz`` is scheduled, asked as its batch
+    leaves (default: the window's next opening there, or None to send now). ``ledger`` is None for
+    a dry run. :meth:`run` sends the chunks and returns the summary.
+    """
+
+    def __init__(
+        self,
+        settings: SendSettings,
+        hook: SmsGatewayHook,
+        campaign_key: str,
+        template: MessageTemplate,
+        suppressed: set[str],
+        ledger: MessageLedger | None,
+        send_at_in: Callable[[str | None], datetime | None] | None = None,
+        log: logging.Logger | None = None,
+    ) -> None:
+        self.settings = settings
+        self.hook = hook
+        self.send_at_in = send_at_in or self._window_opening
+        self.gateway: ThreadPoolExecutor | None = None  # the one thread that talks to the gateway
+        self.halted = False  # set when a request failed in a way that ends the run
+        self.log = log or logging.getLogger(__name__)
+        self.campaign_key = campaign_key
+        self.template = template
+        self.suppressed = suppressed
+        self.ledger = ledger
+        self.seen: set[str] = set()
+        self.counts: Counter = Counter()  # outcomes, counted by the delivering thread
+        self.read: Counter = Counter()  # input and duplicates, counted by the read-ahead thread
+        self.segments = 0
+        self.sample: list[dict[str, Any]] = []
+        self.started = time.monotonic()
+        self.last_progress = self.started
+        self.recorded = 0
+
+    def run(self, chunks: Iterator[pd.DataFrame]) -> dict[str, Any]:
+        """Send every chunk (one try of the campaign at a time), then check the rejects; the summary.
+        The ledger's table is created if missing, and the ledger is closed at the end."""
+        try:
+            if self.ledger is not None:
+                self.ledger.ensure_table()
+            self.gateway = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sms-gateway")
+            try:
+                with self._one_try_at_a_time():
+                    for entries, bodies in prefetched(chunks, self.prepare):
+                        self.deliver(entries, bodies)
+            finally:
+                self.gateway.shutdown(cancel_futures=True)
+        finally:
+            if self.ledger is not None:
+                self.ledger.close()
+        summary = self.summary()
+        self.log.info("Campaign %s: %s", self.campaign_key, summary)
+        recipients = summary["input"] - summary["duplicates"]
+        if recipients and summary["rejected"] / recipients > self.settings.max_reject_ratio:
+            raise SmsValidationError(
+                f"{summary['rejected']} of {recipients} recipients were rejected "
+                f"(more than max_reject_ratio={self.settings.max_reject_ratio}); reasons are in the ledger "
+                f"table {self.settings.ledger_table!r} for campaign {self.campaign_key!r}"
+            )
+        return summary
+
+    @contextmanager
+    def _one_try_at_a_time(self) -> Iterator[None]:
+        """Hold the campaign's (and shard's) lock in the ledger's database while the run sends:
+        a second try of it waits, then finds the work done instead of sending it again."""
+        if self.ledger is None:
+            yield
+            return
+        shard = f"{self.settings.shard_index}/{self.settings.shard_count}"
+        try:
+            with self.ledger.exclusive(
+                f"campaign\x1f{self.campaign_key}\x1f{shard}",
+                timeout=self.settings.concurrent_run_timeout,
+                waiting=f"another try of campaign {self.campaign_key!r} (shard {shard}) is sending",
+            ):
+                yield
+        except SqlLockTimeout as exc:
+            raise SmsConcurrentRunError(
+                f"{exc}; it was not sent twice. Run it again once the other try has finished."
+            ) from None
+
+    # -- one chunk of input rows -------------------------------------------------------------------
+
+    def prepare(self, chunk: pd.DataFrame) -> tuple[list[LedgerEntry], Bodies]:
+        """Ledger entries and texts for one chunk of input rows (runs ahead, in the read-ahead thread)."""
+        require_columns(list(chunk.columns), [self.settings.phone_column], "the audience")
+        self.template.check_columns(chunk.columns)
+        entries: list[LedgerEntry] = []
+        bodies: Bodies = {}
+        for row in chunk.to_dict("records"):
+            entry, body = self._prepare(row)
+            if entry is not None:
+                entries.append(entry)
+                if body is not None:
+                    bodies[entry.recipient] = body
+        return entries, bodies
+
+    def deliver(self, entries: list[LedgerEntry], bodies: Bodies) -> None:
+        """Record one prepared chunk in the ledger and send what it still has to send."""
+        if self.settings.dry_run:
+            for entry in entries:
+                self.counts["would_send" if entry.state == PENDING else entry.state] += 1
+                if entry.state == PENDING:
+                    self.segments += entry.segments or 0
+            self._progress()
+            return
+        inserted = self.ledger.record(self.campaign_key, entries)
+        self._recorded(len(entries))
+        recipients = [e.recipient for e in entries]
+        # Rows an earlier try wrote win over this try's entries, so they are read back unless every
+        # row was new; from here on ``current`` follows every write this run makes.
+        if inserted == len(entries):
+            current = {e.recipient: e for e in entries}
+        else:
+            current = self.ledger.load(self.campaign_key, recipients)
+        self._settle_in_flight(current, bodies)
+        self._send_pending([current[r] for r in recipients if current[r].state == PENDING], bodies, current)
+        for recipient in recipients:
+            row = current[recipient]
+            self.counts[row.state] += 1
+            if row.state in (ACCEPTED, PENDING, SENDING, AMBIGUOUS) and row.segments:
+                self.segments += row.segments
+        self._progress()
+
+    def _recorded(self, rows: int) -> None:
+        """Refresh the ledger's statistics as this run grows it by powers of ten (see ``analyze``)."""
+        before, self.recorded = self.recorded, self.recorded + rows
+        if len(str(self.recorded)) > len(str(before)) and self.recorded >= 1000:
+            self.ledger.analyze()
+
+    def _prepare(self, row: dict[str, Any]) -> tuple[LedgerEntry | None, tuple[str, str | None] | None]:
+        """Normalise, de-duplicate, suppress and render one input row."""
+        s = self.settings
+        self.read["input"] += 1
+        position = int(row.pop("_row"))
+        raw_phone = row.get(s.phone_column)
+        try:
+            recipient = normalize_phone(raw_phone, s.region)
+        except InvalidPhoneNumberError as exc:
+            if s.shard_count > 1 and position % s.shard_count != s.shard_index:
+                self.read["input"] -= 1  # another shard records this reject
+                return None, None
+            key = f"invalid:{position}:{str(raw_phone)[:200]}"
+            return LedgerEntry(
+                key, REJECTED, idempotency_key(self.campaign_key, key), error=exc.reason, source_row=position
+            ), None
+        if s.shard_count > 1 and shard_of(recipient, s.shard_count) != s.shard_index:
+            self.read["input"] -= 1
+            return None, None
+        if recipient in self.seen:
+            self.read["duplicates"] += 1
+            return None, None
+        self.seen.add(recipient)
+        key = idempotency_key(self.campaign_key, recipient)
+        if recipient in self.suppressed or (
+            s.unsubscribed_column in row and is_truthy(row[s.unsubscribed_column])
+        ):
+            return LedgerEntry(recipient, SUPPRESSED, key, error="opted out", source_row=position), None
+        try:
+            tz = self._window_zone_for(row)  # the schedule time itself is decided as the batch leaves
+        except UnknownTimezoneError as exc:
+            return LedgerEntry(recipient, REJECTED, key, error=str(exc), source_row=position), None
+        body = self.template.render(
+            {k: _clean(row[k]) for k in self.template.variables if k in row}, position=position
+        )
+        if not body:
+            return LedgerEntry(recipient, REJECTED, key, error="empty message", source_row=position), None
+        segments = count_segments(body).segments
+        if len(self.sample) < 3:
+            self.sample.append({"to": recipient, "body": body, "segments": segments})
+        entry = LedgerEntry(
+            recipient, PENDING, key, body_hash=body_hash(body), segments=segments, source_row=position
+        )
+        return entry, (body, tz)
+
+    def _window_zone_for(self, row: Mapping[str, Any]) -> str | None:
+        """The time zone of a row's send window (None without a window). Raises
+        UnknownTimezoneError for a ``timezone_column`` name the tz database lacks."""
+        window = self.settings.window
+        if window is None:
+            return None
+        if self.settings.timezone_column:
+            return window.zone_of(row.get(self.settings.timezone_column))
+        return window.timezone
+
+    def _window_opening(self, tz: str | None) -> datetime | None:
+        window = self.settings.window
+        return None if tz is None or window is None else window.next_opening(tz)
+
+    # -- sending -----------------------------------------------------------------------------------
+
+    def _message(self, entry: LedgerEntry, bodies: Bodies) -> OutboundMessage:
+        body, tz = bodies[entry.recipient]
+        return OutboundMessage(
+            to=entry.recipient,
+            body=body,
+            key=entry.idempotency_key,
+            sender=self.settings.sender,
+            send_at=self.send_at_in(tz),
+            options=self.settings.message_options,
+        )
+
+    def _send_pending(
+        self, entries: list[LedgerEntry], bodies: Bodies, current: dict[str, LedgerEntry]
+    ) -> None:
+        """Send ``entries``; what a lost answer left proven absent goes out again, a few rounds at most.
+
+        One request is in flight while the previous one's outcome is written and the next batch is
+        marked ``sending``: the ledger's writes overlap the gateway's round trip. A request leaves
+        only after its rows are committed as ``sending``.
+        """
+        recipients = [e.recipient for e in entries]
+        for _ in range(MAX_SEND_ROUNDS):
+            in_flight: _Request | None = None
+            try:
+                for batch in chunked(entries, self.settings.batch_size):
+                    messages = self._claim([self._message(e, bodies) for e in batch], current)
+                    if not messages:
+                        continue
+                    since = current[messages[0].to].sent_at
+                    request = _Request(messages, since, self.gateway.submit(self._send_batch, messages))
+                    previous, in_flight = in_flight, request
+                    if previous is not None:
+                        self._settle(previous, current)
+            except BaseException:
+                if in_flight is not None:
+                    self._settle_after_failure(in_flight, current)
+                raise
+            if in_flight is not None:
+                self._settle(in_flight, current)
+            entries = [current[r] for r in recipients if current[r].state == PENDING]
+            if not entries:
+                return
+        raise SmsTransientError(
+            f"{len(entries)} messages of campaign {self.campaign_key!r} are still unsent after "
+            f"{MAX_SEND_ROUNDS} rounds of lost answers; they are pending in the ledger and a retry sends them"
+        )
+
+    def _claim(
+        self, messages: list[OutboundMessage], current: dict[str, LedgerEntry]
+    ) -> list[OutboundMessage]:
+        """Claim the messages' rows as ``sending`` (committed before the request leaves) and return
+        those this try claimed; a row another try took meanwhile is read back, not sent."""
+        claims = []
+        for m in messages:
+            text = body_hash(m.body)
+            changed = text != current[m.to].body_hash  # the template or the row changed since it was recorded
+            claims.append(
+                (m.to, text if changed else None, count_segments(m.body).segments if changed else None)
+            )
+        since, claimed = self.ledger.claim(self.campaign_key, claims)
+        for recipient, text, segments in claims:
+            if recipient in claimed:
+                row = current[recipient]
+                current[recipient] = replace(
+                    row,
+                    state=SENDING,
+                    sent_at=since,
+                    body_hash=text or row.body_hash,
+                    segments=segments or row.segments,
+                )
+        taken = [m.to for m in messages if m.to not in claimed]
+        if taken:
+            self.log.warning(
+                "%d rows were taken by another try of this campaign; not sending them", len(taken)
+            )
+            current.update(self.ledger.load(self.campaign_key, taken))
+        return [m for m in messages if m.to in claimed]
+
+    def _send_batch(self, messages: list[OutboundMessage]) -> list[SendResult]:
+        """In the gateway thread: send, unless an earlier request failed in a way that ends the run
+        (then nothing more leaves, as if the requests had been made one after the other)."""
+        if self.halted:
+            raise _NotSent
+        try:
+            return self.hook.send_batch(messages)
+        except SmsAmbiguousSendError:
+            raise  # settled batch by batch; the run goes on
+        except BaseException:
+            self.halted = True
+            raise
+
+    def _on_gateway(self, function: Callable[..., Any], *args: Any) -> Any:
+        """Call the hook in the gateway thread, behind any request in flight (one caller at a time)."""
+        return self.gateway.submit(function, *args).result()
+
+    def _mark(self, outcomes: list[SendOutcome], current: dict[str, LedgerEntry]) -> None:
+        """Write outcomes to the ledger (one transaction) and keep ``current`` in step with it."""
+        self.ledger.mark(self.campaign_key, outcomes)
+        for o in outcomes:
+            current[o.recipient] = replace(
+                current[o.recipient], state=o.state, message_id=o.message_id, error=o.error
+            )
+
+    def _mark_all(
+        self, messages: list[OutboundMessage], state: str, error: str | None, current: dict[str, LedgerEntry]
+    ) -> None:
+        """Give every message of a request the same state (and reason), without a gateway id."""
+        self._mark([SendOutcome(m.to, state, error=error) for m in messages], current)
+
+    def _settle_after_failure(self, request: _Request, current: dict[str, LedgerEntry]) -> None:
+        """The run is failing: keep the request from leaving if it still can, else record its outcome.
+        Whatever goes wrong here is logged; the first failure is the one raised."""
+        try:
+            self.halted = True
+            if request.future.cancel():  # never left: provably not sent
+                self._mark_all(request.messages, PENDING, None, current)
+            else:
+                self._settle(request, current)
+        except Exception as exc:
+            self.log.warning("A batch in flight when the run failed failed too: %s", exc)
+
+    def _settle(self, request: _Request, current: dict[str, LedgerEntry]) -> None:
+        """Record the outcome of a request: its results, or what a failure proves about its messages."""
+        messages, since = request.messages, request.since
+        try:
+            results = request.future.result()
+        except SmsAmbiguousSendError as exc:
+            self.log.warning(
+                "Lost the answer to a batch of %d; looking it up at the gateway: %s", len(messages), exc
+            )
+            self._look_up(messages, since, current)
+            return
+        except SmsValidationError as exc:
+            # Refused as a whole for a reason that is not about its recipients (a wrong URL, the
+            # sender, the schedule): nothing was stored, and retrying will not help. The messages
+            # stay pending, so that a run after the fix sends them.
+            self._mark_all(messages, PENDING, str(exc), current)
+            raise SmsConfigurationError(
+                f"{exc}; {len(messages)} messages of campaign {self.campaign_key!r} were not sent and stay "
+                "pending in the ledger: fix the connection or the message, then run the campaign again"
+            ) from exc
+        except SmsGatewayError as exc:  # the gateway answered with a refusal, or nothing left: not stored
+            self._mark_all(messages, PENDING, str(exc), current)
+            raise
+        except _NotSent:  # an earlier request ended the run before this one left
+            self._mark_all(messages, PENDING, None, current)
+            return
+        self._mark(
+            [
+                SendOutcome(r.message.to, ACCEPTED, r.message_id, str(r.status))
+                if r.accepted
+                else SendOutcome(r.message.to, REJECTED, error=r.error or "rejected by the gateway")
+                for r in results
+            ],
+            current,
+        )
+
+    def _look_up(
+        self, messages: list[OutboundMessage], since: datetime, current: dict[str, LedgerEntry]
+    ) -> None:
+        """Decide the fate of messages whose answer was lost: found at the gateway → accepted; proven
+        absent by a look-up that worked → pending (sent again). When the look-up itself fails nothing
+        is proven: the rows become ``ambiguous`` (a later try looks again), or pending with
+        ``resend_ambiguous``."""
+        try:
+            found = self._on_gateway(self.hook.find_sent, messages, since - CLOCK_SKEW)
+        except SmsGatewayError as exc:
+            state = PENDING if self.settings.resend_ambiguous else AMBIGUOUS
+            self.log.warning("Look-up failed (%s); %d messages are %s", exc, len(messages), state)
+            self._mark_all(messages, state, str(exc), current)
+            return
+        outcomes: list[SendOutcome] = []
+        for m in messages:
+            report = found.get(m.key)
+            if report is not None:
+                outcomes.append(
+                    SendOutcome(m.to, ACCEPTED, report.message_id, str(report.status), report.raw_status)
+                )
+            else:
+                outcomes.append(SendOutcome(m.to, PENDING))
+        self._mark(outcomes, current)
+        self.log.info(
+            "Look-up: %d of %d found at the gateway, the rest proven absent", len(found), len(messages)
+        )
+
+    def _settle_in_flight(self, current: dict[str, LedgerEntry], bodies: Bodies) -> None:
+        """Rows an earlier try left ``sending`` (a crash mid-request) or ``ambiguous``: look them up first."""
+        in_flight = [e for e in current.values() if e.state in (SENDING, AMBIGUOUS) and e.recipient in bodies]
+        if in_flight:
+            self.log.info("%d messages were in flight in an earlier try; looking them up", len(in_flight))
+        for batch in chunked(in_flight, 500):
+            since = min((as_datetime(e.sent_at) for e in batch if e.sent_at), default=None)
+            # Matched by the text that was sent then (its hash), not by what this try would send.
+            messages = [replace(self._message(e, bodies), sent_hash=e.body_hash) for e in batch]
+            self._look_up(messages, since or utcnow() - timedelta(days=1), current)
+
+    # -- reporting ---------------------------------------------------------------------------------
+
+    def _progress(self) -> None:
+        now = time.monotonic()
+        if now - self.last_progress >= PROGRESS_EVERY_SECONDS:
+            done = self.read["input"]
+            self.log.info("Progress: %d rows, %.0f rows/s", done, done / max(now - self.started, 1e-9))
+            self.last_progress = now
+
+    def summary(self) -> dict[str, Any]:
+        c = self.counts + self.read
+        summary = {
+            "campaign_key": self.campaign_key,
+            "ledger_table": self.settings.ledger_table,
+            "input": c["input"],
+            "accepted": c[ACCEPTED],
+            "rejected": c[REJECTED],
+            "suppressed": c[SUPPRESSED],
+            "duplicates": c["duplicates"],
+            "ambiguous": c[AMBIGUOUS] + c[SENDING] + c[PENDING],
+            "segments": self.segments,
+        }
+        if self.settings.dry_run:
+            summary["dry_run"] = True
+            summary["would_send"] = c["would_send"]
+            summary["sample"] = self.sample
+            if self.settings.cost_per_segment is not None:
+                summary["estimated_cost"] = round(self.segments * self.settings.cost_per_segment, 4)
+        return summary
+
+
+def _clean(value: Any) -> Any:
+    """Missing values render as empty text, not as "nan"."""
+    if value is None:
+        return ""
+    try:
+        return "" if pd.isna(value) else value
+    except (TypeError, ValueError):
+        return value

@@ -1,0 +1,88 @@
+"""The send engine without a DAG: a fake hook, a SQLite ledger."""
+
+from __future__ import annotations
+
+import ast
+import logging
+from pathlib import Path
+
+import pytest
+
+import airflow_provider_sms.campaign.send as engine_module
+from airflow_provider_sms.campaign.send import CampaignSend, SendSettings
+from airflow_provider_sms.campaign.templates import MessageTemplate
+from airflow_provider_sms.exceptions import SmsConfigurationError, SmsValidationError
+from airflow_provider_sms.messages import SendResult
+from airflow_provider_sms.storage.ledger import ACCEPTED, PENDING, MessageLedger
+from airflow_provider_sms.storage.sources import iter_chunks
+
+
+class FakeHook:
+    gateway = "fake"
+    batch_size = 2
+
+    def __init__(self, refuse: bool = False) -> None:
+        self.refuse = refuse
+        self.sent = []
+
+    def send_batch(self, messages):
+        if self.refuse:
+            raise SmsValidationError("sender refused", gateway=self.gateway)
+        self.sent.extend(messages)
+        return [SendResult(m, accepted=True, message_id=f"id-{m.to}") for m in messages]
+
+    def find_sent(self, messages, since=None):
+        return {}
+
+
+AUDIENCE = [{"phone": f"+491510000000{n}", "name": name} for n, name in ((1, "Ann"), (2, "Bo"), (3, "Cy"))]
+
+
+def _run(hook, sqlite_conn_id, key):
+    ledger = MessageLedger(sqlite_conn_id, gateway=hook.gateway)
+    engine = CampaignSend(
+        SendSettings(batch_size=hook.batch_size),
+        hook,
+        key,
+        MessageTemplate("Hi {{ name }}"),
+        set(),
+        ledger,
+        log=logging.getLogger("test"),
+    )
+    return engine.run(iter_chunks(AUDIENCE))
+
+
+def _counts(sqlite_conn_id, key):
+    ledger = MessageLedger(sqlite_conn_id)
+    try:
+        return ledger.counts(key)
+    finally:
+        ledger.close()
+
+
+def test_the_engine_sends_and_records_without_airflow(sqlite_conn_id):
+    hook = FakeHook()
+    summary = _run(hook, sqlite_conn_id, "plain")
+    assert summary["accepted"] == 3 and summary["rejected"] == 0
+    assert [m.body for m in hook.sent] == ["Hi Ann", "Hi Bo", "Hi Cy"]
+    assert _counts(sqlite_conn_id, "plain") == {ACCEPTED: 3}
+    assert _run(hook, sqlite_conn_id, "plain")["accepted"] == 3 and len(hook.sent) == 3  # nothing twice
+
+
+def test_a_refused_configuration_is_a_model_error_and_rows_stay_pending(sqlite_conn_id):
+    with pytest.raises(SmsConfigurationError, match="stay pending in the ledger") as info:
+        _run(FakeHook(refuse=True), sqlite_conn_id, "refused")
+    assert isinstance(info.value.__cause__, SmsValidationError)
+    assert not issubclass(SmsConfigurationError, SmsValidationError)
+    assert _counts(sqlite_conn_id, "refused") == {PENDING: 3}
+
+
+def test_the_engine_imports_no_airflow():
+    tree = ast.parse(Path(engine_module.__file__).read_text())
+    imported = [
+        alias.name if isinstance(node, ast.Import) else node.module
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Import, ast.ImportFrom))
+        for alias in (node.names if isinstance(node, ast.Import) else [None])
+    ]
+    assert not [name for name in imported if name and name.split(".")[0] == "airflow"]
