@@ -4,8 +4,9 @@ How a newsletter reaches a list is the hook's declared capability (``hook.capabi
 
 - ``"package"`` (SmsGateway24): the hook's ``save_paket`` to tags; the phone sends it.
 - ``"campaign"`` (TextBoost): the hook's ``send_campaign`` to contact lists, with a sender id.
-- ``"send"`` (Smstools, no campaign object): the lists' contacts are read and sent through the bulk
-  send's ledger, one message per distinct number (the :data:`GroupSend` seam).
+- ``"send"`` (Smstools, no campaign object): the lists' contacts are read and sent by the send
+  engine (:class:`~airflow_provider_sms.campaign.send.CampaignSend`) through the message ledger,
+  one message per distinct number, each scheduled at ``send_at``.
 
 The newsletter table records ``sending`` before the request leaves and the gateway's id after: a
 retry returns the recorded id. If an earlier try's answer was lost, the newsletter is looked up
@@ -18,13 +19,15 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import pendulum
 
+from airflow_provider_sms.campaign.send import CampaignSend, SendSettings
+from airflow_provider_sms.campaign.templates import MessageTemplate
 from airflow_provider_sms.exceptions import (
     SmsAmbiguousSendError,
     SmsAuthError,
@@ -34,14 +37,11 @@ from airflow_provider_sms.exceptions import (
 )
 from airflow_provider_sms.hooks.base import SmsGatewayHook
 from airflow_provider_sms.messages import CLOCK_SKEW, as_datetime
+from airflow_provider_sms.storage.ledger import MessageLedger
 from airflow_provider_sms.storage.newsletter import CREATED, NewsletterRow, NewsletterTable
+from airflow_provider_sms.storage.sources import iter_chunks
 
 log = logging.getLogger(__name__)
-
-# The seam to the bulk send (until its engine is Airflow-free): sends the audience rows
-# (``phone``, ``unsubscribed``, ``body``) under the campaign key, each scheduled at ``send_at``,
-# through the ledger, and returns the send's summary (with ``accepted``).
-GroupSend = Callable[[list[dict[str, Any]], str, "datetime | None"], dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,7 @@ class NewsletterSpec:
 
 class Newsletter:
     """One newsletter of ``spec`` through ``hook``, recorded in ``table`` (``sms_conn_id`` is written
-    beside it); ``group_send`` is the bulk send for ``"send"`` newsletters."""
+    beside it); ``ledger_table`` (on ``table_conn_id``) is the message ledger of ``"send"`` newsletters."""
 
     def __init__(
         self,
@@ -110,7 +110,7 @@ class Newsletter:
         sms_conn_id: str,
         table_conn_id: str,
         table_name: str,
-        group_send: GroupSend | None = None,
+        ledger_table: str = "sms_messages",
         log: logging.Logger | logging.LoggerAdapter = log,
     ) -> None:
         kind = hook.capabilities.newsletter
@@ -119,7 +119,7 @@ class Newsletter:
         self.hook, self.spec, self.kind, self.how = hook, spec, kind, KINDS[kind]
         self.sms_conn_id = sms_conn_id
         self.table_conn_id, self.table_name = table_conn_id, table_name
-        self.group_send = group_send
+        self.ledger_table = ledger_table
         self.log = log
 
     def run(self, key: str) -> dict[str, Any]:
@@ -224,8 +224,6 @@ class Newsletter:
 
     def _group_send(self, key: str) -> tuple[str, int, dict[str, Any]]:
         """Every distinct number of the lists, through the bulk send's ledgered path."""
-        if self.group_send is None:
-            raise ValueError(f"a {self.hook.gateway} newsletter is a send to each contact: give group_send")
         audience: dict[str, dict[str, Any]] = {}
         for list_id in self.spec.list_ids:
             for contact in self.hook.list_contacts(list_id):
@@ -237,8 +235,27 @@ class Newsletter:
                         "body": self.spec.body,
                     },
                 )
-        summary = self.group_send(list(audience.values()), key, self.spec.send_at)
+        summary = self._send(list(audience.values()), key)
         return key, summary["accepted"], {"send": summary}
+
+    def _send(self, audience: list[dict[str, Any]], key: str) -> dict[str, Any]:
+        """The audience through the send engine and the ledger (``table_conn_id``), every message
+        scheduled at ``send_at``; the send's summary."""
+        ledger = MessageLedger(
+            self.table_conn_id, self.ledger_table, gateway=self.hook.gateway, sms_conn_id=self.sms_conn_id
+        )
+        settings = SendSettings(
+            batch_size=self.hook.batch_size,
+            region=self.hook.extra("default_region"),
+            sender=self.spec.sender,
+            ledger_table=self.ledger_table,
+        )
+        send_at = self.spec.send_at
+        template = MessageTemplate("{{ body }}")  # each row carries the text verbatim
+        engine = CampaignSend(
+            settings, self.hook, key, template, set(), ledger, lambda _zone: send_at, self.log
+        )
+        return engine.run(iter_chunks(audience))  # closes the ledger
 
     def _look_up(self, key: str, row: NewsletterRow | None) -> str | None:
         """The id of the newsletter an earlier request created, if the gateway can tell."""

@@ -451,15 +451,47 @@ class CampaignSend:
         except _NotSent:  # an earlier request ended the run before this one left
             self._mark_all(messages, PENDING, None, current)
             return
+        # Accepted, but the gateway's answer carries no id (SmsGateway24's addalotofsms): look it up.
+        unknown = [r.message for r in results if r.accepted and not r.message_id and r.message.key]
+        identify = {m.to for m in unknown}
         self._mark(
             [
                 SendOutcome(r.message.to, ACCEPTED, r.message_id, str(r.status))
                 if r.accepted
                 else SendOutcome(r.message.to, REJECTED, error=r.error or "rejected by the gateway")
                 for r in results
+                if r.message.to not in identify
             ],
             current,
         )
+        if unknown:
+            self._identify(unknown, since, current)
+
+    def _identify(
+        self, messages: list[OutboundMessage], since: datetime, current: dict[str, LedgerEntry]
+    ) -> None:
+        """Find the ids of messages the gateway accepted without naming them. They were accepted,
+        so they are never sent again: a failed look-up leaves them accepted without an id, and
+        one the gateway does not list is rejected with that reason."""
+        try:
+            found = self._on_gateway(self.hook.find_sent, messages, since - CLOCK_SKEW)
+        except SmsGatewayError as exc:
+            self.log.warning(
+                "Accepted, but their ids could not be looked up (%s): %d messages", exc, len(messages)
+            )
+            self._mark_all(messages, ACCEPTED, f"accepted; id look-up failed: {exc}", current)
+            return
+        outcomes = []
+        for m in messages:
+            report = found.get(m.key)
+            if report is None:
+                error = f"the gateway accepted the request but lists no message with key {m.key}"
+                outcomes.append(SendOutcome(m.to, REJECTED, error=error))
+            else:
+                outcomes.append(
+                    SendOutcome(m.to, ACCEPTED, report.message_id, str(report.status), report.raw_status)
+                )
+        self._mark(outcomes, current)
 
     def _look_up(
         self, messages: list[OutboundMessage], since: datetime, current: dict[str, LedgerEntry]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from functools import cached_property, partial
+from functools import cached_property
 from typing import Any
 
 from airflow.sdk import BaseOperator, Context
@@ -16,7 +16,7 @@ from airflow.sdk import BaseOperator, Context
 from airflow_provider_sms.campaign.newsletter import Newsletter, NewsletterSpec
 from airflow_provider_sms.hooks import get_gateway_hook
 from airflow_provider_sms.hooks.base import SmsGatewayHook
-from airflow_provider_sms.operators.send import SmsBulkSendOperator, default_campaign_key
+from airflow_provider_sms.operators.send import default_campaign_key
 
 
 class SmsNewsletterOperator(BaseOperator):
@@ -114,39 +114,9 @@ class SmsNewsletterOperator(BaseOperator):
             sms_conn_id=self.sms_conn_id,
             table_conn_id=self.ledger_conn_id,
             table_name=self.newsletter_table,
-            group_send=partial(self._group_send, context),
+            ledger_table=self.ledger_table,
             log=self.log,
         )
         summary = newsletter.run(key)
         self.log.info("Newsletter %s: %s", key, summary)
         return summary
-
-    def _group_send(
-        self, context: Context, audience: list[dict[str, Any]], key: str, send_at: datetime | None
-    ) -> dict[str, Any]:
-        """The seam to the bulk send (``GroupSend``) for gateways without a newsletter object: until
-        the send engine is Airflow-free, its operator runs the audience through the ledger."""
-        send = _GroupSend(
-            task_id=f"{self.task_id}__group_send",
-            send_at=send_at,
-            sms_conn_id=self.sms_conn_id,
-            message="{{ body }}",  # the body is already rendered: each row carries it verbatim
-            audience=audience,
-            campaign_key=key,
-            ledger_conn_id=self.ledger_conn_id,
-            ledger_table=self.ledger_table,
-            sender=self.sender,
-        )
-        send.hook = self.hook  # one session (and one set of credentials) for the whole newsletter
-        return send.run_campaign(context)
-
-
-class _GroupSend(SmsBulkSendOperator):
-    """The bulk send with one schedule time for every message (a newsletter's ``send_at``)."""
-
-    def __init__(self, *, send_at: datetime | None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._send_at = send_at
-
-    def send_at_in(self, tz: str | None) -> datetime | None:
-        return self._send_at

@@ -5,17 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import fields
-from datetime import datetime
 from functools import cached_property
 from typing import Any
 
 import pandas as pd
-import pendulum
 from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_sms.campaign.send import CampaignSend, SendSettings, suppression_set
-from airflow_provider_sms.campaign.send_window import SendWindow, parse_window, zone
+from airflow_provider_sms.campaign.send_window import parse_window, zone
 from airflow_provider_sms.campaign.templates import MessageTemplate
 from airflow_provider_sms.exceptions import SmsConcurrentRunError, SmsConfigurationError
 from airflow_provider_sms.hooks import get_gateway_hook
@@ -23,13 +21,14 @@ from airflow_provider_sms.hooks.base import SmsGatewayHook
 from airflow_provider_sms.operators import lineage
 from airflow_provider_sms.operators.lineage import default_outlets as _default_outlets
 from airflow_provider_sms.operators.lineage import ledger_asset
+from airflow_provider_sms.operators.window import SendWindowDeferral
 from airflow_provider_sms.storage.ledger import MessageLedger
 from airflow_provider_sms.storage.sources import DEFAULT_CHUNK_SIZE, iter_chunks, suppression_numbers
 
 __all__ = ["SmsBulkSendOperator", "SmsConcurrentRunError", "default_campaign_key", "ledger_asset"]
 
 
-class SmsBulkSendOperator(BaseOperator):
+class SmsBulkSendOperator(SendWindowDeferral, BaseOperator):
     """Send one templated SMS per recipient of an audience, exactly once across retries and re-runs.
 
     Every row is normalised (E.164), de-duplicated, checked against opt-outs, rendered and written to
@@ -183,27 +182,6 @@ class SmsBulkSendOperator(BaseOperator):
     def hook(self) -> SmsGatewayHook:
         return get_gateway_hook(self.sms_conn_id)
 
-    def execute(self, context: Context) -> dict[str, Any]:
-        self._defer_while_window_closed()
-        return self.run_campaign(context)
-
-    def execute_after_window(self, context: Context, event: Any = None) -> dict[str, Any]:
-        # Checked again: a task that wakes late, after the window closed, waits for the next opening.
-        self._defer_while_window_closed()
-        return self.run_campaign(context)
-
-    def _defer_while_window_closed(self) -> None:
-        """With ``window_mode="defer"``, defer until the window opens in ``window_timezone``."""
-        if self.window is None or self.window_mode != "defer" or self.dry_run:
-            return
-        opens = self.window.next_opening()
-        if opens is not None:
-            from airflow.providers.standard.triggers.temporal import DateTimeTrigger
-
-            moment = pendulum.instance(opens)
-            self.log.info("Outside the send window; deferring until %s", moment.isoformat())
-            self.defer(trigger=DateTimeTrigger(moment=moment), method_name="execute_after_window")
-
     def run_campaign(self, context: Context) -> dict[str, Any]:
         """Send the campaign now (no send-window deferral) and return its summary."""
         key = self.campaign_key or default_campaign_key(context)
@@ -249,18 +227,6 @@ class SmsBulkSendOperator(BaseOperator):
     @cached_property
     def region(self) -> str | None:
         return self.default_region or self.hook.extra("default_region")
-
-    @cached_property
-    def window(self) -> SendWindow | None:
-        """The send window (its ``clock`` is the wall clock; tests give it the sandbox's)."""
-        return SendWindow(*self.send_window, timezone=self.window_timezone) if self.send_window else None
-
-    def send_at_in(self, tz: str | None) -> datetime | None:
-        """When to schedule a message to a recipient in ``tz`` (the row's send-window zone), asked
-        as its batch leaves: the window's next opening there (UTC), or None to send now. Subclasses
-        with their own schedule time override this (it replaces ``send_at_for(row)``, which was
-        asked when the row was read)."""
-        return None if tz is None or self.window is None else self.window.next_opening(tz)
 
 
 def default_campaign_key(context: Context) -> str:

@@ -86,3 +86,54 @@ def test_the_engine_imports_no_airflow():
         for alias in (node.names if isinstance(node, ast.Import) else [None])
     ]
     assert not [name for name in imported if name and name.split(".")[0] == "airflow"]
+
+
+class IdlessHook(FakeHook):
+    """A gateway that accepts without naming ids (SmsGateway24's addalotofsms); its listing names
+    them by key, except one it never lists; ``lookup_fails`` makes the listing fail."""
+
+    def __init__(self, lookup_fails: bool = False) -> None:
+        super().__init__()
+        self.lookup_fails = lookup_fails
+        self.lookups = 0
+
+    def send_batch(self, messages):
+        self.sent.extend(messages)
+        return [SendResult(m, accepted=True) for m in messages]
+
+    def find_sent(self, messages, since=None):
+        from airflow_provider_sms.exceptions import SmsTransientError
+        from airflow_provider_sms.messages import DeliveryStatus, StatusReport
+
+        self.lookups += 1
+        if self.lookup_fails:
+            raise SmsTransientError("listing unavailable", gateway=self.gateway)
+        return {
+            m.key: StatusReport(f"id-{m.to}", DeliveryStatus.QUEUED, "1", recipient=m.to, key=m.key)
+            for m in messages
+            if not m.to.endswith("3")
+        }
+
+
+def test_the_engine_looks_up_the_ids_a_gateway_did_not_name(sqlite_conn_id):
+    hook = IdlessHook()
+    summary = _run(hook, sqlite_conn_id, "idless")
+    ledger = MessageLedger(sqlite_conn_id)
+    rows = ledger.load("idless", [row["phone"] for row in AUDIENCE])
+    ledger.close()
+    assert hook.lookups == 2  # one per request (batch size 2)
+    assert {r: (e.state, e.message_id) for r, e in rows.items()} == {
+        "+4915100000001": (ACCEPTED, "id-+4915100000001"),
+        "+4915100000002": (ACCEPTED, "id-+4915100000002"),
+        "+4915100000003": ("rejected", None),  # accepted, yet the gateway lists no such message
+    }
+    assert "lists no message with key" in rows["+4915100000003"].error
+    assert summary["accepted"] == 2 and len(hook.sent) == 3
+
+
+def test_ids_that_cannot_be_looked_up_stay_accepted_and_are_never_resent(sqlite_conn_id):
+    hook = IdlessHook(lookup_fails=True)
+    _run(hook, sqlite_conn_id, "idless")
+    assert _counts(sqlite_conn_id, "idless") == {ACCEPTED: 3}
+    _run(hook, sqlite_conn_id, "idless")  # a re-run: nothing is pending, nothing goes out again
+    assert len(hook.sent) == 3
