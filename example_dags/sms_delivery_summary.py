@@ -15,29 +15,25 @@ Connection: ``warehouse`` (report and summary tables).
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pendulum
-from airflow.sdk import Param, dag, task
+from airflow.sdk import BaseHook, Param, dag, task
 
 from airflow_provider_sms.operators.send import ledger_asset
-from airflow_provider_sms.storage.table import SqlTable, utcnow
 
 WAREHOUSE = "warehouse"
 REPORT_TABLE = "sms_delivery_report"
 SUMMARY_TABLE = "sms_delivery_daily"
 REPORT_ASSET = ledger_asset(WAREHOUSE, REPORT_TABLE)
-SUMMARY_COLUMNS = [
-    ("day", "VARCHAR(10) NOT NULL"),
-    ("gateway", "VARCHAR(32) NOT NULL"),
-    ("messages", "INTEGER NOT NULL"),
-    ("delivered", "INTEGER NOT NULL"),
-    ("not_delivered", "INTEGER NOT NULL"),
-    ("pending", "INTEGER NOT NULL"),
-    ("delivery_rate", "DOUBLE PRECISION"),
-    ("updated_at", "TIMESTAMP"),
-]
+# TIMESTAMP WITH TIME ZONE on PostgreSQL; SQLite keeps ISO-8601 UTC text, as the report does.
+SUMMARY_DDL = (
+    f"CREATE TABLE IF NOT EXISTS {SUMMARY_TABLE} (day VARCHAR(10) NOT NULL, gateway VARCHAR(32) NOT NULL, "
+    "messages INTEGER NOT NULL, delivered INTEGER NOT NULL, not_delivered INTEGER NOT NULL, "
+    "pending INTEGER NOT NULL, delivery_rate DOUBLE PRECISION, updated_at {timestamp}, "
+    "PRIMARY KEY (day, gateway))"
+)
 
 
 @dag(
@@ -57,50 +53,47 @@ def sms_delivery_summary() -> None:
         """Recompute the daily rows from the report table and upsert them."""
         events = context.get("triggering_asset_events") or {}
         print(f"Triggered by {sum(len(e) for e in events.values())} update(s) of {REPORT_ASSET.uri}")
-        summary = SqlTable(WAREHOUSE, SUMMARY_TABLE)
-        try:
-            summary.create(SUMMARY_COLUMNS, ("day", "gateway"))
-            created = "COALESCE(created_at, first_seen_at)"
-            day = (
-                f"to_char({created} AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
-                if summary.is_postgres
-                else f"substr({created}, 1, 10)"  # ISO-8601 UTC text
+        warehouse = BaseHook.get_connection(WAREHOUSE).get_hook()  # any Airflow SQL connection
+        postgres = warehouse.dialect_name == "postgresql"
+        warehouse.run(SUMMARY_DDL.format(timestamp="TIMESTAMP WITH TIME ZONE" if postgres else "TEXT"))
+        created = "COALESCE(created_at, first_seen_at)"
+        day = (
+            f"to_char({created} AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+            if postgres
+            else f"substr({created}, 1, 10)"  # ISO-8601 UTC text
+        )
+        since = datetime.now(timezone.utc) - timedelta(days=params["days"])
+        rows = warehouse.get_records(
+            f"SELECT {day} AS day, gateway, COUNT(*), "
+            "SUM(CASE WHEN status = 'delivered' THEN 1 ELSE 0 END), "
+            "SUM(CASE WHEN status IN ('undelivered', 'failed', 'rejected') THEN 1 ELSE 0 END) "
+            f"FROM {REPORT_TABLE} WHERE {created} >= {warehouse.placeholder} GROUP BY 1, 2 ORDER BY 1, 2",
+            [since if postgres else since.isoformat(timespec="microseconds")],
+        )
+        now = datetime.now(timezone.utc)
+        out = []
+        for day_value, gateway, messages, delivered, not_delivered in rows:
+            final = delivered + not_delivered
+            out.append(
+                {
+                    "day": day_value,
+                    "gateway": gateway,
+                    "messages": messages,
+                    "delivered": delivered,
+                    "not_delivered": not_delivered,
+                    "pending": messages - final,
+                    "delivery_rate": round(delivered / final, 4) if final else None,
+                }
             )
-            since = utcnow() - timedelta(days=params["days"])
-            rows = summary.query(
-                f"SELECT {day} AS day, gateway, COUNT(*), "
-                "SUM(CASE WHEN status = 'delivered' THEN 1 ELSE 0 END), "
-                "SUM(CASE WHEN status IN ('undelivered', 'failed', 'rejected') THEN 1 ELSE 0 END) "
-                f"FROM {REPORT_TABLE} WHERE {created} >= {summary.ph} GROUP BY 1, 2 ORDER BY 1, 2",
-                [summary.ts(since)],
+        # Upsert: rows of the recomputed days are replaced, older days are kept.
+        if out:
+            warehouse.insert_rows(
+                SUMMARY_TABLE,
+                [(*row.values(), now if postgres else now.isoformat(timespec="microseconds")) for row in out],
+                target_fields=[*out[0], "updated_at"],
+                replace=True,
+                replace_index=["day", "gateway"],
             )
-            now = summary.ts(utcnow())
-            out = []
-            for day_value, gateway, messages, delivered, not_delivered in rows:
-                final = delivered + not_delivered
-                out.append(
-                    {
-                        "day": day_value,
-                        "gateway": gateway,
-                        "messages": messages,
-                        "delivered": delivered,
-                        "not_delivered": not_delivered,
-                        "pending": messages - final,
-                        "delivery_rate": round(delivered / final, 4) if final else None,
-                    }
-                )
-            # Upsert: rows of the recomputed days are replaced, older days are kept.
-            summary.executemany(
-                f"INSERT INTO {summary.quoted} (day, gateway, messages, delivered, not_delivered, pending, "
-                f"delivery_rate, updated_at) VALUES ({', '.join([summary.ph] * 8)}) "
-                "ON CONFLICT (day, gateway) DO UPDATE SET messages = excluded.messages, "
-                "delivered = excluded.delivered, not_delivered = excluded.not_delivered, "
-                "pending = excluded.pending, delivery_rate = excluded.delivery_rate, "
-                "updated_at = excluded.updated_at",
-                [(*row.values(), now) for row in out],
-            )
-        finally:
-            summary.close()
         for row in out:
             rate = "-" if row["delivery_rate"] is None else f"{row['delivery_rate']:.1%}"
             print(

@@ -45,18 +45,12 @@ BODY = (
 @task
 def find_list(sms_conn_id: str, list_name: str) -> str:
     """The id of the list the contact sync created under ``list_name`` on this connection's gateway."""
-    from airflow_provider_sms.hooks import get_gateway_hook
-    from airflow_provider_sms.storage.sync_state import ContactSyncState
+    from airflow_provider_sms.operators.contacts import synced_list_id
 
-    gateway = get_gateway_hook(sms_conn_id).gateway
-    state = ContactSyncState(WAREHOUSE, "sms_contact_sync", gateway=gateway)
-    try:
-        list_id = state.find_list(list_name) if state.exists() else None
-    finally:
-        state.close()
+    list_id = synced_list_id(sms_conn_id, list_name, state_conn_id=WAREHOUSE)
     if list_id is None:
         raise ValueError(
-            f"no {gateway} list called {list_name!r} in the sync state: run sms_nightly_contact_sync first"
+            f"no list called {list_name!r} in the sync state: run sms_nightly_contact_sync first"
         )
     return list_id
 

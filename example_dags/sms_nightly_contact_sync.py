@@ -60,9 +60,9 @@ def _e164(raw: Any) -> str | None:
 @task
 def consenting_customers() -> list[dict[str, Any]]:
     """The subscribed customers whose number (E.164) is not on the opt-out list."""
-    from airflow_provider_sms.storage.table import get_sql_hook
+    from airflow.sdk import BaseHook
 
-    hook = get_sql_hook(WAREHOUSE)
+    hook = BaseHook.get_connection(WAREHOUSE).get_hook()  # any Airflow SQL connection
     opted_out = {e164 for (phone,) in hook.get_records(OPT_OUTS_SQL) if (e164 := _e164(phone))}
     rows = [
         dict(zip(("customer_id", "phone", "first_name", "last_name"), row, strict=True))

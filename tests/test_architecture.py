@@ -148,3 +148,27 @@ def test_the_rules_catch_a_wrong_import(tmp_path):
         assert sql_literals(bad) == ["SELECT x FROM "]
     finally:
         bad.unlink()
+
+
+PUBLIC = {
+    "airflow_provider_sms.operators.send",
+    "airflow_provider_sms.operators.contacts",
+    "airflow_provider_sms.operators.newsletter",
+    "airflow_provider_sms.operators.report",
+    "airflow_provider_sms.sensors.delivery",
+    "airflow_provider_sms.notifications.sms",
+    "airflow_provider_sms.messages",
+    "airflow_provider_sms.exceptions",
+}
+
+
+@pytest.mark.parametrize("path", sorted((PACKAGE.parent / "example_dags").glob("*.py")), ids=lambda p: p.name)
+def test_example_dags_import_only_public_names(path):
+    tree = ast.parse(path.read_text())
+    used = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("airflow_provider_sms"):
+            used.add(node.module)
+        elif isinstance(node, ast.Import):
+            used |= {a.name for a in node.names if a.name.startswith("airflow_provider_sms")}
+    assert used <= PUBLIC, f"internal modules: {sorted(used - PUBLIC)}"

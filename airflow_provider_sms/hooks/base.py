@@ -1059,6 +1059,16 @@ class SmsGatewayHook(BaseHook):
             updated_at=self.parse_time(updated),
         )
 
+    def wire_numbers(self, messages: Sequence[OutboundMessage], results: list[Any]) -> list[tuple[int, str]]:
+        """``(index, number in the gateway's format)`` of each message of a batch; a number that
+        cannot be normalised is never sent, its result a reject (``invalid_phone``)."""
+        return self.phone_rows(
+            messages,
+            lambda m: self.wire_phone(m.to),
+            lambda m, error: SendResult.rejected(m, error, "invalid_phone"),
+            results,
+        )
+
     @staticmethod
     def phone_rows(
         items: Sequence[_Item],

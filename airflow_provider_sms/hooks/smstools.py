@@ -29,7 +29,6 @@ from airflow_provider_sms.messages import (
     Contact,
     ContactResult,
     DeliveryStatus,
-    InvalidPhoneNumberError,
     SendResult,
     body_hash,
 )
@@ -204,12 +203,8 @@ class SmstoolsHook(SmsGatewayHook):
         results: list[SendResult | None] = [None] * len(messages)
         groups: dict[tuple[Any, ...], list[tuple[int, str]]] = {}
         now = pendulum.now("UTC")
-        for index, m in enumerate(messages):
-            try:
-                phone = self.wire_phone(m.to)
-            except InvalidPhoneNumberError as exc:
-                results[index] = SendResult.rejected(m, str(exc), "invalid_phone")
-                continue
+        for index, phone in self.wire_numbers(messages, results):
+            m = messages[index]
             future = m.send_at is not None and pendulum.instance(m.send_at, tz="UTC") > now
             send_at = m.send_at if future else None
             options = tuple((k, m.options[k]) for k in SEND_OPTIONS if k in m.options)

@@ -318,13 +318,8 @@ class TextBoostHook(SmsGatewayHook):
         """
         results: list[SendResult | None] = [None] * len(messages)
         groups: dict[str, tuple[dict[str, Any], list[tuple[int, str]]]] = {}  # request fields → rows
-        for index, message in enumerate(messages):
-            try:
-                number = self.wire_phone(message.to)
-            except InvalidPhoneNumberError as exc:
-                results[index] = SendResult.rejected(message, str(exc), "invalid_phone")
-                continue
-            fields = self._message_fields(message)
+        for index, number in self.wire_numbers(messages, results):
+            fields = self._message_fields(messages[index])
             groups.setdefault(json.dumps(fields, sort_keys=True), (fields, []))[1].append((index, number))
         for fields, rows in groups.values():
             for chunk in chunked(rows, self.batch_size):

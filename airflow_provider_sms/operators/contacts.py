@@ -14,6 +14,7 @@ from airflow_provider_sms.campaign.contacts import ContactSync, SyncOptions, che
 from airflow_provider_sms.hooks import get_gateway_hook
 from airflow_provider_sms.hooks.base import SmsGatewayHook
 from airflow_provider_sms.storage.sources import DEFAULT_CHUNK_SIZE
+from airflow_provider_sms.storage.sync_state import ContactSyncState
 
 
 class SmsContactSyncOperator(BaseOperator):
@@ -174,3 +175,15 @@ def _run_key(context: Context) -> str:
     map_index = getattr(ti, "map_index", -1)
     suffix = f".{map_index}" if isinstance(map_index, int) and map_index >= 0 else ""
     return f"{ti.dag_id}.{ti.task_id}.{context.get('run_id')}{suffix}"
+
+
+def synced_list_id(
+    sms_conn_id: str, list_name: str, *, state_conn_id: str, state_table: str = "sms_contact_sync"
+) -> str | None:
+    """The id of the list a contact sync created (or found) as ``list_name`` on the gateway behind
+    ``sms_conn_id``, from the sync state; None if no sync did. For a newsletter to a synced list."""
+    state = ContactSyncState(state_conn_id, state_table, gateway=get_gateway_hook(sms_conn_id).gateway)
+    try:
+        return state.find_list(list_name) if state.exists() else None
+    finally:
+        state.close()
