@@ -40,6 +40,27 @@ def outcome(process: subprocess.Popen) -> dict:
     return json.loads(lines[-1])
 
 
+def spring_sale(conn_id: str, ledger_conn_id: str, campaign_key: str, audience) -> SmsBulkSendOperator:
+    """The in-process send of the configuration tests: one text for everyone."""
+    return SmsBulkSendOperator(
+        task_id="send",
+        sms_conn_id=conn_id,
+        message="Spring sale: 20% off until Sunday.",
+        audience=audience.rows,
+        unsubscribed_column="unsub",
+        ledger_conn_id=ledger_conn_id,
+        campaign_key=campaign_key,
+    )
+
+
+def ledger_counts(ledger_conn_id: str, campaign_key: str):
+    ledger = MessageLedger(ledger_conn_id)
+    try:
+        return ledger.counts(campaign_key)
+    finally:
+        ledger.close()
+
+
 @pytest.mark.parametrize("gateway", GATEWAYS)
 def test_two_processes_racing_on_one_campaign_send_each_message_once(
     gateway, sandbox, sql_conn_id, monkeypatch, tmp_path
@@ -111,30 +132,16 @@ def test_a_retry_with_a_changed_template_never_sends_a_second_message(
 def test_a_wrong_url_fails_the_task_and_burns_nothing(gateway, sandbox, sqlite_conn_id, monkeypatch):
     audience = seeded_audience(random.Random(13), 60)
     conn_id = f"wrong_{gateway}"
-
-    def operator() -> SmsBulkSendOperator:
-        return SmsBulkSendOperator(
-            task_id="send",
-            sms_conn_id=conn_id,
-            message="Spring sale: 20% off until Sunday.",
-            audience=audience.rows,
-            unsubscribed_column="unsub",
-            ledger_conn_id=sqlite_conn_id,
-            campaign_key="wrong-url",
-        )
-
     set_connection(monkeypatch, conn_id, gateway, f"{sandbox.url}/no/such/prefix")
     with pytest.raises(AirflowFailException, match="stay pending in the ledger"):
-        operator().execute(task_context())
+        spring_sale(conn_id, sqlite_conn_id, "wrong-url", audience).execute(task_context())
     assert sandbox.messages(gateway=gateway) == []
-    ledger = MessageLedger(sqlite_conn_id)
-    counts = ledger.counts("wrong-url")
-    ledger.close()
+    counts = ledger_counts(sqlite_conn_id, "wrong-url")
     assert counts[PENDING] == len(audience.valid) and "accepted" not in counts, counts
     assert counts["rejected"] == audience.invalid  # only rows refused for themselves
 
     set_connection(monkeypatch, conn_id, gateway, sandbox.url)  # the connection is fixed: a re-run sends
-    summary = operator().execute(task_context(try_number=2))
+    summary = spring_sale(conn_id, sqlite_conn_id, "wrong-url", audience).execute(task_context(try_number=2))
     assert summary["accepted"] == len(audience.valid)
     found = audit(sandbox, gateway, sqlite_conn_id, "wrong-url", audience)
     assert found.problems == {} and found.counts[ACCEPTED] == len(audience.valid)
@@ -145,18 +152,7 @@ def test_a_refused_sender_fails_the_task_instead_of_rejecting_everyone(sandbox, 
     conn_id = set_connection(
         monkeypatch, "bad_sender", "smstools", sandbox.url, {"sender_id": "A-SENDER-NAME-TOO-LONG"}
     )
-    op = SmsBulkSendOperator(
-        task_id="send",
-        sms_conn_id=conn_id,
-        message="Spring sale: 20% off until Sunday.",
-        audience=audience.rows,
-        unsubscribed_column="unsub",
-        ledger_conn_id=sqlite_conn_id,
-        campaign_key="bad-sender",
-    )
     with pytest.raises(AirflowFailException, match="sender"):
-        op.execute(task_context())
-    ledger = MessageLedger(sqlite_conn_id)
-    counts = ledger.counts("bad-sender")
-    ledger.close()
+        spring_sale(conn_id, sqlite_conn_id, "bad-sender", audience).execute(task_context())
+    counts = ledger_counts(sqlite_conn_id, "bad-sender")
     assert counts[PENDING] == len(audience.valid), counts

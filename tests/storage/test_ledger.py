@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import pytest
 
 from airflow_provider_sms.messages import SendOutcome
@@ -155,19 +157,34 @@ def _hold_lock(conn_env: dict, name: str, ready, release) -> None:
         release.wait(30)
 
 
-def test_exclusive_lock_keeps_a_second_process_out_until_the_first_lets_go(ledger):
+@contextmanager
+def lock_held_elsewhere(name: str):
+    """Another process (spawned) holding the ledger's lock ``name``; yields its process and the
+    event that tells it to let go."""
     import multiprocessing
     import os
-
-    from airflow_provider_sms.storage.table import SqlLockTimeout
 
     env = {k: v for k, v in os.environ.items() if k.startswith("AIRFLOW_CONN_") or k.startswith("AIRFLOW__")}
     ctx = multiprocessing.get_context("spawn")
     ready, release = ctx.Event(), ctx.Event()
-    holder = ctx.Process(target=_hold_lock, args=(env, "campaign-1", ready, release))
+    holder = ctx.Process(target=_hold_lock, args=(env, name, ready, release))
     holder.start()
     try:
         assert ready.wait(60), "the other process never took the lock"
+        yield holder, release
+    finally:
+        if holder.is_alive():  # a killed holder may have died inside the event's lock: leave it be
+            release.set()
+            holder.join(30)
+        if holder.is_alive():
+            holder.kill()
+            holder.join(30)
+
+
+def test_exclusive_lock_keeps_a_second_process_out_until_the_first_lets_go(ledger):
+    from airflow_provider_sms.storage.table import SqlLockTimeout
+
+    with lock_held_elsewhere("campaign-1") as (holder, release):
         with (
             pytest.raises(SqlLockTimeout, match="still held by another process"),
             ledger.exclusive("campaign-1", timeout=1),
@@ -179,27 +196,14 @@ def test_exclusive_lock_keeps_a_second_process_out_until_the_first_lets_go(ledge
         holder.join(30)
         with ledger.exclusive("campaign-1", timeout=10):  # free once its holder let go
             pass
-    finally:
-        release.set()
-        holder.join(30)
-        if holder.is_alive():
-            holder.kill()
 
 
 def test_exclusive_lock_dies_with_a_killed_holder(ledger):
-    import multiprocessing
-    import os
-
-    env = {k: v for k, v in os.environ.items() if k.startswith("AIRFLOW_CONN_") or k.startswith("AIRFLOW__")}
-    ctx = multiprocessing.get_context("spawn")
-    ready, release = ctx.Event(), ctx.Event()
-    holder = ctx.Process(target=_hold_lock, args=(env, "campaign-1", ready, release))
-    holder.start()
-    assert ready.wait(60), "the other process never took the lock"
-    holder.kill()  # SIGKILL: no clean-up runs
-    holder.join(30)
-    with ledger.exclusive("campaign-1", timeout=10):
-        pass
+    with lock_held_elsewhere("campaign-1") as (holder, _release):
+        holder.kill()  # SIGKILL: no clean-up runs
+        holder.join(30)
+        with ledger.exclusive("campaign-1", timeout=10):
+            pass
 
 
 def test_a_campaign_key_longer_than_its_column_is_refused_naming_it(ledger):
