@@ -54,8 +54,9 @@ SMS_ID_BASE = 62_800_000
 TIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d")
 PAKET_TIME_FORMATS = ("%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M")
 CREATED_FORMAT = "%Y-%m-%d %H:%M:%S.000000"
+# 1 is "New" as the real service titles it (its SDK's tests against the live API assert it).
 STATUS_TITLES = {
-    1: "pending",
+    1: "New",
     3: "queued",
     2: "sending",
     5: "incoming",

@@ -590,6 +590,20 @@ def test_get_sms_status(hook, requests_mock, gettoken):
     )
 
 
+def test_status_1_titled_new_as_the_real_service_answers_is_queued(hook, requests_mock, gettoken):
+    """The live service titles 1 "New" (not "Pending"): the hook maps by code, the title is ignored."""
+    requests_mock.post(
+        f"{BASE}/getsmsstatus",
+        json={"error": 0, "sms_id": 62807347, "status": 1, "status_description": "New", "message": "OK"},
+    )
+    report = hook.get_sms_status(62807347)
+    assert (report.status, report.raw_status) == (DeliveryStatus.QUEUED, "1")
+    requests_mock.post(
+        f"{BASE}/getallsms", json={"error": 0, "count": 1, "smss": {"5": {**sms(5, 1), "statustitle": "New"}}}
+    )
+    assert [(r.status, r.raw_status) for r in hook.get_all_sms()] == [(DeliveryStatus.QUEUED, "1")]
+
+
 def test_get_statuses_is_one_getallsms_from_since(hook, requests_mock, gettoken):
     requests_mock.post(
         f"{BASE}/getallsms",

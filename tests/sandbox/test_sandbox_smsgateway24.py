@@ -182,7 +182,7 @@ def test_getallsms_answers_an_object_keyed_by_id(sandbox, send, api, sg24_token)
         "+" + NL,
         7,
         1,
-        "pending",
+        "New",  # the real service's title for 1
     )
     assert item["created"]["timezone_type"] == 3 and item["created"]["timezone"] == "UTC"
     sandbox.advance(10)
@@ -240,7 +240,7 @@ def test_getsmsstatus(sandbox, send, api, sg24_token):
         "error": 0,
         "sms_id": sms_id,
         "status": 1,
-        "status_description": "Pending",
+        "status_description": "New",
         "message": "OK",
     }
     assert api("getsmsstatus", token=sg24_token, sms_id=1).json() == {"error": 1, "message": "Sms not found"}
