@@ -239,10 +239,10 @@ class TextBoostHook(SmsGatewayHook):
         """The group's contacts as :class:`Contact` (POST /contacts/{group_id}/all), paged lazily."""
         for row in self.list_group_contacts(list_id):
             yield Contact(
-                phone=self.from_wire_phone(row.get("phone")),
-                first_name=row.get("first_name"),
-                last_name=row.get("last_name"),
-                unsubscribed=str(row.get("status") or "").lower() == "unsubscribe",
+                phone=self.from_wire_phone(_contact_field(row, "phone")),
+                first_name=_contact_field(row, "first_name"),
+                last_name=_contact_field(row, "last_name"),
+                unsubscribed=str(_contact_field(row, "status") or "").lower() == "unsubscribe",
                 contact_id=str(row["uid"]),
             )
 
@@ -604,6 +604,13 @@ def _accepted(message: OutboundMessage, obj: Mapping[str, Any]) -> SendResult:
 def _status_code(exc: SmsValidationError) -> str:
     """A refused contact's error code: the HTTP status (404, 422) of the refusal."""
     return str(exc.status_code)
+
+
+def _contact_field(row: Mapping[str, Any], name: str) -> Any:
+    """A contact's field under its lower-case name or, as newer releases of the platform spell
+    contacts (``PHONE``, ``FIRST_NAME``, ``LAST_NAME``), its upper-case one."""
+    value = row.get(name)
+    return row.get(name.upper()) if value is None else value
 
 
 def _fields(**fields: Any) -> dict[str, Any]:

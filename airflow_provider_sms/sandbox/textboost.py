@@ -210,17 +210,24 @@ def create_router(state: SandboxState) -> APIRouter:
             "updated_at": iso_utc(contact.updated_at),
         }
 
+    def contact_field(fields: dict[str, Any], name: str) -> str | None:
+        """``name`` as sent: lower-case, or upper-case (``PHONE``, ``FIRST_NAME``) as newer releases
+        of the platform and the vendor's own examples spell it; the lower-case one wins if both are."""
+        return next((spelling for spelling in (name, name.upper()) if spelling in fields), None)
+
     def contact_values(fields: dict[str, Any]) -> dict[str, Any]:
-        raw = text_field(fields, "phone")
+        key = contact_field(fields, "phone")
+        raw = None if key is None else text_field(fields, key)
         if raw is None:
             raise TextBoostError(422, "The phone field is required.")
         phone = e164_from_digits(raw)
         if phone is None:
             raise TextBoostError(422, f"The phone {raw} is not a valid phone number.")
         values = {"phone": phone}
-        values.update(
-            (name, text_field(fields, name)) for name in ("first_name", "last_name") if name in fields
-        )
+        for name in ("first_name", "last_name"):
+            key = contact_field(fields, name)
+            if key is not None:
+                values[name] = text_field(fields, key)
         return values
 
     def find_contact(group_id: str, contact_id: str) -> Contact:

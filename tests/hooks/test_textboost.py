@@ -323,6 +323,26 @@ def test_list_contacts_posts_each_page_number_in_the_query_over_three_pages(hook
     assert all(r.method == "POST" for r in requests_mock.request_history)
 
 
+def test_list_contacts_reads_contacts_answered_with_upper_case_field_names(hook, requests_mock):
+    """Newer releases of the platform spell contacts PHONE, FIRST_NAME, LAST_NAME: read either spelling."""
+    rows = [
+        {
+            "uid": "a",
+            "PHONE": "31612345601",
+            "FIRST_NAME": "Ann",
+            "LAST_NAME": "Lee",
+            "STATUS": "unsubscribe",
+        },
+        {"uid": "b", "phone": "31612345602", "first_name": "Bo", "last_name": None, "status": "subscribe"},
+    ]
+    requests_mock.post(f"{BASE}/contacts/g1/all?page=1", json=page(rows, 1, 1))
+    contacts = list(hook.list_contacts("g1"))
+    assert [(c.contact_id, c.phone, c.first_name, c.last_name, c.unsubscribed) for c in contacts] == [
+        ("a", "+31612345601", "Ann", "Lee", True),
+        ("b", "+31612345602", "Bo", None, False),
+    ]
+
+
 def test_upsert_contacts_creates_updates_and_maps_refusals_to_their_rows(hook, requests_mock):
     requests_mock.post(
         f"{BASE}/contacts/g1/store",

@@ -10,6 +10,7 @@ import os
 
 import pendulum
 import pytest
+import requests
 
 from airflow_provider_sms.exceptions import SmsAmbiguousSendError, SmsAuthError, SmsValidationError
 from airflow_provider_sms.hooks.textboost import TextBoostHook
@@ -245,3 +246,29 @@ def test_every_other_endpoint_against_the_sandbox(sandbox, hook, sms_conn_env, m
     assert http_hook.base_url == f"{sandbox.url}/api/http"
     assert http_hook.balance()["expired_on"] == "2099-12-31"
     assert _requests(sandbox, "GET /api/http/balance") == 1
+
+
+def test_contacts_stored_with_upper_case_field_names_are_read_by_the_hook(sandbox, hook):
+    """A client written after the vendor's examples sends PHONE, FIRST_NAME, LAST_NAME; the hook reads them."""
+    group_id = hook.create_list("Upper")
+    headers = {"Authorization": f"Bearer {TOKEN}", "Accept": "application/json"}
+    url = f"{sandbox.url}/api/v3/contacts/{group_id}"
+    stored = requests.post(
+        f"{url}/store",
+        json={"PHONE": "31612345631", "FIRST_NAME": "Ann", "LAST_NAME": "Lee"},
+        headers=headers,
+        timeout=10,
+    )
+    assert stored.status_code == 200, stored.text
+    uid = stored.json()["data"]["uid"]
+    updated = requests.patch(
+        f"{url}/update/{uid}", json={"PHONE": "31612345632"}, headers=headers, timeout=10
+    )
+    assert updated.status_code == 200, updated.text
+    (contact,) = hook.list_contacts(group_id)
+    assert (contact.contact_id, contact.phone, contact.first_name, contact.last_name) == (
+        uid,
+        "+31612345632",
+        "Ann",
+        "Lee",
+    )

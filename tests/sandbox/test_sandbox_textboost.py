@@ -216,6 +216,28 @@ def test_contacts_store_show_update_list_and_delete(sandbox, api, group):
     assert [c["phone"] for c in sandbox.contacts("textboost")] == ["+" + NL]
 
 
+def test_contacts_store_and_update_accept_the_upper_case_field_names(sandbox, api, group):
+    """Newer releases of the platform and the vendor's own examples send PHONE, FIRST_NAME, LAST_NAME."""
+    gid = group["uid"]
+    stored = api(
+        "POST", f"/contacts/{gid}/store", json={"PHONE": NL, "FIRST_NAME": "Ann", "LAST_NAME": "Lee"}
+    )
+    assert stored.status_code == 200, stored.text
+    contact = stored.json()["data"]
+    assert (contact["phone"], contact["first_name"], contact["last_name"]) == (NL, "Ann", "Lee")
+    cid = contact["uid"]
+    updated = api("PATCH", f"/contacts/{gid}/update/{cid}", json={"PHONE": US, "FIRST_NAME": "Bo"})
+    assert updated.status_code == 200, updated.text
+    data = updated.json()["data"]
+    assert (data["phone"], data["first_name"], data["last_name"]) == (US, "Bo", "Lee")
+    # Both spellings at once: the lower-case one wins; a missing phone in either spelling is still 422.
+    both = api("POST", f"/contacts/{gid}/store", json={"phone": NL, "PHONE": US, "FIRST_NAME": "Cy"}).json()
+    assert (both["data"]["phone"], both["data"]["first_name"]) == (NL, "Cy")
+    missing = api("POST", f"/contacts/{gid}/store", json={"FIRST_NAME": "Di"})
+    assert (missing.status_code, missing.json()["message"]) == (422, "The phone field is required.")
+    assert sorted(c["phone"] for c in sandbox.contacts("textboost")) == sorted(["+" + NL, "+" + US])
+
+
 @pytest.mark.parametrize(
     ("method", "path", "body", "status"),
     [
