@@ -302,6 +302,14 @@ class TextBoostHook(SmsGatewayHook):
         }
         return self._data(Call("POST", "sms/campaign", json=body, creates_messages=True), "uid")
 
+    def view_campaign(self, uid: str) -> dict[str, Any]:
+        """GET /campaign/{uid}/view: one campaign of :meth:`send_campaign`, as the platform shows it:
+        ``id``, ``name``, ``message``, ``status`` (``done`` once finished), ``type``, ``created_at``,
+        ``start_at``, ``delivery_at`` (display dates, e.g. ``30th Aug 25, 8:14 AM``, left as given) and
+        ``stats`` (``delivered_count``, ``undelivered_count``, ``failed_count``, ``enroute_count``...).
+        An unknown uid raises ``SmsValidationError`` (404)."""
+        return self._data(Call("GET", f"campaign/{uid}/view"), "id")
+
     def send_batch(self, messages: Sequence[OutboundMessage]) -> list[SendResult]:
         """POST /sms/send once per distinct (body, sender, schedule, type and options), with the
         recipients comma-separated (at most :attr:`batch_size` per request); results in input order.

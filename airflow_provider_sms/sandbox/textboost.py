@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Collection
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -34,6 +35,7 @@ from airflow_provider_sms.sandbox.validation import (
     count_segments,
     digits,
     e164_from_digits,
+    format_time,
     iso_utc,
     parse_time,
     sender_is_valid,
@@ -434,6 +436,64 @@ def create_router(state: SandboxState) -> APIRouter:
         }
         state.add_newsletter(GATEWAY, campaign_uid, data)
         return data
+
+    # Counters of GET /campaign/{uid}/view by the raw status of the campaign's messages (queued and
+    # scheduled messages are in none: they have not left yet).
+    stat_of = {"Sent": "enroute_count", "Delivered": "delivered_count"}
+    stat_of |= {"Undelivered": "undelivered_count", "Failed": "failed_count"}
+    stat_names = (
+        "enroute_count", "delivered_count", "expired_count", "undelivered_count",
+        "rejected_count", "accepted_count", "skipped_count", "failed_count",
+    )  # fmt: skip
+    final = frozenset({"Delivered", "Undelivered", "Failed"})
+
+    def display_time(ts: float | None) -> str | None:
+        """The platform's display format in the account's timezone, e.g. ``30th Aug 25, 8:14 AM``."""
+        if ts is None:
+            return None
+        day = int(format_time(ts, "%d", state.zone(GATEWAY)))
+        suffix = "th" if 10 <= day % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(day % 10, "th")
+        rest = format_time(ts, " %b %y, %I:%M %p", state.zone(GATEWAY))
+        hour_at = rest.index(", ") + 2
+        return f"{day}{suffix}{rest[:hour_at]}{rest[hour_at:].removeprefix('0')}"
+
+    @route("GET", "/campaign/{campaign_id}/view")
+    def view_campaign(request: Request, fields: dict[str, Any], campaign_id: str) -> dict[str, Any]:
+        """One campaign of ``/sms/campaign``: its status and per-status counters of its messages."""
+        data = state.newsletters[GATEWAY].get(campaign_id)
+        if data is None:
+            raise TextBoostError(404, f"Campaign {campaign_id} not found.")
+        now = state.now()
+        sent = [m for m in messages.rows.values() if (m.extra or {}).get("campaign_uid") == campaign_id]
+        raws = [str(state.status(message, now)) for message in sent]
+        stats = dict.fromkeys(stat_names, 0)
+        for raw in raws:
+            if raw in stat_of:
+                stats[stat_of[raw]] += 1
+        start = min((m.send_at for m in sent), default=None)
+        done = all(raw in final for raw in raws)
+        finished = [
+            delivery.status_started_at(GATEWAY, m.recipient, m.send_at, raw, config.delivery_seconds)
+            for m, raw in zip(sent, raws, strict=True)
+        ]
+        status = "processing"
+        if start is not None and start > now:
+            status = "scheduled"
+        elif done:
+            status = "done"
+        return {
+            "id": campaign_id,
+            "name": f"API campaign {campaign_id}",
+            "message": data["message"],
+            "status": status,
+            "type": data["sms_type"],
+            "created_at": display_time(datetime.fromisoformat(data["created_at"]).timestamp()),
+            "start_at": display_time(start),
+            "delivery_at": display_time(max((t for t in finished if t is not None), default=None))
+            if done and sent
+            else None,
+            "stats": stats,
+        }
 
     @route("GET", "/sms")
     def list_messages(request: Request, fields: dict[str, Any]) -> dict[str, Any]:

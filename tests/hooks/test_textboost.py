@@ -489,6 +489,31 @@ def test_send_campaign_posts_comma_separated_contact_lists(hook, requests_mock):
     )
 
 
+def test_view_campaign_gets_the_campaign_by_uid(hook, requests_mock):
+    """The answer shape of a reseller's public docs of the same platform."""
+    view = {
+        "id": "68b265728c72f",
+        "name": "TEST",
+        "message": "TEST",
+        "status": "done",
+        "type": "plain",
+        "created_at": "30th Aug 25, 8:14 AM",
+        "start_at": "30th Aug 25, 8:18 AM",
+        "delivery_at": "30th Aug 25, 8:18 AM",
+        "stats": {"enroute_count": 0, "delivered_count": 1, "undelivered_count": 0, "failed_count": 0},
+    }
+    requests_mock.get(f"{BASE}/campaign/68b265728c72f/view", json=ok(view))
+    assert hook.view_campaign("68b265728c72f") == view
+    assert sent(requests_mock.last_request) == ("GET", f"{BASE}/campaign/68b265728c72f/view", None)
+    requests_mock.get(
+        f"{BASE}/campaign/nope/view",
+        status_code=404,
+        json={"status": "error", "message": "Campaign not found."},
+    )
+    with pytest.raises(SmsValidationError, match="Campaign not found"):
+        hook.view_campaign("nope")
+
+
 def test_a_lost_send_answer_is_ambiguous_and_not_retried(hook, requests_mock, sleeps):
     requests_mock.post(f"{BASE}/sms/send", status_code=502, text="Bad Gateway")
     with pytest.raises(SmsAmbiguousSendError):

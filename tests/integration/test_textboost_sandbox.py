@@ -231,6 +231,13 @@ def test_every_other_endpoint_against_the_sandbox(sandbox, hook, sms_conn_env, m
     assert hook.get_message(later["uid"]).status is DeliveryStatus.SCHEDULED
     (newsletter,) = [m for m in stored.values() if m["extra"].get("campaign_uid") == campaign["uid"]]
     assert (newsletter["recipient"], newsletter["sender"]) == ("+31612345612", "TEAM")
+    view = hook.view_campaign(campaign["uid"])
+    assert (view["id"], view["message"], view["status"]) == (campaign["uid"], "Team news", "processing")
+    sandbox.advance(3600)
+    view = hook.view_campaign(campaign["uid"])
+    assert (view["status"], view["stats"]["delivered_count"]) == ("done", 1)
+    with pytest.raises(SmsValidationError):
+        hook.view_campaign("no-such-campaign")
 
     hook.delete_group(group_id)
     assert hook.find_list("Team") is None

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from airflow_provider_sms.sandbox.testing import run_sandbox
 
-from .helpers import NL, NL_FAILED, TEXTBOOST_AUTH, TEXTBOOST_TOKEN, US, later
+from .helpers import NL, NL_FAILED, NL_UNDELIVERED, TEXTBOOST_AUTH, TEXTBOOST_TOKEN, US, later
 
 ENDPOINTS = [
     ("POST", "/contacts"),
@@ -23,6 +25,7 @@ ENDPOINTS = [
     ("POST", "/sms/campaign"),
     ("GET", "/sms/abc"),
     ("GET", "/sms"),
+    ("GET", "/campaign/abc/view"),
     ("GET", "/balance"),
     ("GET", "/me"),
 ]
@@ -267,6 +270,69 @@ def test_campaign_sends_once_to_each_distinct_phone_of_its_groups(sandbox, api):
     missing = api("POST", "/sms/campaign", json={**SMS, "contact_list_id": "nope"})
     assert (missing.status_code, missing.json()["status"]) == (404, "error")
     assert api("POST", "/sms/campaign", json=SMS).status_code == 422
+
+
+# The platform's display dates, e.g. "30th Aug 25, 8:14 AM" (as a reseller's public API docs show).
+DISPLAY_DATE = re.compile(r"\d{1,2}(st|nd|rd|th) [A-Z][a-z]{2} \d{2}, \d{1,2}:\d{2} (AM|PM)")
+STATS = {
+    "enroute_count", "delivered_count", "expired_count", "undelivered_count",
+    "rejected_count", "accepted_count", "skipped_count", "failed_count",
+}  # fmt: skip
+
+
+def test_view_campaign_shows_its_status_and_counters_and_404_for_an_unknown_uid(sandbox, api):
+    gid = api("POST", "/contacts", json={"name": "A"}).json()["data"]["uid"]
+    for phone in (NL, US, NL_UNDELIVERED, NL_FAILED):
+        api("POST", f"/contacts/{gid}/store", json={"phone": phone})
+    campaign = api("POST", "/sms/campaign", json={**SMS, "contact_list_id": gid}).json()["data"]
+    view = api("GET", f"/campaign/{campaign['uid']}/view")
+    assert view.status_code == 200, view.text
+    assert view.json()["status"] == "success"
+    data = view.json()["data"]
+    assert set(data) == {
+        "id",
+        "name",
+        "message",
+        "status",
+        "type",
+        "created_at",
+        "start_at",
+        "delivery_at",
+        "stats",
+    }
+    assert (data["id"], data["message"], data["type"], data["status"]) == (
+        campaign["uid"],
+        "Hello",
+        "plain",
+        "processing",
+    )
+    assert DISPLAY_DATE.fullmatch(data["created_at"]) and DISPLAY_DATE.fullmatch(data["start_at"])
+    assert data["delivery_at"] is None and data["stats"] == dict.fromkeys(STATS, 0)  # all still queued
+    sandbox.advance(3600)
+    data = api("GET", f"/campaign/{campaign['uid']}/view").json()["data"]
+    assert data["status"] == "done" and DISPLAY_DATE.fullmatch(data["delivery_at"])
+    assert data["stats"] == {
+        **dict.fromkeys(STATS, 0), "delivered_count": 2, "undelivered_count": 1, "failed_count": 1
+    }  # fmt: skip
+    missing = api("GET", "/campaign/nope/view")
+    assert (missing.status_code, missing.json()) == (
+        404,
+        {"status": "error", "message": "Campaign nope not found."},
+    )
+    sent = api("POST", "/sms/send", json={**SMS, "recipient": NL}).json()["data"]["uid"]
+    assert api("GET", f"/campaign/{sent}/view").status_code == 404  # a message uid is no campaign
+
+
+def test_view_campaign_of_a_scheduled_campaign_is_scheduled_until_its_time(sandbox, api):
+    gid = api("POST", "/contacts", json={"name": "A"}).json()["data"]["uid"]
+    api("POST", f"/contacts/{gid}/store", json={"phone": NL})
+    when = later(sandbox, "%Y-%m-%d %H:%M", hours=3)
+    body = {**SMS, "contact_list_id": gid, "schedule_time": when}
+    uid = api("POST", "/sms/campaign", json=body).json()["data"]["uid"]
+    assert api("GET", f"/campaign/{uid}/view").json()["data"]["status"] == "scheduled"
+    sandbox.advance(4 * 3600)
+    data = api("GET", f"/campaign/{uid}/view").json()["data"]
+    assert (data["status"], data["stats"]["delivered_count"]) == ("done", 1)
 
 
 def test_balance_falls_per_segment_and_me_shows_the_profile(api):
