@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import logging
 from collections.abc import AsyncIterator, Callable
 from functools import lru_cache
@@ -11,7 +12,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Mount, Route
@@ -130,6 +131,46 @@ def _make_classifier(routes: list[APIRoute]) -> Classifier:
     return classify
 
 
+HTTP_METHODS = ("get", "post", "put", "patch", "delete")
+
+
+def api_page(schema: dict[str, Any]) -> str:
+    """``/docs``: the endpoints of the OpenAPI description as one self-contained HTML page.
+
+    Why not Swagger UI or ReDoc: FastAPI's pages load their scripts and styles from a CDN, so they
+    are blank without internet, and no packaged bundle is installed. This page has no external
+    asset; the full description is ``/openapi.json``.
+    """
+    sections: dict[str, list[str]] = {}
+    for path, operations in schema.get("paths", {}).items():
+        for method in HTTP_METHODS:
+            operation = operations.get(method)
+            if operation is None:
+                continue
+            tag = (operation.get("tags") or ["Sandbox"])[0]
+            sections.setdefault(tag, []).append(
+                f"<tr><td><code>{method.upper()}</code></td><td><code>{html.escape(path)}</code></td>"
+                f"<td>{html.escape(operation.get('summary') or '')}</td></tr>"
+            )
+    body = "".join(
+        f"<h2>{html.escape(tag)}</h2><table><tr><th>method</th><th>path</th><th>what it does</th></tr>"
+        f"{''.join(rows)}</table>"
+        for tag, rows in sections.items()
+    )
+    info = schema.get("info", {})
+    return (
+        '<!doctype html><html><head><meta charset="utf-8">'
+        f"<title>{html.escape(info.get('title', ''))}: API</title><style>"
+        "body{font-family:sans-serif;margin:2em;max-width:75em}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:.2em .6em;text-align:left;vertical-align:top}"
+        "</style></head><body>"
+        f"<h1>{html.escape(info.get('title', ''))}</h1><p>{html.escape(info.get('description', ''))}</p>"
+        '<p>The full machine-readable description: <a href="/openapi.json">/openapi.json</a>. '
+        'Status page: <a href="/">/</a>.</p>'
+        f"{body}</body></html>"
+    )
+
+
 async def _gateway_http_error(request: Request, exc: Exception) -> JSONResponse:
     """404/405 in the style of the gateway the path belongs to."""
     assert isinstance(exc, StarletteHTTPException)
@@ -153,7 +194,7 @@ def _served(router: APIRouter) -> list[Route]:
     Why: one Mount per API means a request is matched against its own gateway's routes only, and
     the endpoints take the ``Request`` and return a ``Response`` themselves, so FastAPI's
     per-request dependency solving is pure overhead. Together these were half the cost of a
-    small request. The FastAPI routes still describe the API in ``/docs``.
+    small request. The FastAPI routes still describe the API in ``/openapi.json`` and ``/docs``.
     """
     return [
         Route(route.path, route.endpoint, methods=sorted(route.methods))
@@ -212,6 +253,8 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
         title="SMS sandbox gateway",
         description="Smstools, SmsGateway24 and TextBoost APIs on one port, for tests, demos and benchmarks.",
         lifespan=lifespan,
+        docs_url=None,  # FastAPI's Swagger UI and ReDoc load from a CDN: /docs is served below instead
+        redoc_url=None,
     )
     app.state.sandbox = state
     app.state.faults = injector
@@ -242,4 +285,9 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return HTMLResponse(api_page(app.openapi()))
+
     return app
