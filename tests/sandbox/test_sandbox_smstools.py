@@ -465,3 +465,24 @@ def test_the_strings_style_answers_ids_as_strings_and_flags_as_booleans():
         http.post(f"{url}/message/send", json={"message": "Hi", "sender": "Shop", "to": NL})
         assert isinstance(http.get(f"{url}/message/logging").json()["messages"][0]["ID"], str)
         assert isinstance(http.get(f"{url}/balance").json()["use"], str)
+
+
+@pytest.mark.parametrize(
+    ("flags", "validate", "style"),
+    [
+        ([], False, "numbers"),
+        (["--smstools-validate-at-submission", "--smstools-id-style", "strings"], True, "strings"),
+        (["--no-smstools-validate-at-submission"], False, "numbers"),
+    ],
+)
+def test_the_smstools_switches_on_the_command_line(flags, validate, style):
+    from airflow_provider_sms.sandbox.__main__ import build_parser
+    from airflow_provider_sms.sandbox.config import SandboxConfig
+
+    args = vars(build_parser().parse_args(flags))
+    for name in ("host", "port", "log_level"):
+        args.pop(name)
+    config = SandboxConfig.from_options(**args)
+    assert (config.smstools_validate_at_submission, config.smstools_id_style) == (validate, style)
+    with pytest.raises(ValueError, match="id style"):
+        SandboxConfig(smstools_id_style="letters")
