@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 import pendulum
@@ -80,6 +81,10 @@ class SmstoolsHook(SmsGatewayHook):
     up, else by recipient and text alone (see there).
 
     Contacts are global at Smstools and belong to one group (``groupid``): ``list_id`` is a group id.
+
+    Answers are read in either style seen in the wild: ids (``ID``, ``groupid``, ``IDs``) as integers
+    or strings (returned as strings), flags (``unsubscribed``) as 0/1 or true/false, amounts
+    (``credits``, ``use``) as numbers or decimal strings.
     """
 
     hook_name = "Smstools"
@@ -141,16 +146,19 @@ class SmstoolsHook(SmsGatewayHook):
         to: str | Sequence[str],
         message: str,
         *,
-        gender: str = "Female",
-        language: str = "en",
+        gender: str | None = None,
+        language: str | None = None,
         sender: str | None = None,
         send_at: datetime | None = None,
         reference: str | None = None,
         test: bool = False,
     ) -> str | list[str | None]:
-        """POST /v1/voice/send: text to speech (``gender`` Female/Male, ``language`` en/nl/fr/de)."""
-        body = self._send_body(to, message, sender, send_at, reference, test)
-        return self._send("v1/voice/send", {**body, "gender": gender, "language": language})
+        """POST /v1/voice/send: text to speech. ``gender`` (Female/Male), ``language`` (en/nl/fr/de)
+        and the sender (``sender``, else the connection extra ``sender_id``) are optional and sent
+        only when given: the gateway then uses its own defaults."""
+        body = self._send_body(to, message, sender, send_at, reference, test, sender_required=False)
+        voice = {"gender": gender, "language": language}
+        return self._send("v1/voice/send", {**body, **{k: v for k, v in voice.items() if v}})
 
     def _send_body(
         self,
@@ -161,14 +169,16 @@ class SmstoolsHook(SmsGatewayHook):
         reference: str | None = None,
         test: bool = False,
         subid: str | None = None,
+        *,
+        sender_required: bool = True,
     ) -> dict[str, Any]:
         sender = sender or self.extra("sender_id")
-        if not sender:
+        if not sender and sender_required:
             raise ValueError("Smstools needs a sender: set the connection extra sender_id or pass one")
         body: dict[str, Any] = {
             "message": message,
             "to": self.wire_phone(to) if isinstance(to, str) else [self.wire_phone(n) for n in to],
-            "sender": sender,
+            "sender": sender or None,
             "date": None if send_at is None else self.format_time(send_at, DATE_FORMAT),
             "reference": reference,
             "test": test or None,
@@ -353,6 +363,13 @@ class SmstoolsHook(SmsGatewayHook):
         """GET /v1/balance: ``credits`` (a decimal string), ``currency``, ``use``."""
         return self.request_object(Call("GET", "v1/balance"))
 
+    def get_credits(self) -> Decimal:
+        """The ``credits`` of GET /v1/balance as a number (the gateway writes a string or a number)."""
+        call = Call("GET", "v1/balance")
+        payload = self.request_object(call, "credits")
+        with self.parsing(call):
+            return _amount(payload["credits"])
+
     def get_account(self) -> dict[str, Any]:
         """GET /v1/account: username, email, credits, currency, webhookurl, ..."""
         return self.request_object(Call("GET", "v1/account"))
@@ -455,7 +472,7 @@ class SmstoolsHook(SmsGatewayHook):
             first_name=row.get("firstname") or None,
             last_name=row.get("lastname") or None,
             birthday=date.fromisoformat(str(birthday)[:10]) if birthday else None,
-            unsubscribed=str(row.get("unsubscribed") or 0) not in ("0", "False", "false"),
+            unsubscribed=_flag(row.get("unsubscribed")),
             extra={k: row[k] for k in CONTACT_EXTRA_FIELDS if row.get(k) not in (None, "")},
             contact_id=None if row.get("ID") is None else str(row["ID"]),
         )
@@ -535,6 +552,33 @@ class SmstoolsHook(SmsGatewayHook):
             if str(group.get("name", "")).strip() == name.strip():
                 return str(group.get("id", group.get("ID")))
         return None
+
+    # ---------------------------------------------------------------------------------------------
+    # Tools
+
+    def get_sender_ids(self) -> list[dict[str, Any]]:
+        """GET /v1/senderids: the account's sender ids, as the gateway lists them."""
+        call = Call("GET", "v1/senderids")
+        payload = self.request(call)
+        with self.parsing(call):
+            return [row for row in _items(payload, "senderids") if isinstance(row, Mapping)]
+
+    def iter_opt_outs(self) -> Iterator[dict[str, Any]]:
+        """GET /v1/optouts/list: the account's opt-out list, paged; each row as the gateway lists it,
+        with ``phone`` in E.164 (``+`` and digits)."""
+
+        def opt_out(row: Mapping[str, Any]) -> dict[str, Any]:
+            return {**row, "phone": self.from_wire_phone(row.get("phone"))}
+
+        return self._paged("v1/optouts/list", "optouts", opt_out)
+
+    def format_number(self, number: str, country_code: str | None = None) -> str:
+        """POST /v1/format/number: ``number`` as dialled in ``country_code`` (ISO 3166 code such as
+        ``NL``, or the calling code) in E.164, as the gateway formats it; an invalid number raises
+        :class:`SmsValidationError` (error 103)."""
+        body = {"number": number, "countrycode": country_code}
+        call = Call("POST", "v1/format/number", json={k: v for k, v in body.items() if v is not None})
+        return self.from_wire_phone(self.request_object(call, "number")["number"])
 
     # ---------------------------------------------------------------------------------------------
     # Paging
@@ -635,6 +679,23 @@ def _contact_outcomes(phones: Sequence[str], ids: Sequence[Any], errors: Any) ->
         return None
     stored = iter(ids)
     return [_refusal(refusals, p) if p in refusals else (str(next(stored)), None, None) for p in phones]
+
+
+def _flag(value: Any) -> bool:
+    """A flag written 0/1, true/false or as their strings (anything else that is set counts as on)."""
+    if isinstance(value, str):
+        return value.strip().lower() not in ("", "0", "false", "no", "n", "off", "null")
+    return bool(value)
+
+
+def _amount(value: Any) -> Decimal:
+    """An amount written as a number or a decimal string (``"1.234,50"`` is not one: it raises)."""
+    if isinstance(value, bool):
+        raise ValueError(f"not an amount: {value!r}")
+    try:
+        return Decimal(str(value).strip())
+    except InvalidOperation:
+        raise ValueError(f"not an amount: {value!r}") from None
 
 
 def _id(value: str | int) -> int | str:

@@ -42,6 +42,22 @@ def build_parser() -> argparse.ArgumentParser:
         default=defaults.timezone,
         help="the accounts' timezone: schedule and date fields are in it (default UTC)",
     )
+    smstools = parser.add_argument_group("Smstools")
+    smstools.add_argument(
+        "--smstools-validate-at-submission",
+        action=argparse.BooleanOptionalAction,
+        default=defaults.smstools_validate_at_submission,
+        help="refuse (error 103) a number that is not valid when it is sent; default off, as the real "
+        "service: a possible but invalid number is accepted and fails at delivery",
+    )
+    smstools.add_argument(
+        "--smstools-id-style",
+        choices=["numbers", "strings"],
+        default=defaults.smstools_id_style,
+        help="answer ids as integers and flags as 0/1 (numbers, default) or ids as strings and flags "
+        "as true/false (strings)",
+    )
+    smstools.add_argument("--smstools-id-salt", help="salt of the messageids (default: random per start)")
     parser.add_argument(
         "--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"]
     )

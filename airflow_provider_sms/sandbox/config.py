@@ -14,6 +14,7 @@ DEFAULT_SMSGATEWAY24_EMAIL = "sandbox@example.com"
 DEFAULT_SMSGATEWAY24_PASSWORD = "sandbox-password-0123"
 DEFAULT_TEXTBOOST_TOKEN = "sandbox-textboost-token-0123456789"
 DEVICE_IDS = (1001, 1002)
+SMSTOOLS_ID_STYLES = ("numbers", "strings")
 
 # Keyword options that configure the start-up faults rather than the server itself.
 FAULT_OPTIONS = {
@@ -41,6 +42,14 @@ class SandboxConfig:
     :param timezone: the accounts' timezone (IANA name). As at the real gateways, the schedule and
         date fields without an offset are read and written in it; a connection's ``timezone`` extra
         must name the same zone.
+    :param smstools_validate_at_submission: Smstools refuses (error 103) a number that phonenumbers
+        does not call valid when it is submitted. Off (the default, as the real service): a number
+        that is possible but not valid (``+3161245678``) is accepted with a messageid and fails at
+        delivery; only numbers that cannot be phone numbers at all are refused at submission.
+    :param smstools_id_style: how Smstools answers ids and flags: ``numbers`` (ids as integers,
+        ``unsubscribed`` as 0/1, as the seed documents) or ``strings`` (ids as strings,
+        ``unsubscribed`` as true/false, amounts as strings, as clients written by others read them).
+    :param smstools_id_salt: salt of the Smstools messageids (None: random per sandbox start).
     """
 
     delivery_seconds: float = 2.0
@@ -56,11 +65,18 @@ class SandboxConfig:
     smsgateway24_email: str = DEFAULT_SMSGATEWAY24_EMAIL
     smsgateway24_password: str = DEFAULT_SMSGATEWAY24_PASSWORD
     textboost_token: str = DEFAULT_TEXTBOOST_TOKEN
+    smstools_validate_at_submission: bool = False
+    smstools_id_style: str = "numbers"
+    smstools_id_salt: str | None = None
     faults: FaultConfig = field(default_factory=FaultConfig)
 
     def __post_init__(self) -> None:
         if zone(self.timezone) is None:
             raise ValueError(f"unknown timezone {self.timezone!r}: use an IANA name such as Europe/Berlin")
+        if self.smstools_id_style not in SMSTOOLS_ID_STYLES:
+            raise ValueError(
+                f"unknown Smstools id style {self.smstools_id_style!r}: use {' or '.join(SMSTOOLS_ID_STYLES)}"
+            )
 
     @classmethod
     def from_options(cls, **options: Any) -> SandboxConfig:
@@ -86,7 +102,9 @@ class SandboxConfig:
             [
                 f"SMS sandbox gateway on {url}  (status page {url}/ , admin API {url}/_sandbox/stats)",
                 f"  Smstools      {url}/v1/...       X-Client-Id: {self.smstools_client_id}"
-                f"   X-Client-Secret: {self.smstools_client_secret}",
+                f"   X-Client-Secret: {self.smstools_client_secret}"
+                f"   ids as {self.smstools_id_style}; numbers checked "
+                f"{'at submission' if self.smstools_validate_at_submission else 'at delivery'}",
                 f"  SmsGateway24  {url}/getdata/...  email: {self.smsgateway24_email}"
                 f"   password: {self.smsgateway24_password}   devices: {', '.join(map(str, DEVICE_IDS))}"
                 f"   token ttl: {self.token_ttl:g} s",

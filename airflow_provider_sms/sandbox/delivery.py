@@ -92,12 +92,17 @@ def outcome_for(recipient: str) -> str:
 
 
 def raw_status(
-    gateway: str, recipient: str, send_at: float, now: float, delivery_seconds: float
+    gateway: str,
+    recipient: str,
+    send_at: float,
+    now: float,
+    delivery_seconds: float,
+    outcome: str | None = None,
 ) -> str | int:
-    """The gateway's own status of a message at ``now``."""
+    """The gateway's own status of a message at ``now`` (``outcome`` overrides the recipient's)."""
     if now < send_at:
         return SCHEDULED[gateway]
-    steps = TIMELINES[gateway][outcome_for(recipient)]
+    steps = TIMELINES[gateway][outcome or outcome_for(recipient)]
     if delivery_seconds <= 0:
         return steps[-1][1]
     progress = (now - send_at) / delivery_seconds
@@ -110,10 +115,15 @@ def raw_status(
 
 
 def status_started_at(
-    gateway: str, recipient: str, send_at: float, raw: str | int, delivery_seconds: float
+    gateway: str,
+    recipient: str,
+    send_at: float,
+    raw: str | int,
+    delivery_seconds: float,
+    outcome: str | None = None,
 ) -> float | None:
     """When a message entered status ``raw`` (None if its timeline never has it)."""
-    for start, step in TIMELINES[gateway][outcome_for(recipient)]:
+    for start, step in TIMELINES[gateway][outcome or outcome_for(recipient)]:
         if step == raw:
             return send_at + start * max(delivery_seconds, 0.0)
     return None

@@ -7,6 +7,18 @@ unknown ids). Codes follow the vendor's table: 102 no message, 103 invalid phone
 123 missing ID, 124 groupid required, 125 group not found, 126 name required, 133 message not
 found, 135/136 paging, 139 other invalid parameters (our choice where the vendor is silent).
 
+Numbers at submission: as the real service, a number that is possible but not valid (``+3161245678``)
+is accepted with a messageid and fails at delivery (status ``failed``); only numbers that cannot be
+phone numbers at all get 103. ``smstools_validate_at_submission`` restores the strict check (103 for
+every number phonenumbers does not call valid).
+
+Ids and flags: ``smstools_id_style`` ``numbers`` answers ids as integers and ``unsubscribed`` as 0/1
+(the seed); ``strings`` answers ids as strings, ``unsubscribed`` as true/false and ``use`` as a
+string (as clients written by others model them). Requests may use either form in both styles.
+
+Messageids are 30 lower-case letters and digits, like the real service's, derived from the message's
+sequence number (reserved in blocks in the state file, so never reused after a crash) and a salt.
+
 Batch send (our choice, documented): with an array ``to`` the answer is ``messageids`` aligned with
 ``to``, ``null`` for invalid numbers, plus ``errors`` (one 103 per invalid number); valid numbers
 are stored and charged.
@@ -14,14 +26,18 @@ are stored and charged.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import secrets
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+import phonenumbers
 from fastapi import APIRouter, Request, Response
 
 from airflow_provider_sms.sandbox import delivery
 from airflow_provider_sms.sandbox.common import BadBody, credentials_match, page_items, read_json, respond
-from airflow_provider_sms.sandbox.state import Contact, Group, Message, SandboxState
+from airflow_provider_sms.sandbox.state import Contact, Group, Message, SandboxState, outcome_of
 from airflow_provider_sms.sandbox.validation import (
     MAX_PAGE,
     as_flag,
@@ -42,6 +58,9 @@ MAX_MESSAGE_LENGTH = 612
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 _CONTACT_TEXT_FIELDS = ("email", *(f"extra{i}" for i in range(1, 9)))
 _BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
+MESSAGE_ID_LENGTH = 30
+MAX_REFERENCE_LENGTH = 255
+SENDER_IDS = ("SMS sandbox", "Shop", "3197010240000")  # the account's registered senders (our choice)
 
 
 class SmstoolsError(Exception):
@@ -54,16 +73,31 @@ def error_response(code: int, message: str, status: int = 400) -> Response:
     return respond({"error": code, "errorMsg": message}, status)
 
 
-def message_id(seq: int) -> str:
-    """An opaque 16-character id (like the vendor's ``h2md1e...``), unique per sequence number."""
-    # An affine map with a multiplier coprime to 36 is a bijection modulo 36**16: no collisions.
-    # The multiplier (~0.618 * 36**16) spreads consecutive ids over all 16 characters.
-    number = (seq * 4918723070888839665942529 + 11) % 36**16
+def message_id(seq: int, salt: str) -> str:
+    """An opaque 30-character id of lower-case letters and digits (like the real service's
+    ``e0ncuxht345hjmbjvv2feky0azflcw``), a keyed hash of the sequence number: the same ``seq`` and
+    ``salt`` always give the same id, and two sequence numbers collide with a chance of 36**-30."""
+    number = int.from_bytes(hmac.new(salt.encode(), str(seq).encode(), hashlib.sha256).digest(), "big")
     chars = []
-    for _ in range(16):
+    for _ in range(MESSAGE_ID_LENGTH):
         number, rest = divmod(number, 36)
         chars.append(_BASE36[rest])
-    return "".join(reversed(chars))
+    return "".join(chars)
+
+
+def possible_number(raw: object) -> str | None:
+    """``+digits`` when ``raw`` (digits, a leading ``+`` tolerated) is a possible phone number by its
+    length and country code, though perhaps not a valid one; else None."""
+    if isinstance(raw, bool) or not isinstance(raw, (str, int)):
+        return None
+    text = str(raw).strip().removeprefix("+")
+    if not (0 < len(text) <= 17 and text.isascii() and text.isdigit()):
+        return None
+    try:
+        number = phonenumbers.parse("+" + text, None)
+    except phonenumbers.NumberParseException:
+        return None
+    return "+" + text if phonenumbers.is_possible_number(number) else None
 
 
 def _paging(request: Request) -> tuple[int, int]:
@@ -99,6 +133,16 @@ def create_router(state: SandboxState) -> APIRouter:
     router = APIRouter(tags=["Smstools"])
     config = state.config
     groups, contacts, messages = state.groups[GATEWAY], state.contacts[GATEWAY], state.messages[GATEWAY]
+    salt = config.smstools_id_salt or secrets.token_hex(16)
+    strings = config.smstools_id_style == "strings"
+
+    def ident(value: Any) -> Any:
+        """An id as this sandbox's style answers it."""
+        return str(value) if strings and value is not None else value
+
+    def flag(value: Any) -> Any:
+        """A 0/1 flag as this sandbox's style answers it."""
+        return bool(value) if strings else int(bool(value))
 
     def authorised(request: Request) -> bool:
         client_id = request.headers.get("x-client-id", "")
@@ -137,27 +181,30 @@ def create_router(state: SandboxState) -> APIRouter:
             raise SmstoolsError(118, "SMS message cannot be longer than 612 characters.")
         sender = body.get("sender")
         if sender is None or str(sender).strip() == "":
-            raise SmstoolsError(109, "Sender name cannot be empty.")
-        sender = str(sender)
-        if not sender_is_valid(sender, 14):
-            raise SmstoolsError(111, "Invalid sender name. Maximum 11 characters or 14 digits.")
+            if kind != "voice":  # optional for a voice message (the vendor's SDK sends none)
+                raise SmstoolsError(109, "Sender name cannot be empty.")
+            sender = None
+        else:
+            sender = str(sender)
+            if not sender_is_valid(sender, 14):
+                raise SmstoolsError(111, "Invalid sender name. Maximum 11 characters or 14 digits.")
         to = body.get("to")
         batch = isinstance(to, list)
         numbers: list[Any] = to if batch else [to]
         if to is None or to == "" or not numbers:
             raise SmstoolsError(106, "Destination number is missing.")
         extra: dict[str, Any] = {}
-        if kind == "voice":
-            if body.get("gender") not in ("Female", "Male"):
+        if kind == "voice":  # gender and language are optional (the vendor's SDK sends neither)
+            if body.get("gender") not in (None, "", "Female", "Male"):
                 raise SmstoolsError(139, "gender must be Female or Male.")
-            if body.get("language") not in ("en", "nl", "fr", "de"):
+            if body.get("language") not in (None, "", "en", "nl", "fr", "de"):
                 raise SmstoolsError(139, "language must be one of en, nl, fr, de.")
-            extra.update(gender=body["gender"], language=body["language"])
+            extra.update((k, body[k]) for k in ("gender", "language") if body.get(k))
         reference = body.get("reference")
         if reference is not None:
             reference = str(reference)
-            if len(reference) > 75:
-                raise SmstoolsError(139, "reference cannot be longer than 75 characters.")
+            if len(reference) > MAX_REFERENCE_LENGTH:
+                raise SmstoolsError(139, "reference cannot be longer than 255 characters.")
         test = as_flag(body.get("test", False))
         if test is None:
             raise SmstoolsError(139, "test must be a boolean.")
@@ -172,7 +219,14 @@ def create_router(state: SandboxState) -> APIRouter:
                 raise SmstoolsError(121, "Scheduled date is invalid or in the past.")
             send_at, schedule = max(when, now), str(body["date"])
 
-        recipients = [e164_from_digits(number) for number in numbers]
+        recipients: list[str | None] = [e164_from_digits(number) for number in numbers]
+        undeliverable: set[int] = set()
+        if not config.smstools_validate_at_submission:  # as the real service: they fail at delivery
+            for index, number in enumerate(numbers):
+                if recipients[index] is None:
+                    recipients[index] = possible_number(number)
+                    if recipients[index] is not None:
+                        undeliverable.add(index)
         if not batch and recipients[0] is None:
             raise SmstoolsError(103, f"Phone number {numbers[0]} is not valid")
         segments = count_segments(text)
@@ -181,13 +235,14 @@ def create_router(state: SandboxState) -> APIRouter:
             raise SmstoolsError(108, "Not enough credits.")
         ids: list[str | None] = []
         errors = []
-        for number, recipient in zip(numbers, recipients, strict=True):
+        for index, (number, recipient) in enumerate(zip(numbers, recipients, strict=True)):
             if recipient is None:
                 ids.append(None)
                 errors.append({"error": 103, "errorMsg": f"Phone number {number} is not valid"})
                 continue
             seq = state.next_seq("message")
-            ids.append(message_id(seq))
+            ids.append(message_id(seq, salt))
+            fields = {**extra, "undeliverable": True} if index in undeliverable else extra
             if not test:  # test mode validates and answers, but stores and charges nothing
                 state.add_message(
                     Message(
@@ -203,7 +258,7 @@ def create_router(state: SandboxState) -> APIRouter:
                         reference=reference,
                         kind=kind,
                         schedule=schedule,
-                        extra=extra or None,
+                        extra=fields or None,
                     )
                 )
         if not batch:
@@ -226,11 +281,11 @@ def create_router(state: SandboxState) -> APIRouter:
         since = message.created_at if now < message.send_at else None
         if since is None:
             since = delivery.status_started_at(
-                GATEWAY, message.recipient, message.send_at, raw, config.delivery_seconds
+                GATEWAY, message.recipient, message.send_at, raw, config.delivery_seconds, outcome_of(message)
             )
         extra = message.extra or {}
         return {
-            "ID": message.seq,
+            "ID": ident(message.seq),
             "message_ID": message.id,
             "message": message.body,
             "to": digits(message.recipient),
@@ -274,7 +329,7 @@ def create_router(state: SandboxState) -> APIRouter:
             len(items),
             "messages",
             lambda m: {
-                "ID": m.seq,
+                "ID": ident(m.seq),
                 "message": m.body,
                 "to": digits(m.recipient),
                 "type": m.kind,
@@ -291,7 +346,7 @@ def create_router(state: SandboxState) -> APIRouter:
             if item_id in (str(message.seq), message.id):
                 state.remove_message(GATEWAY, str(message.id))
                 state.charge(GATEWAY, -message.segments)  # a negative charge is a refund
-                return {"ID": message.seq, "messageid": message.id, "deleted": True}
+                return {"ID": ident(message.seq), "messageid": message.id, "deleted": True}
         raise SmstoolsError(133, "Message not found.", 404)
 
     @route("GET", "/message/inbox")
@@ -306,7 +361,7 @@ def create_router(state: SandboxState) -> APIRouter:
         return {
             "credits": f"{state.balance[GATEWAY]:.2f}",
             "currency": "EUR",
-            "use": round(state.spent[GATEWAY], 2),
+            "use": f"{state.spent[GATEWAY]:.2f}" if strings else round(state.spent[GATEWAY], 2),
         }
 
     @route("GET", "/account")
@@ -328,12 +383,12 @@ def create_router(state: SandboxState) -> APIRouter:
     def render_contact(contact: Contact) -> dict[str, Any]:
         fields = contact.fields or {}
         rendered = {
-            "ID": contact.id,
+            "ID": ident(contact.id),
             "phone": digits(contact.phone),
             "firstname": contact.first_name,
             "lastname": contact.last_name,
-            "unsubscribed": fields.get("unsubscribed", 0),
-            "groupid": contact.list_id,
+            "unsubscribed": flag(fields.get("unsubscribed", 0)),
+            "groupid": ident(contact.list_id),
             "email": fields.get("email"),
             "birthday": fields.get("birthday"),
         }
@@ -398,7 +453,7 @@ def create_router(state: SandboxState) -> APIRouter:
         """Add one contact (object body) or many (array body; invalid rows come back as errors)."""
         body = await read_json(request)
         if isinstance(body, dict):
-            return {"ID": [store_contact(contact_values(body))]}
+            return {"ID": [ident(store_contact(contact_values(body)))]}
         if not isinstance(body, list):
             raise SmstoolsError(
                 114, "Empty request." if body is None else "The body must be an object or array."
@@ -408,7 +463,7 @@ def create_router(state: SandboxState) -> APIRouter:
         ids, errors = [], []
         for row in body:
             try:
-                ids.append(store_contact(contact_values(row)))
+                ids.append(ident(store_contact(contact_values(row))))
             except SmstoolsError as exc:
                 errors.append({"error": exc.code, "errorMsg": exc.message})
         return {"IDs": ids, "errors": errors} if errors else {"IDs": ids}
@@ -437,7 +492,7 @@ def create_router(state: SandboxState) -> APIRouter:
         """Delete a contact."""
         contact = find_contact(contact_id)
         state.remove_contact(GATEWAY, str(contact.id))
-        return {"ID": contact.id, "deleted": True}
+        return {"ID": ident(contact.id), "deleted": True}
 
     @route("GET", "/contact")
     async def list_contacts(request: Request) -> dict[str, Any]:
@@ -479,7 +534,7 @@ def create_router(state: SandboxState) -> APIRouter:
         group_id = 10_000 + state.next_seq("smstools.group")
         now = state.now()
         state.add_group(Group(GATEWAY, group_id, name, now, now))
-        return {"ID": [group_id]}
+        return {"ID": [ident(group_id)]}
 
     @route("PATCH", "/groups")
     async def rename_group(request: Request) -> dict[str, Any]:
@@ -489,12 +544,14 @@ def create_router(state: SandboxState) -> APIRouter:
             raise SmstoolsError(123, "Object is missing an ID.")
         group = find_group(body["ID"])
         state.rename_group(group, group_name(body))
-        return {"ID": group.id, "name": group.name, "locked": 0}
+        return {"ID": ident(group.id), "name": group.name, "locked": flag(0)}
 
     @route("GET", "/groups")
     async def list_groups(request: Request) -> list[dict[str, Any]]:
         """All groups (not paged)."""
-        return [{"id": group.id, "name": group.name, "locked": 0} for group in groups.rows.values()]
+        return [
+            {"id": ident(group.id), "name": group.name, "locked": flag(0)} for group in groups.rows.values()
+        ]
 
     @route("GET", "/groups/{group_id}")
     async def show_group(request: Request, group_id: str) -> dict[str, Any]:
@@ -502,13 +559,72 @@ def create_router(state: SandboxState) -> APIRouter:
         group = find_group(group_id)
         members = state.members_of(GATEWAY, group.id)
         page = _page(request, members, len(members), "contacts", render_contact)
-        return {"groupinfo": {"ID": group.id, "name": group.name, "locked": 0}, **page}
+        return {"groupinfo": {"ID": ident(group.id), "name": group.name, "locked": flag(0)}, **page}
 
     @route("DELETE", "/groups/{group_id}")
     async def delete_group(request: Request, group_id: str) -> dict[str, Any]:
         """Delete a group and its contacts."""
         group = find_group(group_id)
         state.remove_group(GATEWAY, str(group.id))
-        return {"ID": group.id, "deleted": True}
+        return {"ID": ident(group.id), "deleted": True}
+
+    # ------------------------------------------------------------------ tools
+    @route("GET", "/senderids")
+    async def sender_ids(request: Request) -> dict[str, Any]:
+        """The account's registered sender ids (the sandbox accepts any valid sender regardless)."""
+        return {
+            "senderids": [
+                {"ID": ident(index), "senderid": name, "status": "approved"}
+                for index, name in enumerate(SENDER_IDS, start=1)
+            ]
+        }
+
+    @route("GET", "/optouts/list")
+    async def opt_outs(request: Request) -> dict[str, Any]:
+        """The account's opt-out list, oldest first (paged): every number of a contact marked
+        ``unsubscribed``, once."""
+        tz, seen, items = state.zone(GATEWAY), set(), []
+        for contact in contacts.rows.values():
+            if (contact.fields or {}).get("unsubscribed") and contact.phone not in seen:
+                seen.add(contact.phone)
+                items.append(contact)
+        return _page(
+            request,
+            items,
+            len(items),
+            "optouts",
+            lambda c: {"phone": digits(c.phone), "date": format_time(c.updated_at, DATE_FORMAT, tz)},
+        )
+
+    @route("POST", "/format/number")
+    async def format_number(request: Request) -> dict[str, Any]:
+        """A number in the international form the API takes (digits, country code first, no ``+``):
+        ``number`` as dialled in ``countrycode`` (ISO 3166 code such as ``NL``, or the calling code
+        such as ``31``); without a ``countrycode`` the number must start with its country code."""
+        body = await _json_object(request)
+        raw = body.get("number")
+        if raw in (None, "") or isinstance(raw, (bool, list, dict)):
+            raise SmstoolsError(103, "Phone number is required.")
+        country = str(body.get("countrycode") or "").strip().removeprefix("+")
+        if country.isdigit():
+            country = phonenumbers.region_code_for_country_code(int(country))
+        region = country.upper() or None
+        if region is not None and region not in phonenumbers.SUPPORTED_REGIONS:
+            raise SmstoolsError(139, f"Unknown countrycode {body.get('countrycode')}.")
+        text = str(raw).strip()
+        if region is None and not text.startswith("+"):
+            text = "+" + text
+        try:
+            number = phonenumbers.parse(text, region)
+        except phonenumbers.NumberParseException:
+            number = None
+        if number is None or not phonenumbers.is_valid_number(number):
+            raise SmstoolsError(103, f"Phone number {raw} is not valid")
+        e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        return {
+            "number": digits(e164),
+            "countrycode": phonenumbers.region_code_for_number(number),
+            "valid": flag(1),
+        }
 
     return router

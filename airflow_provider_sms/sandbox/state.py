@@ -88,6 +88,12 @@ class Message:
     extra: dict[str, Any] | None = None  # gateway specifics: device_id, sim, paket, campaign, subid...
 
 
+def outcome_of(message: Message) -> str | None:
+    """The outcome a message was given at submission (a number accepted but not deliverable: failed),
+    else None: the recipient decides (:func:`delivery.outcome_for`)."""
+    return delivery.FAILED if (message.extra or {}).get("undeliverable") else None
+
+
 @dataclass(slots=True)
 class Contact:
     """A contact in a list (Smstools group, SmsGateway24 tag, TextBoost contact group)."""
@@ -285,7 +291,12 @@ class SandboxState:
     def status(self, message: Message, now: float) -> str | int:
         """The gateway's raw status of ``message`` at ``now``."""
         return delivery.raw_status(
-            message.gateway, message.recipient, message.send_at, now, self.config.delivery_seconds
+            message.gateway,
+            message.recipient,
+            message.send_at,
+            now,
+            self.config.delivery_seconds,
+            outcome_of(message),
         )
 
     def normalized(self, message: Message, raw: str | int, now: float) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+from decimal import Decimal
+from unittest import mock
 
 import pendulum
 import pytest
@@ -243,6 +245,24 @@ def test_send_voice_adds_gender_and_language(hook, requests_mock):
         "gender": "Male",
         "language": "nl",
     }
+
+
+def test_send_voice_sends_only_to_and_message_when_nothing_else_is_given(monkeypatch, requests_mock):
+    """Like the vendor's SDK: sender, gender and language are optional (the gateway's defaults)."""
+    monkeypatch.setenv("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
+    monkeypatch.setenv("AIRFLOW_CONN_SMSTOOLS_NOSENDER", _conn(sender_id=""))
+    requests_mock.post(f"{BASE}/voice/send", json={"messageid": "e0ncuxht345hjmbjvv2feky0azflcw"})
+    hook = SmstoolsHook("smstools_nosender")
+    assert hook.send_voice("+31612345601", "Your code is 1 2 3") == "e0ncuxht345hjmbjvv2feky0azflcw"
+    assert sent(requests_mock).json() == {"message": "Your code is 1 2 3", "to": "31612345601"}
+    hook.send_voice("+31612345601", "Hi", sender="3197010")
+    assert sent(requests_mock).json() == {"message": "Hi", "to": "31612345601", "sender": "3197010"}
+
+
+def test_a_reference_of_255_characters_is_sent_as_given(hook, requests_mock):
+    requests_mock.post(f"{BASE}/message/send", json={"messageid": "m1"})
+    hook.send_message("+31612345601", "Hi", reference="k" * 255)
+    assert sent(requests_mock).json()["reference"] == "k" * 255
 
 
 def test_send_batch_groups_equal_texts_into_one_request_each_and_keeps_input_order(hook, requests_mock):
@@ -535,6 +555,108 @@ def test_outbox_cancel_and_inbox(hook, requests_mock):
     assert sent(requests_mock).method == "DELETE" and sent(requests_mock).url == f"{BASE}/outbox/5"
     assert list(hook.get_inbox()) == [{"ID": 1, "from": "316"}]
     assert sent(requests_mock).qs == {"limit": ["2000"], "page": ["1"]}
+
+
+@pytest.mark.parametrize("credits", ["99.50", 99.5, "99.5", 99.50])
+def test_credits_are_read_as_a_string_or_a_number(hook, requests_mock, credits):
+    requests_mock.get(f"{BASE}/balance", json={"credits": credits, "currency": "EUR", "use": "0.50"})
+    assert hook.get_credits() == Decimal("99.5")
+
+
+def test_credits_that_are_no_amount_are_a_malformed_answer(hook, requests_mock):
+    requests_mock.get(f"{BASE}/balance", json={"credits": "lots"})
+    with pytest.raises(SmsGatewayError, match="lots"):
+        hook.get_credits()
+
+
+@pytest.mark.parametrize(
+    ("written", "read"),
+    [
+        (0, False),
+        (1, True),
+        ("0", False),
+        ("1", True),
+        (False, False),
+        (True, True),
+        ("false", False),
+        ("true", True),
+        ("False", False),
+        (None, False),
+        ("", False),
+    ],
+)
+def test_unsubscribed_is_read_as_0_1_or_true_false(hook, requests_mock, written, read):
+    requests_mock.get(
+        f"{BASE}/contact",
+        json=page("contacts", [contact_row(1, "31612345601", unsubscribed=written)], total=1),
+    )
+    assert next(iter(hook.get_contacts())).unsubscribed is read
+
+
+def test_ids_are_read_as_integers_or_strings(hook, requests_mock):
+    requests_mock.post(f"{BASE}/groups", json={"ID": ["10001"]})
+    assert hook.create_group("G") == "10001"
+    requests_mock.post(f"{BASE}/contact", json={"IDs": ["501", "502"]})
+    results = hook.add_contacts([Contact("+31612345601"), Contact("+31612345602")], "10001")
+    assert [r.contact_id for r in results] == ["501", "502"]
+    requests_mock.get(
+        f"{BASE}/groups/10001",
+        json={
+            "groupinfo": {"ID": "10001", "name": "G", "locked": False},
+            **page("contacts", [contact_row("501", "31612345601", groupid="10001")], total="1"),
+        },
+    )
+    assert [c.contact_id for c in hook.get_group_contacts("10001")] == ["501"]
+    requests_mock.get(f"{BASE}/groups", json=[{"id": "10001", "name": "G", "locked": False}])
+    assert hook.find_list("G") == "10001"
+
+
+# -------------------------------------------------------------------------------------------------
+# Tools: sender ids, opt-outs, number formatting
+
+
+def test_get_sender_ids_reads_the_list(hook, requests_mock):
+    rows = [
+        {"ID": 1, "senderid": "Shop", "status": "approved"},
+        {"ID": "2", "senderid": "3197010", "status": "pending"},
+    ]
+    requests_mock.get(f"{BASE}/senderids", json={"senderids": rows})
+    assert hook.get_sender_ids() == rows
+    assert_authorised(sent(requests_mock))
+    requests_mock.get(f"{BASE}/senderids", json=rows)  # a bare list reads the same
+    assert hook.get_sender_ids() == rows
+
+
+def test_iter_opt_outs_pages_and_gives_e164_phones(hook, requests_mock):
+    first = page("optouts", [{"phone": "31612345601", "date": "2026-05-29 17:21:27"}], total=2, limit=1)
+    second = page("optouts", [{"phone": "31612345602"}], total=2, number=2, limit=1)
+    requests_mock.get(f"{BASE}/optouts/list", [{"json": first}, {"json": second}])
+    with mock.patch("airflow_provider_sms.hooks.smstools.PAGE_LIMIT", 1):
+        rows = list(hook.iter_opt_outs())
+    assert rows == [{"phone": "+31612345601", "date": "2026-05-29 17:21:27"}, {"phone": "+31612345602"}]
+    assert [r.qs for r in requests_mock.request_history] == [
+        {"limit": ["1"], "page": ["1"]},
+        {"limit": ["1"], "page": ["2"]},
+    ]
+
+
+def test_format_number_posts_number_and_countrycode(hook, requests_mock):
+    requests_mock.post(f"{BASE}/format/number", json={"number": "31612345678", "countrycode": "NL"})
+    assert hook.format_number("0612345678", "NL") == "+31612345678"
+    assert sent(requests_mock).json() == {"number": "0612345678", "countrycode": "NL"}
+    hook.format_number("+31612345678")
+    assert sent(requests_mock).json() == {"number": "+31612345678"}
+
+
+def test_format_number_raises_the_gateways_refusal(hook, requests_mock):
+    requests_mock.post(
+        f"{BASE}/format/number",
+        status_code=400,
+        json={"error": 103, "errorMsg": "Phone number 12 is not valid"},
+    )
+    with pytest.raises(SmsValidationError) as caught:
+        hook.format_number("12", "NL")
+    assert str(caught.value.code) == "103"
 
 
 def test_balance_and_account_are_returned_as_the_gateway_sends_them(hook, requests_mock):

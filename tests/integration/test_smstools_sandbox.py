@@ -1,4 +1,8 @@
-"""SmstoolsHook against the running sandbox gateway: real HTTP, real JSON, real paging."""
+"""SmstoolsHook against the running sandbox gateway: real HTTP, real JSON, real paging.
+
+Every test runs against both answer styles of the sandbox: ids as integers and flags as 0/1 (the
+seed), and ids as strings and flags as true/false (as clients written by others read them).
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,17 @@ import asyncio
 import datetime as dt
 import json
 import logging
+import re
+from collections.abc import Iterator
+from decimal import Decimal
 
 import pytest
+import requests
 
-from airflow_provider_sms.exceptions import SmsAmbiguousSendError, SmsAuthError
+from airflow_provider_sms.exceptions import SmsAmbiguousSendError, SmsAuthError, SmsValidationError
 from airflow_provider_sms.hooks.smstools import SmstoolsHook
 from airflow_provider_sms.messages import Contact, DeliveryStatus, OutboundMessage
+from airflow_provider_sms.sandbox.testing import SandboxServer, run_sandbox
 
 pytestmark = pytest.mark.integration
 
@@ -20,6 +29,25 @@ SECRET = "sandbox-client-secret-0123456789"
 WRONG_SECRET = "not-the-sandbox-secret-4711"
 UTC = dt.timezone.utc
 SENDER = "Shop"  # the sandbox connection has no sender_id extra: every send names its sender
+
+
+@pytest.fixture(scope="module")
+def strings_sandbox_server() -> Iterator[SandboxServer]:
+    """A sandbox answering Smstools ids as strings and flags as booleans (started when first used)."""
+    with run_sandbox(delivery_seconds=2, smstools_id_style="strings") as server:
+        yield server
+
+
+@pytest.fixture(params=["numbers", "strings"])
+def sandbox(request, sandbox_server: SandboxServer) -> SandboxServer:
+    """Overrides the shared fixture: the session's sandbox (ids as integers) or the strings-style
+    one, emptied and fault-free."""
+    server = (
+        sandbox_server if request.param == "numbers" else request.getfixturevalue("strings_sandbox_server")
+    )
+    server.reset()
+    server.clear_faults()
+    return server
 
 
 @pytest.fixture
@@ -191,3 +219,66 @@ def test_a_send_without_any_sender_is_refused_before_it_leaves(sandbox, monkeypa
     with pytest.raises(ValueError, match="sender_id"):
         SmstoolsHook("smstools_no_sender").send_batch([OutboundMessage("+31612345601", "x", key="1")])
     assert _sends(sandbox) == 0
+
+
+def test_voice_goes_out_without_sender_gender_or_language(sandbox, monkeypatch):
+    conn = {"conn_type": GATEWAY, "host": sandbox.url, "login": "sandbox-client-id", "password": SECRET}
+    monkeypatch.setenv("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
+    monkeypatch.setenv("AIRFLOW_CONN_SMSTOOLS_NO_SENDER", json.dumps(conn))  # no sender_id extra
+    voice_id = SmstoolsHook("smstools_no_sender").send_voice("+31612345603", "Your code is 1 2 3")
+    assert re.fullmatch(r"[a-z0-9]{30}", voice_id)
+    (stored,) = sandbox.messages(GATEWAY)
+    assert (stored["id"], stored["type"], stored["sender"]) == (voice_id, "voice", None)
+
+
+def test_a_reference_of_255_characters_round_trips(sandbox, hook):
+    message_id = hook.send_message("+31612345601", "Hi", sender=SENDER, reference="k" * 255)
+    (report,) = [r for r in hook.iter_statuses() if r.message_id == message_id]
+    assert report.key == "k" * 255
+
+
+def test_a_possible_but_invalid_number_is_refused_by_the_hook_or_fails_at_delivery(sandbox, hook):
+    """The hook's own validation keeps ``+3161245678`` from leaving; a client that sends it anyway
+    gets a messageid from the gateway (as from the real service) and a failed delivery later."""
+    (result,) = hook.send_messages([OutboundMessage("+3161245678", "Hi", sender=SENDER, key="8001")])
+    assert (result.accepted, result.error_code) == (False, "invalid_phone")
+    assert _sends(sandbox) == 0
+    answer = requests.post(
+        f"{sandbox.url}/v1/message/send",
+        headers={"X-Client-Id": "sandbox-client-id", "X-Client-Secret": SECRET},
+        json={"to": "+3161245678", "message": "Hi", "sender": SENDER},
+        timeout=10,
+    )
+    message_id = answer.json()["messageid"]
+    sandbox.advance(10)
+    (report,) = [r for r in hook.iter_statuses() if r.message_id == message_id]
+    assert (report.status, report.raw_status) == (DeliveryStatus.FAILED, "failed")
+
+
+def test_ids_flags_and_amounts_read_the_same_in_both_styles(sandbox, hook):
+    group_id = hook.create_list("Opt-outs")
+    assert group_id.isdigit()
+    results = hook.upsert_contacts(
+        [Contact("+31612345601", unsubscribed=True), Contact("+31612345602")], group_id
+    )
+    assert all(r.accepted and r.contact_id.isdigit() for r in results)
+    listed = {c.phone: c for c in hook.list_contacts(group_id)}
+    assert (listed["+31612345601"].unsubscribed, listed["+31612345602"].unsubscribed) == (True, False)
+    assert {c.contact_id for c in listed.values()} == {r.contact_id for r in results}
+    assert hook.find_list("Opt-outs") == group_id
+    assert hook.get_credits() == Decimal(hook.get_balance()["credits"])
+
+
+def test_opt_outs_sender_ids_and_number_formatting(sandbox, hook):
+    group_id = hook.create_list("Customers")
+    contacts = [Contact(f"+3161234560{i}", unsubscribed=i % 2 == 1) for i in range(1, 6)]
+    assert all(r.accepted for r in hook.upsert_contacts(contacts, group_id))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("airflow_provider_sms.hooks.smstools.PAGE_LIMIT", 2)  # page 1 of 2, then 2
+        opt_outs = list(hook.iter_opt_outs())
+    assert [o["phone"] for o in opt_outs] == ["+31612345601", "+31612345603", "+31612345605"]
+    assert sandbox.request_count(GATEWAY, path_contains="/v1/optouts/list") == 2
+    assert any(s["senderid"] for s in hook.get_sender_ids())
+    assert hook.format_number("06 1234 5678", "NL") == "+31612345678"
+    with pytest.raises(SmsValidationError):
+        hook.format_number("061245678", "NL")

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+import requests
+
+from airflow_provider_sms.sandbox.smstools import message_id
+from airflow_provider_sms.sandbox.testing import run_sandbox
 
 from .helpers import NL, SMSTOOLS_AUTH, US, later
+
+POSSIBLE_NOT_VALID = "+3161245678"  # the recorded call: accepted by the real service, fails later
 
 ENDPOINTS = [
     ("POST", "/v1/message/send"),
@@ -25,6 +33,9 @@ ENDPOINTS = [
     ("GET", "/v1/groups"),
     ("GET", "/v1/groups/1"),
     ("DELETE", "/v1/groups/1"),
+    ("GET", "/v1/senderids"),
+    ("GET", "/v1/optouts/list"),
+    ("POST", "/v1/format/number"),
 ]
 
 
@@ -59,7 +70,8 @@ def test_send_to_one_number_answers_a_messageid_and_stores_it(sandbox, api):
     )
     assert response.status_code == 200
     messageid = response.json()["messageid"]
-    assert isinstance(messageid, str) and len(messageid) == 16
+    # As the real service's (e0ncuxht345hjmbjvv2feky0azflcw): 30 lower-case letters and digits.
+    assert isinstance(messageid, str) and re.fullmatch(r"[a-z0-9]{30}", messageid)
     (stored,) = sandbox.messages("smstools")
     assert (stored["id"], stored["recipient"], stored["body"], stored["reference"]) == (
         messageid,
@@ -98,7 +110,7 @@ def test_send_to_an_array_aligns_ids_with_to_and_reports_each_invalid_number(san
         ({"message": "Hi", "sender": "Shop", "to": "5512"}, 103, "Phone number 5512 is not valid"),
         ({"message": "Hi", "sender": "Shop", "to": NL, "date": "2001-01-01 10:00"}, 121, None),
         ({"message": "Hi", "sender": "Shop", "to": NL, "date": "tomorrow"}, 121, None),
-        ({"message": "Hi", "sender": "Shop", "to": NL, "reference": "r" * 76}, 139, None),
+        ({"message": "Hi", "sender": "Shop", "to": NL, "reference": "r" * 256}, 139, None),
     ],
 )
 def test_send_validation_errors_use_the_vendor_codes(sandbox, api, body, code, message):
@@ -142,6 +154,91 @@ def test_voice_send_stores_a_voice_message_and_checks_gender_and_language(sandbo
     assert sandbox.messages("smstools")[0]["type"] == "voice"
     bad = api("POST", "/v1/voice/send", json={**body, "gender": "robot"})
     assert (bad.status_code, bad.json()["error"]) == (400, 139)
+    bad = api("POST", "/v1/voice/send", json={**body, "language": "xx"})
+    assert (bad.status_code, bad.json()["error"]) == (400, 139)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"message": "Your code is 1234", "to": NL},  # what the vendor's SDK sends
+        {"message": "Your code is 1234", "to": NL, "sender": "Shop"},  # the recorded real call
+    ],
+    ids=["sdk", "recorded"],
+)
+def test_voice_send_needs_no_sender_gender_or_language(sandbox, api, body):
+    response = api("POST", "/v1/voice/send", json=body)
+    assert response.status_code == 200, response.text
+    assert re.fullmatch(r"[a-z0-9]{30}", response.json()["messageid"])
+    stored = sandbox.messages("smstools")[0]
+    assert (stored["type"], stored["sender"]) == ("voice", body.get("sender"))
+
+
+def test_an_sms_still_needs_a_sender(api):
+    response = api("POST", "/v1/message/send", json={"message": "Hi", "to": NL})
+    assert response.json()["error"] == 109
+
+
+def test_reference_takes_up_to_255_characters(sandbox, api):
+    reference = "r" * 255
+    response = api(
+        "POST", "/v1/message/send", json={"message": "Hi", "sender": "Shop", "to": NL, "reference": reference}
+    )
+    assert response.status_code == 200
+    assert sandbox.messages("smstools")[0]["reference"] == reference
+
+
+def test_a_possible_but_invalid_number_is_accepted_and_fails_at_delivery(sandbox, api):
+    """As the real service: ``+3161245678`` gets a messageid at submission and fails later."""
+    body = {"message": "Hi", "sender": "Shop", "to": POSSIBLE_NOT_VALID}
+    response = api("POST", "/v1/message/send", json=body)
+    assert response.status_code == 200, response.text
+    messageid = response.json()["messageid"]
+    batch = api("POST", "/v1/message/send", json={**body, "to": [NL, "3161245678", "5512"]}).json()
+    assert batch["messageids"][2] is None and all(batch["messageids"][:2])  # 5512 is not even possible
+    assert batch["errors"] == [{"error": 103, "errorMsg": "Phone number 5512 is not valid"}]
+    sandbox.advance(10)
+    logged = {m["message_ID"]: m for m in api("GET", "/v1/message/logging").json()["messages"]}
+    assert logged[messageid]["status"] == "failed" and logged[messageid]["to"] == "3161245678"
+    assert logged[batch["messageids"][1]]["status"] == "failed"
+    assert logged[batch["messageids"][0]]["status"] == "delivered"
+
+
+def test_validating_at_submission_refuses_a_possible_but_invalid_number():
+    with run_sandbox(frozen_clock=True, smstools_validate_at_submission=True) as server:
+        response = requests.post(
+            f"{server.url}/v1/message/send",
+            headers=SMSTOOLS_AUTH,
+            json={"message": "Hi", "sender": "Shop", "to": POSSIBLE_NOT_VALID},
+            timeout=10,
+        )
+        assert response.status_code == 400
+        assert response.json() == {
+            "error": 103,
+            "errorMsg": f"Phone number {POSSIBLE_NOT_VALID} is not valid",
+        }
+        assert server.messages() == []
+
+
+def test_messageids_are_deterministic_per_salt_and_distinct():
+    assert message_id(7, "salt") == message_id(7, "salt")
+    assert message_id(7, "salt") != message_id(7, "other")
+    ids = {message_id(seq, "salt") for seq in range(1, 20_001)}
+    assert len(ids) == 20_000 and all(re.fullmatch(r"[a-z0-9]{30}", i) for i in ids)
+
+
+def test_messageids_are_never_reused_after_a_restart(tmp_path):
+    state_file = str(tmp_path / "state.db")
+    body = {"message": "Hi", "sender": "Shop", "to": NL}
+    seen = set()
+    for _ in range(2):  # the second sandbox reads the state file of the first
+        with run_sandbox(frozen_clock=True, state_file=state_file) as server:
+            for _ in range(3):
+                answer = requests.post(
+                    f"{server.url}/v1/message/send", headers=SMSTOOLS_AUTH, json=body, timeout=10
+                )
+                seen.add(answer.json()["messageid"])
+    assert len(seen) == 6
 
 
 def test_logging_pages_through_messages_with_their_status(api):
@@ -293,3 +390,99 @@ def test_groups_create_rename_list_show_and_delete(sandbox, api, group_id):
 def test_unknown_paths_answer_in_smstools_style(api):
     response = api("GET", "/v1/nothing-here")
     assert (response.status_code, response.json()) == (404, {"error": 404, "errorMsg": "Not found"})
+
+
+# ---------------------------------------------------------------------------------------------- tools
+
+
+def test_senderids_lists_the_accounts_senders(api):
+    body = api("GET", "/v1/senderids").json()
+    assert body["senderids"] and {"ID", "senderid", "status"} <= set(body["senderids"][0])
+
+
+def test_optouts_list_pages_the_unsubscribed_numbers_once(sandbox, api, group_id):
+    other = api("POST", "/v1/groups", json={"name": "Other"}).json()["ID"][0]
+    rows = [
+        {"phone": "31612345601", "groupid": group_id, "unsubscribed": 1},
+        {"phone": "31612345602", "groupid": group_id},
+        {"phone": "31612345603", "groupid": group_id, "unsubscribed": True},
+        {"phone": "31612345601", "groupid": other, "unsubscribed": 1},  # the same number again
+        {"phone": "31612345604", "groupid": other, "unsubscribed": "1"},
+    ]
+    assert "errors" not in api("POST", "/v1/contact", json=rows).json()
+    first = api("GET", "/v1/optouts/list", params={"limit": 2, "page": 1}).json()
+    second = api("GET", "/v1/optouts/list", params={"limit": 2, "page": 2}).json()
+    assert (first["total"], first["shown"], first["page"], first["limit"]) == (3, 2, 1, 2)
+    assert [o["phone"] for o in first["optouts"] + second["optouts"]] == [
+        "31612345601",
+        "31612345603",
+        "31612345604",
+    ]
+    assert api("GET", "/v1/optouts/list", params={"limit": 0}).json()["error"] == 135
+    assert api("GET", "/v1/optouts/list", params={"page": 0}).json()["error"] == 136
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({"number": "0612345678", "countrycode": "NL"}, {"number": "31612345678", "countrycode": "NL"}),
+        ({"number": "06 1234 5678", "countrycode": "31"}, {"number": "31612345678", "countrycode": "NL"}),
+        ({"number": "+31612345678", "countrycode": "BE"}, {"number": "31612345678", "countrycode": "NL"}),
+        ({"number": "12025550123"}, {"number": "12025550123", "countrycode": "US"}),
+    ],
+)
+def test_format_number_answers_the_international_digits(api, body, expected):
+    response = api("POST", "/v1/format/number", json=body)
+    assert response.status_code == 200, response.text
+    assert {k: response.json()[k] for k in expected} == expected
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ({"countrycode": "NL"}, 103),
+        ({"number": "12", "countrycode": "NL"}, 103),
+        ({"number": "061245678", "countrycode": "NL"}, 103),
+        ({"number": "0612345678", "countrycode": "XX"}, 139),
+    ],
+)
+def test_format_number_refuses_what_it_cannot_format(api, body, code):
+    response = api("POST", "/v1/format/number", json=body)
+    assert (response.status_code, response.json()["error"]) == (400, code)
+
+
+def test_the_strings_style_answers_ids_as_strings_and_flags_as_booleans():
+    with run_sandbox(frozen_clock=True, smstools_id_style="strings") as server, requests.Session() as http:
+        http.headers.update(SMSTOOLS_AUTH)
+        url = server.url + "/v1"
+        group = http.post(f"{url}/groups", json={"name": "G"}).json()["ID"][0]
+        assert isinstance(group, str)
+        contact = http.post(f"{url}/contact", json={"phone": NL, "groupid": group, "unsubscribed": 1}).json()
+        assert isinstance(contact["ID"][0], str)
+        listed = http.get(f"{url}/contact").json()["contacts"][0]
+        assert (listed["ID"], listed["groupid"], listed["unsubscribed"]) == (contact["ID"][0], group, True)
+        assert http.get(f"{url}/groups").json()[0]["id"] == group
+        http.post(f"{url}/message/send", json={"message": "Hi", "sender": "Shop", "to": NL})
+        assert isinstance(http.get(f"{url}/message/logging").json()["messages"][0]["ID"], str)
+        assert isinstance(http.get(f"{url}/balance").json()["use"], str)
+
+
+@pytest.mark.parametrize(
+    ("flags", "validate", "style"),
+    [
+        ([], False, "numbers"),
+        (["--smstools-validate-at-submission", "--smstools-id-style", "strings"], True, "strings"),
+        (["--no-smstools-validate-at-submission"], False, "numbers"),
+    ],
+)
+def test_the_smstools_switches_on_the_command_line(flags, validate, style):
+    from airflow_provider_sms.sandbox.__main__ import build_parser
+    from airflow_provider_sms.sandbox.config import SandboxConfig
+
+    args = vars(build_parser().parse_args(flags))
+    for name in ("host", "port", "log_level"):
+        args.pop(name)
+    config = SandboxConfig.from_options(**args)
+    assert (config.smstools_validate_at_submission, config.smstools_id_style) == (validate, style)
+    with pytest.raises(ValueError, match="id style"):
+        SandboxConfig(smstools_id_style="letters")
