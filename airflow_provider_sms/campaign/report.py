@@ -18,11 +18,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-import pendulum
-
 from airflow_provider_sms.campaign.prefetch import prefetched
 from airflow_provider_sms.hooks.base import SmsGatewayHook, chunked
-from airflow_provider_sms.messages import CLOCK_SKEW, DeliveryStatus, StatusReport
+from airflow_provider_sms.messages import CLOCK_SKEW, DeliveryStatus, StatusReport, as_datetime
 from airflow_provider_sms.storage.ledger import MessageLedger, ledger_update_statements
 from airflow_provider_sms.storage.report import (
     DeliveryReportTable,
@@ -49,9 +47,7 @@ def reading_since(
     before the campaign's first send (``first_sent``), else ``lookback`` before now."""
     if since in (None, ""):
         return first_sent - CLOCK_SKEW if first_sent else utcnow() - lookback
-    if isinstance(since, datetime):
-        return since
-    return pendulum.parse(str(since))
+    return as_datetime(since)
 
 
 @dataclass

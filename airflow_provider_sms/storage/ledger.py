@@ -239,10 +239,7 @@ class MessageLedger(SqlTable):
             f"SELECT MIN(sent_at) FROM {self.quoted} WHERE campaign_key = {self.ph} AND state = {self.ph}",
             [campaign_key, ACCEPTED],
         )
-        first = rows[0][0] if rows else None
-        if first is not None and not isinstance(first, datetime):
-            first = datetime.fromisoformat(str(first))  # SQLite keeps timestamps as ISO-8601 text
-        return first
+        return self.from_ts(rows[0][0]) if rows else None
 
     def message_ids(self, campaign_key: str) -> list[str]:
         """Gateway ids of the campaign's accepted messages."""

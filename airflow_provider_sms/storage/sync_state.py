@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 from airflow_provider_sms.storage.table import SqlTable, utcnow
@@ -210,10 +210,7 @@ class ContactSyncState(SqlTable):
         if not found:  # released in between: try again
             return self.try_lock(resource, run_token, holder)
         token, other, at = found[0]
-        if not isinstance(at, datetime):
-            at = datetime.fromisoformat(str(at))  # SQLite keeps timestamps as ISO-8601 text
-        if at.tzinfo is None:
-            at = at.replace(tzinfo=timezone.utc)
+        at = self.from_ts(at)
         if now - at > timedelta(seconds=LOCK_LEASE):
             # Compare-and-set on the stale token: of two waiters taking it over, one wins.
             with self.transaction() as cursor:

@@ -116,6 +116,14 @@ class SqlTable:
             return value
         return value.astimezone(timezone.utc).isoformat(timespec="microseconds")
 
+    @staticmethod
+    def from_ts(value: Any) -> datetime | None:
+        """A stored timestamp as an aware datetime (the inverse of :meth:`ts`: SQLite's text is read)."""
+        if value is None or isinstance(value, datetime):
+            return value
+        moment = datetime.fromisoformat(str(value))
+        return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
     @property
     def conn(self):
         if self._conn is None:
@@ -278,8 +286,8 @@ class SqlTable:
         digest = hashlib.sha256(f"{self.name}\x1f{name}".encode()).digest()
         if self.is_postgres:
             holder = _PostgresLock(self.hook, int.from_bytes(digest[:8], "big", signed=True))
-        elif self.dialect == "sqlite" and self._sqlite_path():
-            holder = _FileLock(f"{self._sqlite_path()}.sms-locks", digest.hex()[:32])
+        elif self.dialect == "sqlite" and (path := self._sqlite_path()):
+            holder = _FileLock(f"{path}.sms-locks", digest.hex()[:32])
         else:
             log.warning(
                 "No lock on %s databases: concurrent runs are kept apart only row by row", self.dialect
