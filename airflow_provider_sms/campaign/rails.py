@@ -202,6 +202,22 @@ class Rails:
         return check_budget(self.settings, hook, segments, what, self.log)
 
 
+def balance_unchecked(settings: RailSettings, hook: SmsGatewayHook) -> str | None:
+    """Why the gateway's balance cannot be compared with an estimate (None: it can, or
+    ``check_balance`` is off)."""
+    kind = hook.capabilities.credit
+    if not settings.check_balance:
+        return None
+    if kind is None:
+        return f"{hook.gateway} has no balance endpoint: the balance is not checked"
+    if kind == "currency" and settings.cost_per_segment is None:
+        return (
+            f"The {hook.gateway} balance is money: set cost_per_segment (or the connection's "
+            "cost_per_segment extra) to compare it with the estimate; the balance is not checked"
+        )
+    return None
+
+
 def check_budget(
     settings: RailSettings,
     hook: SmsGatewayHook,
@@ -224,16 +240,9 @@ def check_budget(
     kind = hook.capabilities.credit
     if not settings.check_balance or not segments:
         return estimate
-    if kind is None:
-        log.info("%s has no balance endpoint: the balance is not checked", hook.gateway)
-        return estimate
-    if kind == "currency" and price is None:
-        log.info(
-            "The %s balance is money: set cost_per_segment (or the connection's cost_per_segment "
-            "extra) to compare it with the %d segments to send; not checked",
-            hook.gateway,
-            segments,
-        )
+    unchecked = balance_unchecked(settings, hook)
+    if unchecked:
+        log.info("%s", unchecked)
         return estimate
     credit = hook.get_credit()
     need = float(segments) if kind == "segments" else cost

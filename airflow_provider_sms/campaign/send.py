@@ -24,7 +24,7 @@ from typing import Any
 import pandas as pd
 
 from airflow_provider_sms.campaign.prefetch import prefetched
-from airflow_provider_sms.campaign.rails import Rails
+from airflow_provider_sms.campaign.rails import Rails, balance_unchecked
 from airflow_provider_sms.campaign.send_window import SendWindow, UnknownTimezoneError
 from airflow_provider_sms.campaign.templates import MessageTemplate
 from airflow_provider_sms.exceptions import (
@@ -167,6 +167,10 @@ class CampaignSend:
                 self.ledger.ensure_table()
             if self.rails is not None:
                 self.rails.open()
+                if not self.settings.dry_run and (
+                    unchecked := balance_unchecked(self.rails.settings, self.hook)
+                ):
+                    self.log.info("%s", unchecked)
             self.gateway = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sms-gateway")
             try:
                 with self._one_try_at_a_time():
