@@ -170,6 +170,11 @@ class Rails:
             if table is not None:
                 table.close()
 
+    def any_opted_out(self) -> bool:
+        """Whether any number is opted out now (so a list may hold one)."""
+        self.open()
+        return self.opt_outs is not None and self.opt_outs.counts()["opted_out"] > 0
+
     def opted_out(self, numbers: Sequence[str]) -> set[str]:
         """Those of ``numbers`` (E.164) that opted out (none when opt-outs are not honoured)."""
         self.open()
