@@ -266,7 +266,14 @@ class CampaignSend:
                 pickle.dump(
                     (current, {r: b for r, b in bodies.items() if current[r].state != SUPPRESSED}), spool
                 )
-            self.rails.check_budget(self.hook, segments, f"campaign {self.campaign_key!r}")
+            try:
+                self.rails.check_budget(self.hook, segments, f"campaign {self.campaign_key!r}")
+            except SmsValidationError as exc:  # the balance request refused: a wrong URL, say
+                raise SmsConfigurationError(
+                    f"{exc}; the balance could not be read, so nothing of campaign {self.campaign_key!r} "
+                    "was sent: its messages stay pending in the ledger. Fix the connection (or set "
+                    "check_balance=False), then run the campaign again"
+                ) from exc
             spool.seek(0)
             while True:
                 try:
