@@ -18,7 +18,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timezone
 from functools import cached_property, lru_cache
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
@@ -1048,7 +1048,8 @@ class SmsGatewayHook(BaseHook):
         older messages out; a message whose time cannot be read is kept (``received_at`` None).
         Reading again yields the same ``message_id`` for the same message: de-duplicate by it.
         """
-        start = None if since is None else pendulum.instance(since, tz="UTC")
+        # replace, not pendulum.instance(tz=...): that leaves a naive pendulum DateTime naive
+        start = None if since is None else since if since.tzinfo else since.replace(tzinfo=timezone.utc)
         call, parse_page = self._reply_listing(start)
         for reply in self.paginate(call, parse_page):
             if start is None or reply.received_at is None or reply.received_at >= start:
@@ -1101,14 +1102,15 @@ class SmsGatewayHook(BaseHook):
         recipient_is_phone: bool = True,
     ) -> InboundMessage:
         """A received message from the wire values: the sender (and the recipient, when it is a
-        number) in E.164 where it can be normalised, else as given; the time read leniently
-        (:meth:`received_time`). A row without an id gets one derived from what it says
-        (``sha256:`` and 32 hex digits of its sender, time and text), the same on every read."""
-        sender_text = self.from_wire_phone(sender)
+        number) in E.164 where it can be normalised (:meth:`inbound_phone`), else as given; the
+        time read leniently (:meth:`received_time`). A row without an id gets one derived from
+        what it says (``sha256:`` and 32 hex digits of its sender, time and text), the same on
+        every read."""
+        sender_text = self.inbound_phone(sender)
         if recipient in (None, ""):
             recipient_text = None
         else:
-            recipient_text = self.from_wire_phone(recipient) if recipient_is_phone else str(recipient)
+            recipient_text = self.inbound_phone(recipient) if recipient_is_phone else str(recipient)
         body = "" if text is None else str(text)
         if message_id in (None, ""):
             seen = json.dumps([sender_text, received, body], default=str, ensure_ascii=False)
@@ -1121,6 +1123,18 @@ class SmsGatewayHook(BaseHook):
             text=body,
             received_at=self.received_time(received),
         )
+
+    def inbound_phone(self, raw: Any) -> str:
+        """A number as a phone shows it to us, in E.164: international digits with or without "+",
+        ``00`` and, with the ``default_region`` extra, national numbers; anything else (a sender
+        id, a short code) as given, and blank as ``""``."""
+        text = self.from_wire_phone(raw)
+        if not text or text.startswith("+"):
+            return text
+        try:
+            return normalize_phone(text, self.extra("default_region"))
+        except InvalidPhoneNumberError:
+            return text
 
     def received_time(self, value: Any) -> datetime | None:
         """When a message was received, read leniently: epoch seconds (a number, or a text of 9 or
