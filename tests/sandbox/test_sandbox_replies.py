@@ -379,3 +379,16 @@ def test_replies_survive_a_restart_with_the_state_file(tmp_path):
         server.advance(ALL_IN)
         (row,) = smstools_inbox(server)["messages"]
         assert "+" + row["sender"] == stopper
+
+
+def test_the_cli_sets_the_reply_simulation_and_refuses_a_share_above_one(capsys):
+    from airflow_provider_sms.sandbox.__main__ import build_parser, main
+
+    options = vars(build_parser().parse_args(["--reply-rate", "0.2", "--reply-seconds", "30"]))
+    config = SandboxConfig.from_options(
+        **{k: v for k, v in options.items() if k not in ("host", "port", "log_level")}
+    )
+    assert (config.reply_rate, config.reply_seconds) == (0.2, 30)
+    assert "replies: 20% of recipients reply" in config.describe("http://127.0.0.1:8025")
+    assert main(["--reply-rate", "2"]) == 2
+    assert "reply rate must be a share from 0 to 1" in capsys.readouterr().err
