@@ -18,6 +18,7 @@ __all__ = [
     "Contact",
     "ContactResult",
     "DeliveryStatus",
+    "InboundMessage",
     "InvalidPhoneNumberError",
     "OutboundMessage",
     "SegmentCount",
@@ -291,6 +292,24 @@ class StatusReport:
     body: str | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """A message a gateway received (a reply to one we sent, or any text to our number).
+
+    ``sender`` is the phone that wrote it, in E.164 where it can be normalised, else as the gateway
+    gave it (empty when the gateway did not say). ``recipient`` is our side as the gateway names it
+    (our number, sender id or device), None when it does not say. ``message_id`` is the gateway's
+    id as text: what makes a reply the same reply when it is read again.
+    """
+
+    gateway: str
+    message_id: str
+    sender: str
+    recipient: str | None
+    text: str
+    received_at: datetime | None
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pendulum
 
 if TYPE_CHECKING:
-    from airflow_provider_sms.messages import OutboundMessage, StatusReport
+    from airflow_provider_sms.messages import InboundMessage, OutboundMessage, StatusReport
 
 from airflow_provider_sms.exceptions import (
     SmsAmbiguousSendError,
@@ -91,7 +91,7 @@ class SmstoolsHook(SmsGatewayHook):
     gateway = "smstools"
     default_base_url = "https://api.smsgatewayapi.com"
     max_batch_size = 1000  # our choice: the docs give no limit for an array ``to``
-    capabilities = Capabilities(newsletter="send")
+    capabilities = Capabilities(newsletter="send", opt_out_list=True)
     status_map = STATUS_MAP
 
     # ---------------------------------------------------------------------------------------------
@@ -356,6 +356,21 @@ class SmstoolsHook(SmsGatewayHook):
         """GET /v1/message/inbox: replies received, as the gateway lists them, paged."""
         return self._paged("v1/message/inbox", "messages", dict)
 
+    def _reply_listing(self, since: datetime | None) -> tuple[Call, PageParser]:
+        """GET /v1/message/inbox, every page (the API has no date filter): ``ID``, ``sender`` (the
+        phone that wrote), ``receiver`` (our number), ``message``, ``date``."""
+
+        def reply(row: Mapping[str, Any]) -> InboundMessage:
+            return self.inbound(
+                row.get("ID", row.get("id")),
+                row.get("sender", row.get("from")),
+                row.get("message"),
+                row.get("date"),
+                row.get("receiver", row.get("to")),
+            )
+
+        return self._listing("v1/message/inbox", "messages", reply)
+
     # ---------------------------------------------------------------------------------------------
     # Account
 
@@ -572,6 +587,13 @@ class SmstoolsHook(SmsGatewayHook):
 
         return self._paged("v1/optouts/list", "optouts", opt_out)
 
+    def iter_gateway_opt_outs(self) -> Iterator[tuple[str, datetime | None]]:
+        """``(phone, date)`` of every row of :meth:`iter_opt_outs` that names a phone; the date in
+        the connection's timezone, None when absent or unreadable."""
+        for row in self.iter_opt_outs():
+            if row["phone"]:
+                yield row["phone"], self.received_time(row.get("date"))
+
     def format_number(self, number: str, country_code: str | None = None) -> str:
         """POST /v1/format/number: ``number`` as dialled in ``country_code`` (ISO 3166 code such as
         ``NL``, or the calling code) in E.164, as the gateway formats it; an invalid number raises
@@ -584,13 +606,19 @@ class SmstoolsHook(SmsGatewayHook):
     # Paging
 
     def _paged(self, path: str, key: str, parse: Any) -> Iterator[Any]:
+        return self.paginate(*self._listing(path, key, parse))
+
+    def _listing(self, path: str, key: str, parse: Any) -> tuple[Call, PageParser]:
+        """The first page of a list endpoint and its parser: the rows under ``key`` through ``parse``,
+        then the next page until ``total`` is reached."""
+
         def parse_page(payload: Any, call: Call) -> tuple[list[Any], Call | None]:
             rows = _items(payload, key)
             page = int(call.params["page"])
             more = page < _last_page(payload, call, len(rows))
             return [parse(row) for row in rows], self.with_params(call, page=page + 1) if more else None
 
-        return self.paginate(Call("GET", path, params={"limit": PAGE_LIMIT, "page": 1}), parse_page)
+        return Call("GET", path, params={"limit": PAGE_LIMIT, "page": 1}), parse_page
 
     # ---------------------------------------------------------------------------------------------
     # Newsletters
