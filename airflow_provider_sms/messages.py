@@ -7,7 +7,7 @@ import hashlib
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Any
 
@@ -354,6 +354,17 @@ def as_datetime(value: Any) -> datetime | None:
     if value is None or isinstance(value, datetime):
         return value
     return pendulum.parse(str(value))
+
+
+def as_utc(value: datetime) -> pendulum.DateTime:
+    """``value`` as an aware pendulum time in UTC; a naive value (a pendulum one included) is UTC.
+
+    ``pendulum.instance(naive, tz="UTC")`` is no substitute: it leaves a naive pendulum
+    ``DateTime`` naive, which then compares as local time or not at all.
+    """
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return pendulum.instance(value).in_timezone("UTC")
 
 
 # Statuses that end a message without delivering it.

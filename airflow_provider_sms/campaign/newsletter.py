@@ -36,7 +36,7 @@ from airflow_provider_sms.exceptions import (
     SmsValidationError,
 )
 from airflow_provider_sms.hooks.base import SmsGatewayHook
-from airflow_provider_sms.messages import CLOCK_SKEW, as_datetime
+from airflow_provider_sms.messages import CLOCK_SKEW, as_datetime, as_utc
 from airflow_provider_sms.storage.ledger import MessageLedger
 from airflow_provider_sms.storage.newsletter import CREATED, NewsletterRow, NewsletterTable
 from airflow_provider_sms.storage.sources import iter_chunks
@@ -290,7 +290,7 @@ def _moment(value: datetime | str | None) -> datetime | None:
     if value in (None, ""):
         return None
     moment = value if isinstance(value, datetime) else pendulum.parse(str(value), tz="UTC")
-    moment = pendulum.instance(moment, tz="UTC").in_timezone("UTC")
+    moment = as_utc(moment)
     return moment if moment > pendulum.now("UTC") else None
 
 

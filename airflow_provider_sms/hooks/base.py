@@ -18,7 +18,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import datetime
 from functools import cached_property, lru_cache
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
@@ -64,6 +64,7 @@ from airflow_provider_sms.messages import (
     OutboundMessage,
     SendResult,
     StatusReport,
+    as_utc,
     map_status,
     normalize_phone,
 )
@@ -926,8 +927,7 @@ class SmsGatewayHook(BaseHook):
 
     def format_time(self, value: datetime, fmt: str = "YYYY-MM-DD HH:mm:ss") -> str:
         """``value`` in the connection's timezone (naive values are taken as UTC), formatted for the wire."""
-        moment = pendulum.instance(value, tz="UTC") if value.tzinfo is None else pendulum.instance(value)
-        return moment.in_timezone(self.timezone).format(fmt)
+        return as_utc(value).in_timezone(self.timezone).format(fmt)
 
     def parse_time(self, value: Any) -> datetime | None:
         """A gateway timestamp as an aware datetime; naive texts are in the connection's timezone.
@@ -1048,8 +1048,7 @@ class SmsGatewayHook(BaseHook):
         older messages out; a message whose time cannot be read is kept (``received_at`` None).
         Reading again yields the same ``message_id`` for the same message: de-duplicate by it.
         """
-        # replace, not pendulum.instance(tz=...): that leaves a naive pendulum DateTime naive
-        start = None if since is None else since if since.tzinfo else since.replace(tzinfo=timezone.utc)
+        start = None if since is None else as_utc(since)
         call, parse_page = self._reply_listing(start)
         for reply in self.paginate(call, parse_page):
             if start is None or reply.received_at is None or reply.received_at >= start:

@@ -31,6 +31,7 @@ from airflow_provider_sms.messages import (
     ContactResult,
     DeliveryStatus,
     SendResult,
+    as_utc,
     body_hash,
 )
 
@@ -215,7 +216,7 @@ class SmstoolsHook(SmsGatewayHook):
         now = pendulum.now("UTC")
         for index, phone in self.wire_numbers(messages, results):
             m = messages[index]
-            future = m.send_at is not None and pendulum.instance(m.send_at, tz="UTC") > now
+            future = m.send_at is not None and as_utc(m.send_at) > now
             send_at = m.send_at if future else None
             options = tuple((k, m.options[k]) for k in SEND_OPTIONS if k in m.options)
             groups.setdefault((m.body, m.sender, send_at, options), []).append((index, phone))
@@ -297,7 +298,7 @@ class SmstoolsHook(SmsGatewayHook):
         """The logging, newest pages first when ``since`` is given: the API has no date filter, so an
         oldest-first listing is read from its last page backwards, a newest-first one until ``since``."""
         walk: dict[str, bool | None] = {}
-        since = None if since is None else pendulum.instance(since, tz="UTC")  # naive: UTC
+        since = None if since is None else as_utc(since)
 
         def parse(payload: Any, call: Call) -> tuple[list[StatusReport], Call | None]:
             rows = _items(payload, "messages")
