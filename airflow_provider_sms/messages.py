@@ -179,7 +179,8 @@ def _normalize(text: str, region: str | None) -> str:
 
 
 def _reference(text: str, region: str | None) -> str:
-    """phonenumbers' reading (the reference :func:`_international` answers the same as)."""
+    """The phonenumbers path: what :func:`_international` must answer the same as, and the answer
+    for whatever it cannot decide (national numbers, letters, odd characters...)."""
     if any(ch.isalpha() for ch in text):
         raise InvalidPhoneNumberError(text, "contains letters")
     if text.startswith("00"):

@@ -78,7 +78,6 @@ _CODE_OF = {
     for code in [next((f"{n:03}"[:k] for k in (1, 2, 3) if f"{n:03}"[:k] in _CODES), None)]
     if code is not None
 }
-_NON_GEO = phonenumbers.REGION_CODE_FOR_NON_GEO_ENTITY  # "001"
 # The number types phonenumbers' _number_type_helper tries: a number is valid when it fits any of
 # them, so they are tried here in the order of how common they are.
 _TYPES = (

@@ -23,6 +23,8 @@ from airflow_provider_sms.phones import LENGTH_REASONS, NOT_VALID, PARSE_REASONS
 
 CODES = sorted(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
 _TYPES = [t for t in PhoneNumberType.values() if t != PhoneNumberType.UNKNOWN]
+_DESCS = ("fixed_line", "mobile", "toll_free", "premium_rate", "shared_cost", "personal_number", "voip")
+_DESCS += ("pager", "uan", "voicemail")
 
 
 def reference(digits: str) -> str | Invalid:
@@ -41,16 +43,15 @@ def examples(code: int) -> tuple[str, ...]:
     """phonenumbers' example numbers of every region of ``code`` and every type (national digits)."""
     found = set()
     for region in phonenumbers.COUNTRY_CODE_TO_REGION_CODE[code]:
+        if region == phonenumbers.REGION_CODE_FOR_NON_GEO_ENTITY:
+            metadata = phonenumbers.PhoneMetadata.metadata_for_nongeo_region(code)
+            descs = (getattr(metadata, name) for name in _DESCS)
+            found.update(desc.example_number for desc in descs if desc is not None and desc.example_number)
+            continue
         for kind in _TYPES:
-            if region == phonenumbers.REGION_CODE_FOR_NON_GEO_ENTITY:
-                metadata = phonenumbers.PhoneMetadata.metadata_for_nongeo_region(code)
-                desc = phonenumbers.phonenumberutil._number_desc_by_type(metadata, kind)
-                example = desc.example_number if desc is not None else None
-            else:
-                number = phonenumbers.example_number_for_type(region, kind)
-                example = phonenumbers.national_significant_number(number) if number else None
-            if example:
-                found.add(example)
+            number = phonenumbers.example_number_for_type(region, kind)
+            if number is not None:
+                found.add(phonenumbers.national_significant_number(number))
     return tuple(sorted(found))
 
 
