@@ -35,7 +35,7 @@ from benchmarks.common import (
 
 BENCHMARKS = ("send", "sync", "reconcile", "memory", "phones")
 QUICK = {
-    "phones": 50_000,
+    "phones": 20_000,
     "messages": 5_000,
     "naive_messages": 1_000,
     "memory_rows": "5000,20000",
