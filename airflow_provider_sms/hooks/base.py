@@ -8,6 +8,7 @@ builds a :class:`Call` and parses the answer; everything about *how* a call trav
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import re
@@ -60,10 +61,12 @@ from airflow_provider_sms.messages import (
     ContactResult,
     Credit,
     DeliveryStatus,
+    InboundMessage,
     InvalidPhoneNumberError,
     OutboundMessage,
     SendResult,
     StatusReport,
+    as_utc,
     map_status,
     normalize_phone,
 )
@@ -134,6 +137,8 @@ class Capabilities:
         balance endpoint: SmsGateway24).
     :param contact_unsubscribed: its contacts carry an ``unsubscribed`` flag (Smstools), so an
         opted-out number can be marked in a list rather than removed from it.
+    :param opt_out_list: the gateway keeps an opt-out list of its own that can be read
+        (:meth:`SmsGatewayHook.iter_gateway_opt_outs`; Smstools).
     """
 
     list_contacts: bool = True
@@ -142,6 +147,7 @@ class Capabilities:
     newsletter: str = "send"
     credit: str | None = None
     contact_unsubscribed: bool = False
+    opt_out_list: bool = False
 
 
 # A page parser turns one page's payload into (items, the call for the next page or None).
@@ -844,6 +850,11 @@ class SmsGatewayHook(BaseHook):
         """The list endpoint that reports message statuses, and how to read its pages."""
         raise NotImplementedError
 
+    def _reply_listing(self, since: datetime | None) -> tuple[Call, PageParser]:
+        """The list endpoint of received messages (from ``since``, UTC, where it can filter), and how
+        to read its pages into :class:`InboundMessage` items."""
+        raise NotImplementedError
+
     # ---------------------------------------------------------------------------------------------
     # Paging
 
@@ -925,8 +936,7 @@ class SmsGatewayHook(BaseHook):
 
     def format_time(self, value: datetime, fmt: str = "YYYY-MM-DD HH:mm:ss") -> str:
         """``value`` in the connection's timezone (naive values are taken as UTC), formatted for the wire."""
-        moment = pendulum.instance(value, tz="UTC") if value.tzinfo is None else pendulum.instance(value)
-        return moment.in_timezone(self.timezone).format(fmt)
+        return as_utc(value).in_timezone(self.timezone).format(fmt)
 
     def parse_time(self, value: Any) -> datetime | None:
         """A gateway timestamp as an aware datetime; naive texts are in the connection's timezone.
@@ -1043,6 +1053,27 @@ class SmsGatewayHook(BaseHook):
         list its newsletters (this default)."""
         return None
 
+    def iter_replies(self, since: datetime | None = None) -> Iterator[InboundMessage]:
+        """Every inbound message the gateway lists (replies, and any other text to our number),
+        received at or after ``since`` (naive: UTC), paged lazily.
+
+        Where the gateway cannot filter by date the hook still reads only what it must and leaves
+        older messages out; a message whose time cannot be read is kept (``received_at`` None).
+        Reading again yields the same ``message_id`` for the same message: de-duplicate by it.
+        """
+        start = None if since is None else as_utc(since)
+        call, parse_page = self._reply_listing(start)
+        for reply in self.paginate(call, parse_page):
+            if start is None or reply.received_at is None or reply.received_at >= start:
+                yield reply
+
+    def iter_gateway_opt_outs(self) -> Iterator[tuple[str, datetime | None]]:
+        """``(phone in E.164, opted out since)`` for every number on the gateway's own opt-out
+        list, paged; only where :attr:`Capabilities.opt_out_list` says the gateway keeps one."""
+        raise NotImplementedError(
+            f"{self.hook_name} keeps no opt-out list that can be read (capabilities.opt_out_list is False)"
+        )
+
     # ---------------------------------------------------------------------------------------------
     # What the gateways' batch and contact methods share
 
@@ -1071,6 +1102,67 @@ class SmsGatewayHook(BaseHook):
             created_at=self.parse_time(created),
             updated_at=self.parse_time(updated),
         )
+
+    def inbound(
+        self,
+        message_id: Any,
+        sender: Any,
+        text: Any,
+        received: Any,
+        recipient: Any = None,
+        *,
+        recipient_is_phone: bool = True,
+    ) -> InboundMessage:
+        """A received message from the wire values: the sender (and the recipient, when it is a
+        number) in E.164 where it can be normalised (:meth:`inbound_phone`), else as given; the
+        time read leniently (:meth:`received_time`). A row without an id gets one derived from
+        what it says (``sha256:`` and 32 hex digits of its sender, time and text), the same on
+        every read."""
+        sender_text = self.inbound_phone(sender)
+        if recipient in (None, ""):
+            recipient_text = None
+        else:
+            recipient_text = self.inbound_phone(recipient) if recipient_is_phone else str(recipient)
+        body = "" if text is None else str(text)
+        if message_id in (None, ""):
+            seen = json.dumps([sender_text, received, body], default=str, ensure_ascii=False)
+            message_id = "sha256:" + hashlib.sha256(seen.encode()).hexdigest()[:32]
+        return InboundMessage(
+            gateway=self.gateway,
+            message_id=str(message_id),
+            sender=sender_text,
+            recipient=recipient_text,
+            text=body,
+            received_at=self.received_time(received),
+        )
+
+    def inbound_phone(self, raw: Any) -> str:
+        """A number as a phone shows it to us, in E.164: international digits with or without "+",
+        ``00`` and, with the ``default_region`` extra, national numbers; anything else (a sender
+        id, a short code) as given, and blank as ``""``."""
+        text = self.from_wire_phone(raw)
+        if not text or text.startswith("+"):
+            return text
+        try:
+            return normalize_phone(text, self.extra("default_region"))
+        except InvalidPhoneNumberError:
+            return text
+
+    def received_time(self, value: Any) -> datetime | None:
+        """When a message was received, read leniently: epoch seconds (a number, or a text of 9 or
+        10 digits) in UTC, texts and PHP dates as :meth:`parse_time`; a time that cannot be read
+        (``0000-00-00 00:00:00``, ``yesterday``) is None rather than an error, so one odd row does
+        not hide the others."""
+        if isinstance(value, bool):
+            return None
+        if isinstance(value, str) and value.strip().isdigit() and 9 <= len(value.strip()) <= 10:
+            value = int(value.strip())
+        try:
+            if isinstance(value, (int, float)):
+                return pendulum.from_timestamp(value, tz="UTC")
+            return self.parse_time(value)
+        except Exception:
+            return None
 
     def wire_numbers(self, messages: Sequence[OutboundMessage], results: list[Any]) -> list[tuple[int, str]]:
         """``(index, number in the gateway's format)`` of each message of a batch; a number that

@@ -20,7 +20,13 @@ from typing import TYPE_CHECKING, Any
 import pendulum
 
 if TYPE_CHECKING:
-    from airflow_provider_sms.messages import Contact, ContactResult, OutboundMessage, StatusReport
+    from airflow_provider_sms.messages import (
+        Contact,
+        ContactResult,
+        InboundMessage,
+        OutboundMessage,
+        StatusReport,
+    )
 
 from airflow_provider_sms.exceptions import SmsAuthError, SmsValidationError
 from airflow_provider_sms.hooks.base import Call, Capabilities, PageParser, SmsGatewayHook
@@ -42,6 +48,7 @@ STATUS_MAP: dict[str, DeliveryStatus] = {
     "100": DeliveryStatus.FAILED,
     "101": DeliveryStatus.FAILED,
 }
+INCOMING = "5"  # the status of an SMS the phone received
 NEWSLETTER_TIME_FORMAT = "DD.MM.YYYY HH:mm:ss"  # PHP "d.m.Y H:i:s": PHP's H is the zero-padded hour
 # When addalotofsms answers without sms_ids, messages created since (request time - this) are looked up,
 # so that a gateway clock a little behind ours does not hide them.
@@ -320,6 +327,27 @@ class SmsGateway24Hook(SmsGatewayHook):
     def _status_listing(self, since: datetime | None) -> tuple[Call, PageParser]:
         return self._get_all_sms_call(begindate=since), self._parse_sms_list
 
+    def _reply_listing(self, since: datetime | None) -> tuple[Call, PageParser]:
+        """getallsms with ``status`` 5 (incoming SMS) from ``since``, one answer (never paged); a row
+        of another status (a gateway ignoring the filter) is left out. ``sendto`` is the phone that
+        wrote, ``deviceid`` (the recipient) the phone that received it."""
+
+        def parse(payload: Any, call: Call) -> tuple[list[InboundMessage], None]:
+            return [
+                self.inbound(
+                    sms.get("id"),
+                    sms.get("sendto"),
+                    sms.get("body"),
+                    sms.get("created"),
+                    sms.get("deviceid"),
+                    recipient_is_phone=False,
+                )
+                for sms in _sms_rows(payload)
+                if str(sms.get("status")) == INCOMING
+            ], None
+
+        return self._get_all_sms_call(status=int(INCOMING), begindate=since), parse
+
     def find_sent(
         self, messages: Sequence[OutboundMessage], since: datetime | None = None
     ) -> dict[str, StatusReport]:
@@ -332,12 +360,8 @@ class SmsGateway24Hook(SmsGatewayHook):
         return {wanted[int(r.key)]: r for r in listing if r.key and r.key.isdigit() and int(r.key) in wanted}
 
     def _parse_sms_list(self, payload: Any, call: Call) -> tuple[list[StatusReport], None]:
-        """One getallsms answer (never paged): ``smss`` is an object keyed by id (``[]`` when empty).
-        An answer without ``smss`` (nor ``count: 0``) raises ``KeyError``: read as empty, it would
-        prove messages absent that may be there."""
-        smss = payload["smss"] if "smss" in payload or str(payload.get("count")) != "0" else {}
-        smss = smss or {}
-        return [self._report(sms) for sms in (smss.values() if isinstance(smss, Mapping) else smss)], None
+        """One getallsms answer (never paged), see :func:`_sms_rows`."""
+        return [self._report(sms) for sms in _sms_rows(payload)], None
 
     def _report(self, sms: Mapping[str, Any]) -> StatusReport:
         raw = sms.get("status")
@@ -470,9 +494,7 @@ class SmsGateway24Hook(SmsGatewayHook):
         call = self._get_all_sms_call(begindate=since)
         payload = self.request(call)
         with self.parsing(call):
-            # as _parse_sms_list: an answer without ``smss`` (nor ``count: 0``) is no proof of absence
-            smss = (payload["smss"] if "smss" in payload or str(payload.get("count")) != "0" else None) or {}
-            for sms in smss.values() if isinstance(smss, Mapping) else smss:
+            for sms in _sms_rows(payload):
                 if (
                     sms.get("paketid")
                     and str(sms.get("pakettitle")) == title
@@ -480,6 +502,15 @@ class SmsGateway24Hook(SmsGatewayHook):
                 ):
                     return str(sms["paketid"])
         return None
+
+
+def _sms_rows(payload: Any) -> list[Mapping[str, Any]]:
+    """The rows of a getallsms answer: ``smss`` is an object keyed by id (``[]`` when empty). An
+    answer without ``smss`` (nor ``count: 0``) raises ``KeyError``: read as empty, it would prove
+    messages absent that may be there."""
+    smss = payload["smss"] if "smss" in payload or str(payload.get("count")) != "0" else {}
+    smss = smss or {}
+    return list(smss.values() if isinstance(smss, Mapping) else smss)
 
 
 def _row_errors(errors: Any) -> dict[int, str]:

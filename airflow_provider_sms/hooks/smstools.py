@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pendulum
 
 if TYPE_CHECKING:
-    from airflow_provider_sms.messages import OutboundMessage, StatusReport
+    from airflow_provider_sms.messages import InboundMessage, OutboundMessage, StatusReport
 
 from airflow_provider_sms.exceptions import (
     SmsAmbiguousSendError,
@@ -39,6 +39,7 @@ from airflow_provider_sms.messages import (
     Credit,
     DeliveryStatus,
     SendResult,
+    as_utc,
     body_hash,
 )
 
@@ -99,7 +100,9 @@ class SmstoolsHook(SmsGatewayHook):
     gateway = "smstools"
     default_base_url = "https://api.smsgatewayapi.com"
     max_batch_size = 1000  # our choice: the docs give no limit for an array ``to``
-    capabilities = Capabilities(newsletter="send", credit="currency", contact_unsubscribed=True)
+    capabilities = Capabilities(
+        newsletter="send", credit="currency", contact_unsubscribed=True, opt_out_list=True
+    )
     status_map = STATUS_MAP
 
     # ---------------------------------------------------------------------------------------------
@@ -223,7 +226,7 @@ class SmstoolsHook(SmsGatewayHook):
         now = pendulum.now("UTC")
         for index, phone in self.wire_numbers(messages, results):
             m = messages[index]
-            future = m.send_at is not None and pendulum.instance(m.send_at, tz="UTC") > now
+            future = m.send_at is not None and as_utc(m.send_at) > now
             send_at = m.send_at if future else None
             options = tuple((k, m.options[k]) for k in SEND_OPTIONS if k in m.options)
             groups.setdefault((m.body, m.sender, send_at, options), []).append((index, phone))
@@ -305,7 +308,7 @@ class SmstoolsHook(SmsGatewayHook):
         """The logging, newest pages first when ``since`` is given: the API has no date filter, so an
         oldest-first listing is read from its last page backwards, a newest-first one until ``since``."""
         walk: dict[str, bool | None] = {}
-        since = None if since is None else pendulum.instance(since, tz="UTC")  # naive: UTC
+        since = None if since is None else as_utc(since)
 
         def parse(payload: Any, call: Call) -> tuple[list[StatusReport], Call | None]:
             rows = _items(payload, "messages")
@@ -363,6 +366,21 @@ class SmstoolsHook(SmsGatewayHook):
     def get_inbox(self) -> Iterator[dict[str, Any]]:
         """GET /v1/message/inbox: replies received, as the gateway lists them, paged."""
         return self._paged("v1/message/inbox", "messages", dict)
+
+    def _reply_listing(self, since: datetime | None) -> tuple[Call, PageParser]:
+        """GET /v1/message/inbox, every page (the API has no date filter): ``ID``, ``sender`` (the
+        phone that wrote), ``receiver`` (our number), ``message``, ``date``."""
+
+        def reply(row: Mapping[str, Any]) -> InboundMessage:
+            return self.inbound(
+                row.get("ID", row.get("id")),
+                row.get("sender", row.get("from")),
+                row.get("message"),
+                row.get("date"),
+                row.get("receiver", row.get("to")),
+            )
+
+        return self._listing("v1/message/inbox", "messages", reply)
 
     # ---------------------------------------------------------------------------------------------
     # Account
@@ -590,6 +608,13 @@ class SmstoolsHook(SmsGatewayHook):
 
         return self._paged("v1/optouts/list", "optouts", opt_out)
 
+    def iter_gateway_opt_outs(self) -> Iterator[tuple[str, datetime | None]]:
+        """``(phone, date)`` of every row of :meth:`iter_opt_outs` that names a phone; the date in
+        the connection's timezone, None when absent or unreadable."""
+        for row in self.iter_opt_outs():
+            if row["phone"]:
+                yield row["phone"], self.received_time(row.get("date"))
+
     def format_number(self, number: str, country_code: str | None = None) -> str:
         """POST /v1/format/number: ``number`` as dialled in ``country_code`` (ISO 3166 code such as
         ``NL``, or the calling code) in E.164, as the gateway formats it; an invalid number raises
@@ -602,13 +627,19 @@ class SmstoolsHook(SmsGatewayHook):
     # Paging
 
     def _paged(self, path: str, key: str, parse: Any) -> Iterator[Any]:
+        return self.paginate(*self._listing(path, key, parse))
+
+    def _listing(self, path: str, key: str, parse: Any) -> tuple[Call, PageParser]:
+        """The first page of a list endpoint and its parser: the rows under ``key`` through ``parse``,
+        then the next page until ``total`` is reached."""
+
         def parse_page(payload: Any, call: Call) -> tuple[list[Any], Call | None]:
             rows = _items(payload, key)
             page = int(call.params["page"])
             more = page < _last_page(payload, call, len(rows))
             return [parse(row) for row in rows], self.with_params(call, page=page + 1) if more else None
 
-        return self.paginate(Call("GET", path, params={"limit": PAGE_LIMIT, "page": 1}), parse_page)
+        return Call("GET", path, params={"limit": PAGE_LIMIT, "page": 1}), parse_page
 
     # ---------------------------------------------------------------------------------------------
     # Newsletters

@@ -13,10 +13,11 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cached_property
+from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from airflow_provider_sms.messages import ContactResult, OutboundMessage, StatusReport
+    from airflow_provider_sms.messages import ContactResult, InboundMessage, OutboundMessage, StatusReport
 
 from airflow_provider_sms.exceptions import (
     SmsAmbiguousSendError,
@@ -468,12 +469,33 @@ class TextBoostHook(SmsGatewayHook):
                 found[key] = replace(report, key=key)
         return found
 
+    def _reply_listing(self, since: datetime | None) -> tuple[Call, PageParser]:
+        """GET /sms, read as far as ``since`` reaches (as :meth:`_status_listing`), keeping the messages
+        whose ``direction`` is inbound: ``from`` is the phone that wrote, ``to`` our number."""
+
+        def listed(obj: Mapping[str, Any]) -> tuple[Mapping[str, Any], datetime | None]:
+            return obj, self.received_time(obj.get("created_at"))
+
+        pages = _RecentPages(self, since, render=listed, created=itemgetter(1))
+
+        def parse(payload: Any, call: Call) -> tuple[list[InboundMessage], Call | None]:
+            items, next_call = pages(payload, call)
+            replies = [
+                self.inbound(
+                    obj.get("uid"), obj.get("from"), obj.get("message"), obj.get("created_at"), obj.get("to")
+                )
+                for obj, _ in items
+                if _inbound(obj)
+            ]
+            return replies, next_call
+
+        return self._list_call("GET", "sms"), parse
+
     def _report(self, obj: Mapping[str, Any]) -> StatusReport:
-        inbound = str(obj.get("direction") or "").lower() in ("incoming", "inbound")
         return self.report(
             obj["uid"],
             obj.get("status"),
-            status=DeliveryStatus.RECEIVED if inbound else None,
+            status=DeliveryStatus.RECEIVED if _inbound(obj) else None,
             recipient=obj.get("to"),
             body=obj.get("message"),
             created=obj.get("created_at"),
@@ -521,28 +543,34 @@ class _RecentPages:
     than needed. The order of the list is not documented, so it is read from the data: newest first,
     the listing stops at the first page that ends before ``since``; oldest first, it jumps from that
     page to the last one and walks back until a page starts before ``since``. Undecided (equal
-    timestamps), it reads on. One instance per listing (it remembers the first message seen)."""
+    timestamps), it reads on. One instance per listing (it remembers the first message seen).
+
+    ``render`` turns each message object into an item (default: its :class:`StatusReport`),
+    ``created`` reads an item's creation time."""
 
     hook: TextBoostHook
     since: datetime | None
+    render: Callable[[Mapping[str, Any]], Any] | None = None
+    created: Callable[[Any], datetime | None] = attrgetter("created_at")
     started: bool = False
     first: datetime | None = None  # created_at of the first message the listing showed
     backwards_until: int | None = None  # walking back: pages up to this one were read already
 
-    def __call__(self, payload: Any, call: Call) -> tuple[list[StatusReport], Call | None]:
+    def __call__(self, payload: Any, call: Call) -> tuple[list[Any], Call | None]:
         page = _page(payload)
-        reports = [self.hook._report(obj) for obj in page.get("data") or []]
+        render = self.render or self.hook._report
+        reports = [render(obj) for obj in page.get("data") or []]
         recent = [r for r in reports if not self._old(r)]
         next_call = self.hook._next_page(page, call)
         if self.since is None or not reports:
             return recent, next_call
         if not self.started:
-            self.first, self.started = reports[0].created_at, True
+            self.first, self.started = self.created(reports[0]), True
         current = _page_number(page, call)
         if self.backwards_until is not None:
             done = self._old(reports[0]) or current - 1 <= self.backwards_until
             return recent, None if done else self.hook.with_params(call, page=current - 1)
-        last_time = reports[-1].created_at
+        last_time = self.created(reports[-1])
         if next_call is None or not self._old(reports[-1]) or self.first is None:
             return recent, next_call
         if self.first > last_time:  # newest first: every later page is older still
@@ -553,8 +581,14 @@ class _RecentPages:
             return recent, self.hook.with_params(call, page=last_page)
         return recent, next_call
 
-    def _old(self, report: StatusReport) -> bool:
-        return self.since is not None and report.created_at is not None and report.created_at < self.since
+    def _old(self, item: Any) -> bool:
+        created = self.created(item)
+        return self.since is not None and created is not None and created < self.since
+
+
+def _inbound(obj: Mapping[str, Any]) -> bool:
+    """Whether a message object is one the account received (``direction`` incoming or inbound)."""
+    return str(obj.get("direction") or "").strip().lower() in ("incoming", "inbound")
 
 
 def _page(payload: Any) -> Mapping[str, Any]:

@@ -36,6 +36,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--balance", type=float, default=defaults.balance, help="starting credits / SMS units"
     )
     parser.add_argument("--frozen-clock", action="store_true", help="time moves only via /_sandbox/advance")
+    parser.add_argument(
+        "--reply-rate",
+        type=float,
+        default=defaults.reply_rate,
+        help="share of recipients who reply to their first delivered SMS (0 turns replies off; "
+        f"default {defaults.reply_rate:g})",
+    )
+    parser.add_argument(
+        "--reply-seconds",
+        type=float,
+        default=defaults.reply_seconds,
+        help=f"a reply arrives within this many seconds of delivery (default {defaults.reply_seconds:g})",
+    )
     parser.add_argument("--save-interval", type=float, default=defaults.save_interval)
     parser.add_argument(
         "--timezone",

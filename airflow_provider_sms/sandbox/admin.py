@@ -8,15 +8,27 @@ from __future__ import annotations
 import html
 import math
 from collections import Counter
+from datetime import datetime, timezone
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
+from airflow_provider_sms.sandbox import replies, smsgateway24, smstools, textboost
 from airflow_provider_sms.sandbox.common import BadBody, read_json, respond
+from airflow_provider_sms.sandbox.config import DEVICE_IDS
 from airflow_provider_sms.sandbox.faults import FAULT_KINDS, FaultConfig, FaultInjector
-from airflow_provider_sms.sandbox.state import BILLED_GATEWAYS, GATEWAYS, Contact, Message, SandboxState
-from airflow_provider_sms.sandbox.validation import iso_utc
+from airflow_provider_sms.sandbox.state import (
+    ACCOUNT_NUMBERS,
+    BILLED_GATEWAYS,
+    GATEWAYS,
+    INJECTED,
+    Contact,
+    Message,
+    Reply,
+    SandboxState,
+)
+from airflow_provider_sms.sandbox.validation import e164_from_digits, iso_utc
 
 NORMALIZED_ORDER = (
     "scheduled",
@@ -76,6 +88,79 @@ def message_view(state: SandboxState, message: Message, now: float) -> dict[str,
     return view
 
 
+REPLY_IDS = {
+    "smstools": smstools.reply_id,
+    "smsgateway24": smsgateway24.reply_id,
+    "textboost": textboost.reply_id,
+}
+
+
+def reply_view(reply: Reply, now: float) -> dict[str, Any]:
+    """One reply as ``/_sandbox/replies`` lists it: ``id`` is the gateway's own id of it."""
+    return {
+        "gateway": reply.gateway,
+        "id": REPLY_IDS[reply.gateway](reply),
+        "from": reply.sender,
+        "to": reply.recipient,
+        "text": reply.text,
+        "received_at": iso_utc(reply.received_at),
+        "arrived": reply.received_at <= now,
+        "origin": reply.origin,
+        "keyword": replies.keyword(reply.text),
+        "in_reply_to": reply.in_reply_to,
+        "extra": reply.extra or {},
+    }
+
+
+def _new_reply(state: SandboxState, body: Any) -> Reply:
+    """The reply a ``POST /_sandbox/replies`` body describes; ``BadBody`` when it is not one."""
+    usage = (
+        'expected {"gateway": "smstools|smsgateway24|textboost", "from": "<phone>", "text": "<text>", '
+        '"to": "<optional: our number or sender id; SmsGateway24: a device id>", '
+        '"received_at": "<optional ISO 8601 time, naive is UTC>"}'
+    )
+    if not isinstance(body, dict):
+        raise BadBody(usage)
+    gateway, text = body.get("gateway"), body.get("text")
+    if gateway not in GATEWAYS:
+        raise BadBody(f"unknown gateway {gateway!r}; use one of {', '.join(GATEWAYS)}")
+    if not isinstance(text, str) or not text:
+        raise BadBody(f"text must be a non-empty string; {usage}")
+    sender = e164_from_digits(body.get("from"))
+    if sender is None:
+        raise BadBody(f"from must be a valid phone number (country code first), got {body.get('from')!r}")
+    to, extra = body.get("to"), {}
+    if gateway == "smsgateway24":
+        device = DEVICE_IDS[0] if to in (None, "") else to
+        if isinstance(device, bool) or str(device).strip() not in {str(d) for d in DEVICE_IDS}:
+            raise BadBody(f"to must be one of the devices {', '.join(map(str, DEVICE_IDS))}, got {to!r}")
+        extra = {"device_id": int(device), "sim": 0}
+        recipient: str | None = str(int(device))
+    elif to in (None, ""):
+        recipient = ACCOUNT_NUMBERS[gateway]
+    elif isinstance(to, str | int) and not isinstance(to, bool):
+        recipient = e164_from_digits(to) or str(to).strip()
+    else:
+        raise BadBody(f"to must be a number or a sender id, got {to!r}")
+    received_at = state.now()
+    if body.get("received_at") not in (None, ""):
+        try:
+            moment = datetime.fromisoformat(str(body["received_at"]).strip())
+        except ValueError:
+            raise BadBody(f"received_at must be an ISO 8601 time, got {body['received_at']!r}") from None
+        received_at = (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+    return Reply(
+        gateway=gateway,
+        seq=state.next_seq("reply"),
+        sender=sender,
+        recipient=recipient,
+        text=text,
+        received_at=received_at,
+        origin=INJECTED,
+        extra=extra or None,
+    )
+
+
 def contact_view(state: SandboxState, contact: Contact) -> dict[str, Any]:
     """One stored contact as ``/_sandbox/contacts`` lists it."""
     return {
@@ -89,6 +174,11 @@ def contact_view(state: SandboxState, contact: Contact) -> dict[str, Any]:
         "created_at": iso_utc(contact.created_at),
         "count": state.contact_arrivals[(contact.gateway, str(contact.list_id), contact.phone)],
     }
+
+
+def _reply_counts(state: SandboxState, gateway: str, now: float) -> dict[str, int]:
+    arrived = sum(reply.received_at <= now for reply in state.replies[gateway].rows.values())
+    return {"arrived": arrived, "pending": len(state.replies[gateway]) - arrived}
 
 
 def collect_stats(state: SandboxState, injector: FaultInjector) -> dict[str, Any]:
@@ -129,6 +219,10 @@ def collect_stats(state: SandboxState, injector: FaultInjector) -> dict[str, Any
         "contacts": {"by_gateway": {gateway: len(state.contacts[gateway]) for gateway in GATEWAYS}},
         "lists": {"by_gateway": {gateway: len(state.groups[gateway]) for gateway in GATEWAYS}},
         "newsletters": {"by_gateway": {gateway: len(state.newsletters[gateway]) for gateway in GATEWAYS}},
+        "replies": {
+            "by_gateway": {gateway: _reply_counts(state, gateway, now) for gateway in GATEWAYS},
+            "simulation": {"rate": state.reply_rate, "seconds": state.reply_seconds},
+        },
         "balance": dict(state.balance),
         "faults": {
             "config": injector.config.to_dict(),
@@ -149,7 +243,8 @@ def create_admin_router(state: SandboxState, injector: FaultInjector) -> APIRout
 
     @router.post("/reset")
     async def reset() -> dict[str, Any]:
-        """Clear messages, contacts, lists, newsletters, counters; restore balances and the clock."""
+        """Clear messages, replies, contacts, lists, newsletters, counters; restore balances, the clock
+        and the reply simulation's settings."""
         state.reset()
         injector.reset_counts()
         return {"status": "ok"}
@@ -276,6 +371,51 @@ def create_admin_router(state: SandboxState, injector: FaultInjector) -> APIRout
         state.balance[gateway] = _as_float(amount)
         return dict(state.balance)
 
+    @router.get("/replies")
+    async def list_replies(request: Request) -> Any:
+        """Replies (``?gateway=``), arrived or not yet, oldest first: ``id`` (the gateway's), ``from``,
+        ``to``, ``text``, ``received_at``, ``arrived``, ``origin`` (simulated or injected),
+        ``keyword`` (stop, start or null, by the sandbox's own rule), ``in_reply_to``, ``extra``."""
+        try:
+            gateway = _gateway_filter(request)
+        except BadBody as exc:
+            return _bad_request(str(exc))
+        now = state.now()
+        rows = [
+            reply for gw in ((gateway,) if gateway else GATEWAYS) for reply in state.replies[gw].rows.values()
+        ]
+        rows.sort(key=lambda reply: (reply.received_at, reply.seq))
+        return respond([reply_view(reply, now) for reply in rows])
+
+    @router.post("/replies")
+    async def inject_reply(request: Request) -> Any:
+        """Receive a reply at a gateway: ``{"gateway", "from", "text", "to"?, "received_at"?}`` (default
+        now; a later time shows it once the clock gets there). Answers the reply with its ``id``."""
+        try:
+            reply = _new_reply(state, await read_json(request))
+        except BadBody as exc:
+            return _bad_request(str(exc))
+        state.add_reply(reply)
+        return respond(reply_view(reply, state.now()), 201)
+
+    @router.get("/reply-simulation")
+    async def get_reply_simulation() -> dict[str, Any]:
+        """The share of recipients who reply (``rate``) and the reply delay bound (``seconds``)."""
+        return {"rate": state.reply_rate, "seconds": state.reply_seconds}
+
+    @router.post("/reply-simulation")
+    async def set_reply_simulation(request: Request) -> Any:
+        """Set ``{"rate": 0..1, "seconds": x}`` (either may be left out) for messages sent from now on;
+        ``{"rate": 0}`` turns simulated replies off. ``reset`` restores the start-up settings."""
+        try:
+            body = await read_json(request)
+            if not isinstance(body, dict) or not set(body) <= {"rate", "seconds"}:
+                raise BadBody('expected {"rate": <share from 0 to 1>, "seconds": <seconds>}')
+            state.set_reply_simulation(body.get("rate"), body.get("seconds"))
+        except ValueError as exc:  # BadBody too
+            return _bad_request(str(exc))
+        return {"rate": state.reply_rate, "seconds": state.reply_seconds}
+
     @router.post("/expire-tokens")
     async def expire_tokens() -> dict[str, Any]:
         """Invalidate every SmsGateway24 token now."""
@@ -338,6 +478,11 @@ def render_page(stats: dict[str, Any]) -> str:
         + f"; duplicates: {counts['duplicates']}</li>"
         for gateway, counts in stats["messages"]["by_gateway"].items()
     )
+    simulation = stats["replies"]["simulation"]
+    received = ", ".join(
+        f"{esc(gateway)}: {counts['arrived']} (+{counts['pending']} to come)"
+        for gateway, counts in stats["replies"]["by_gateway"].items()
+    )
     faults = stats["faults"]
     injected = ", ".join(f"{esc(kind)}: {count}" for kind, count in faults["injected"].items())
     return f"""<!doctype html>
@@ -356,6 +501,8 @@ JSON: <a href="/_sandbox/stats">stats</a>, <a href="/_sandbox/messages">messages
 <h2>Raw gateway statuses</h2><ul>{raw}</ul>
 <p>Messages, contacts and lists are kept in the state file (if any) across restarts; requests are
 counted since this server started.</p>
+<h2>Replies received</h2><p>{received}. Simulated: {simulation["rate"]:.0%} of recipients reply
+within {simulation["seconds"]:g} s of delivery (<a href="/_sandbox/replies">replies</a>).</p>
 <h2>Faults</h2><p>settings: {esc(describe_faults(faults["config"]))}</p><p>injected: {injected}</p>
 </body></html>
 """

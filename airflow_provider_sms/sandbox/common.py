@@ -166,3 +166,11 @@ def text_field(fields: dict[str, Any], name: str) -> str | None:
         return None
     text = str(value).strip()
     return text or None
+
+
+def wire_party(party: str | None) -> str | None:
+    """Our side of a reply as the JSON gateways write numbers: an E.164 number without ``+``, a
+    sender id as it is."""
+    if party and party.startswith("+") and party[1:].isdigit():
+        return party[1:]
+    return party

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from airflow_provider_sms.sandbox import replies
 from airflow_provider_sms.sandbox.faults import FaultConfig
 from airflow_provider_sms.sandbox.validation import zone
 
@@ -50,6 +51,10 @@ class SandboxConfig:
         ``unsubscribed`` as 0/1, as the seed documents) or ``strings`` (ids as strings,
         ``unsubscribed`` as true/false, amounts as strings, as clients written by others read them).
     :param smstools_id_salt: salt of the Smstools messageids (None: random per sandbox start).
+    :param reply_rate: share of the recipients who reply to the first SMS delivered to them, by
+        their number (``replies.py``); 0 turns simulated replies off.
+    :param reply_seconds: sandbox seconds after delivery by which a simulated reply has arrived
+        (each number's own delay lies between a tenth of it and all of it).
     """
 
     delivery_seconds: float = 2.0
@@ -68,6 +73,8 @@ class SandboxConfig:
     smstools_validate_at_submission: bool = False
     smstools_id_style: str = "numbers"
     smstools_id_salt: str | None = None
+    reply_rate: float = 0.08
+    reply_seconds: float = 600.0
     faults: FaultConfig = field(default_factory=FaultConfig)
 
     def __post_init__(self) -> None:
@@ -77,6 +84,7 @@ class SandboxConfig:
             raise ValueError(
                 f"unknown Smstools id style {self.smstools_id_style!r}: use {' or '.join(SMSTOOLS_ID_STYLES)}"
             )
+        replies.check_simulation(self.reply_rate, self.reply_seconds)
 
     @classmethod
     def from_options(cls, **options: Any) -> SandboxConfig:
@@ -111,6 +119,8 @@ class SandboxConfig:
                 f"  TextBoost     {url}/api/v3/... and {url}/api/http/...   Authorization: Bearer "
                 f"{self.textboost_token}",
                 f"  delivery in {self.delivery_seconds:g} s; numbers ending in 13 are undelivered, in 66 fail",
+                f"  replies: {self.reply_rate:.0%} of recipients reply ({replies.STOP_SHARE:.0%} of them STOP) "
+                f"within {self.reply_seconds:g} s of delivery",
                 f"  accounts' timezone: {self.timezone}; state: {self.state_file or 'in memory'}",
             ]
         )

@@ -15,7 +15,9 @@ as an integer; ``savepaket`` creates one message per distinct phone of its tags.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable
+from operator import itemgetter
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -31,7 +33,7 @@ from airflow_provider_sms.sandbox.common import (
     text_field,
 )
 from airflow_provider_sms.sandbox.config import DEVICE_IDS
-from airflow_provider_sms.sandbox.state import Contact, Group, Message, SandboxState
+from airflow_provider_sms.sandbox.state import Contact, Group, Message, Reply, SandboxState
 from airflow_provider_sms.sandbox.validation import (
     UTC,
     as_flag,
@@ -51,6 +53,9 @@ CREATES_MESSAGES = frozenset(f"{method} /getdata/{name}" for name in _CREATING f
 TOKEN_ERROR = "Token is wrong or expired"
 LOGIN_ERROR = "Login or password incorrect"
 SMS_ID_BASE = 62_800_000
+# Received messages have ids of their own range, far past any sent message's (our choice).
+REPLY_ID_BASE = 900_000_000
+INCOMING = 5
 TIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d")
 PAKET_TIME_FORMATS = ("%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M")
 CREATED_FORMAT = "%Y-%m-%d %H:%M:%S.000000"
@@ -70,6 +75,11 @@ STATUS_TITLES = {
     100: "not allowed",
     101: "not allowed",
 }
+
+
+def reply_id(reply: Reply) -> int:
+    """The sms id of a received message."""
+    return REPLY_ID_BASE + reply.seq
 
 
 def _device(device_id: int, title: str, imei: str, number: str, delay: int) -> dict[str, Any]:
@@ -340,6 +350,26 @@ def create_router(state: SandboxState) -> APIRouter:
             "paketbody": message.body if "paket_id" in extra else None,
         }
 
+    def render_reply(reply: Reply, tz: Any) -> dict[str, Any]:
+        extra = reply.extra or {}
+        return {
+            "id": reply_id(reply),
+            "sendto": reply.sender,
+            "body": reply.text,
+            "customerid": None,
+            "status": INCOMING,
+            "statustitle": STATUS_TITLES[INCOMING],
+            "deviceid": extra.get("device_id"),
+            "sim": extra.get("sim"),
+            "urgent": None,
+            "created": _stamp(reply.received_at, tz),
+            "senttime": None,
+            "timetosend": None,
+            "paketid": None,
+            "pakettitle": None,
+            "paketbody": None,
+        }
+
     @endpoint("getallsms")
     def getallsms(fields: dict[str, Any]) -> dict[str, Any]:
         """Messages, filtered by device_id, status, begindate, enddate, sim, customerid, phone."""
@@ -376,6 +406,19 @@ def create_router(state: SandboxState) -> APIRouter:
 
         now = state.now()
         device_id, status, sim = wanted["device_id"], wanted["status"], wanted["sim"]
+        received: list[Reply] = []
+        if customerid is None and status in (None, INCOMING):  # an incoming SMS has no customerid
+            for reply in state.arrived_replies(GATEWAY, now):
+                extra = reply.extra or {}
+                if (
+                    (device_id is not None and extra.get("device_id") != device_id)
+                    or (sim is not None and extra.get("sim") != sim)
+                    or (begin is not None and reply.received_at < begin)
+                    or (end is not None and reply.received_at > end)
+                    or (phone and phone not in reply.sender)
+                ):
+                    continue
+                received.append(reply)
         found: list[tuple[Message, int | str]] = []
         for message in candidates:
             extra = message.extra or {}
@@ -393,12 +436,24 @@ def create_router(state: SandboxState) -> APIRouter:
             if status is not None and raw != status:
                 continue
             found.append((message, raw))
-        if wanted["orderbydesc"]:
-            found.reverse()
         if wanted["onlycount"]:
-            return {"message": "OK", "count": len(found)}
-        smss = {str(message.id): render(message, raw, tz) for message, raw in found}
-        return {"message": "OK", "count": len(found), "smss": smss}
+            return {"message": "OK", "count": len(found) + len(received)}
+        rows = [render(message, raw, tz) for message, raw in found]
+        if received:  # in time order among the messages, as the gateway lists them
+            replies = ((reply.received_at, render_reply(reply, tz)) for reply in received)
+            sent = ((message.created_at, row) for (message, _), row in zip(found, rows, strict=True))
+            rows = [row for _, row in heapq.merge(sent, replies, key=itemgetter(0))]
+        if wanted["orderbydesc"]:
+            rows.reverse()
+        smss = {str(row["id"]): row for row in rows}
+        return {"message": "OK", "count": len(rows), "smss": smss}
+
+    def find_reply(sms_id: int | None) -> Reply | None:
+        """The received message ``sms_id`` names, once it has arrived."""
+        if sms_id is None or sms_id <= REPLY_ID_BASE:
+            return None
+        reply = state.replies[GATEWAY].get(str(sms_id - REPLY_ID_BASE))
+        return reply if reply is not None and reply.received_at <= state.now() else None
 
     @endpoint("getsmsstatus")
     def getsmsstatus(fields: dict[str, Any]) -> dict[str, Any]:
@@ -406,7 +461,15 @@ def create_router(state: SandboxState) -> APIRouter:
         sms_id = as_int(_required(fields, "sms_id"))
         message = messages.get(str(sms_id)) if sms_id is not None else None
         if message is None:
-            raise Refused("Sms not found")
+            reply = find_reply(sms_id)
+            if reply is None:
+                raise Refused("Sms not found")
+            return {
+                "sms_id": reply_id(reply),
+                "status": INCOMING,
+                "status_description": STATUS_TITLES[INCOMING].capitalize(),
+                "message": "OK",
+            }
         raw = state.status(message, state.now())
         return {
             "sms_id": message.id,

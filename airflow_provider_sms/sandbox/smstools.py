@@ -35,9 +35,16 @@ from typing import Any
 import phonenumbers
 from fastapi import APIRouter, Request, Response
 
-from airflow_provider_sms.sandbox import delivery
-from airflow_provider_sms.sandbox.common import BadBody, credentials_match, page_items, read_json, respond
-from airflow_provider_sms.sandbox.state import Contact, Group, Message, SandboxState, outcome_of
+from airflow_provider_sms.sandbox import delivery, replies
+from airflow_provider_sms.sandbox.common import (
+    BadBody,
+    credentials_match,
+    page_items,
+    read_json,
+    respond,
+    wire_party,
+)
+from airflow_provider_sms.sandbox.state import Contact, Group, Message, Reply, SandboxState, outcome_of
 from airflow_provider_sms.sandbox.validation import (
     MAX_PAGE,
     as_flag,
@@ -98,6 +105,11 @@ def possible_number(raw: object) -> str | None:
     except phonenumbers.NumberParseException:
         return None
     return "+" + text if phonenumbers.is_possible_number(number) else None
+
+
+def reply_id(reply: Reply) -> int:
+    """The inbox ``ID`` of a reply (numbers style)."""
+    return reply.seq
 
 
 def _paging(request: Request) -> tuple[int, int]:
@@ -349,10 +361,21 @@ def create_router(state: SandboxState) -> APIRouter:
                 return {"ID": ident(message.seq), "messageid": message.id, "deleted": True}
         raise SmstoolsError(133, "Message not found.", 404)
 
+    def received(reply: Reply) -> dict[str, Any]:
+        return {
+            "ID": ident(reply.seq),
+            "message": reply.text,
+            "sender": digits(reply.sender),
+            "receiver": wire_party(reply.recipient),
+            "type": "sms",
+            "date": format_time(reply.received_at, DATE_FORMAT, state.zone(GATEWAY)),
+        }
+
     @route("GET", "/message/inbox")
     async def inbox(request: Request) -> dict[str, Any]:
-        """Replies received (the sandbox receives none)."""
-        return _page(request, (), 0, "messages", dict)
+        """Messages received (replies, simulated or injected), oldest first (paged)."""
+        arrived = state.arrived_replies(GATEWAY, state.now())
+        return _page(request, arrived, len(arrived), "messages", received)
 
     # ------------------------------------------------------------------ account
     @route("GET", "/balance")
@@ -581,19 +604,26 @@ def create_router(state: SandboxState) -> APIRouter:
 
     @route("GET", "/optouts/list")
     async def opt_outs(request: Request) -> dict[str, Any]:
-        """The account's opt-out list, oldest first (paged): every number of a contact marked
-        ``unsubscribed``, once."""
-        tz, seen, items = state.zone(GATEWAY), set(), []
+        """The account's opt-out list, oldest first (paged): every number that replied a stop keyword
+        (and no start keyword since) or belongs to a contact marked ``unsubscribed``, once."""
+        tz = state.zone(GATEWAY)
+        since: dict[str, float] = {}
+        for reply in state.arrived_replies(GATEWAY, state.now()):
+            word = replies.keyword(reply.text)
+            if word == replies.STOP:
+                since.setdefault(reply.sender, reply.received_at)
+            elif word == replies.START:
+                since.pop(reply.sender, None)
         for contact in contacts.rows.values():
-            if (contact.fields or {}).get("unsubscribed") and contact.phone not in seen:
-                seen.add(contact.phone)
-                items.append(contact)
+            if (contact.fields or {}).get("unsubscribed"):
+                since.setdefault(contact.phone, contact.updated_at)
+        items = sorted(since.items(), key=lambda item: item[1])  # stable: ties keep their order
         return _page(
             request,
             items,
             len(items),
             "optouts",
-            lambda c: {"phone": digits(c.phone), "date": format_time(c.updated_at, DATE_FORMAT, tz)},
+            lambda item: {"phone": digits(item[0]), "date": format_time(item[1], DATE_FORMAT, tz)},
         )
 
     @route("POST", "/format/number")

@@ -1,4 +1,4 @@
-"""In-memory state of a sandbox server: clock, messages, contacts, lists, tokens, balances.
+"""In-memory state of a sandbox server: clock, messages, replies, contacts, lists, tokens, balances.
 
 All reads and writes happen on the server's event loop (handlers never block), so no locks are
 needed. Every write goes through a ``SandboxState`` method, which keeps the derived indexes right
@@ -18,8 +18,8 @@ from datetime import timezone
 from typing import Any, Generic, TypeVar
 from zoneinfo import ZoneInfo
 
-from airflow_provider_sms.sandbox import delivery
-from airflow_provider_sms.sandbox.config import SandboxConfig
+from airflow_provider_sms.sandbox import delivery, replies
+from airflow_provider_sms.sandbox.config import DEVICE_IDS, SandboxConfig
 from airflow_provider_sms.sandbox.validation import UTC, zone
 
 GATEWAYS = ("smstools", "smsgateway24", "textboost")
@@ -32,6 +32,10 @@ MAX_ADVANCE = 10 * YEAR
 MAX_OFFSET = 100 * YEAR
 # Ids are reserved durably this many at a time (one small synchronous write per block).
 ID_BLOCK = 1000
+# The account's own number at the two gateways with one: replies to a message from a sender id
+# (which a phone cannot answer) arrive there. Smstools' is one of its registered sender ids.
+ACCOUNT_NUMBERS = {"smstools": "+3197010240000", "textboost": "+3197010250000"}
+SIMULATED, INJECTED = "simulated", "injected"
 
 
 class SandboxClock:
@@ -95,6 +99,22 @@ def outcome_of(message: Message) -> str | None:
 
 
 @dataclass(slots=True)
+class Reply:
+    """A message a gateway account received: a simulated reply to an SMS, or one injected through
+    ``POST /_sandbox/replies``. Listed by the gateway once the clock reaches ``received_at``."""
+
+    gateway: str
+    seq: int  # sequence "reply"; each gateway renders its own id from it
+    sender: str  # the phone that wrote, canonical E.164 with "+"
+    recipient: str | None  # our side: the number (E.164) or sender id written to; SmsGateway24: the device id
+    text: str
+    received_at: float  # sandbox epoch seconds
+    origin: str  # SIMULATED or INJECTED
+    in_reply_to: str | None = None  # key of the message a simulated reply answers
+    extra: dict[str, Any] | None = None  # SmsGateway24 device_id and sim; the language of a simulated reply
+
+
+@dataclass(slots=True)
 class Contact:
     """A contact in a list (Smstools group, SmsGateway24 tag, TextBoost contact group)."""
 
@@ -121,7 +141,7 @@ class Group:
 
 
 Row = TypeVar("Row")
-_FIELDS = {cls: tuple(f.name for f in fields(cls)) for cls in (Message, Contact, Group)}
+_FIELDS = {cls: tuple(f.name for f in fields(cls)) for cls in (Message, Reply, Contact, Group)}
 
 
 class Table(Generic[Row]):
@@ -177,6 +197,9 @@ class SandboxState:
         self.contacts: dict[str, Table[Contact]] = {gw: Table(track) for gw in GATEWAYS}
         self.groups: dict[str, Table[Group]] = {gw: Table(track) for gw in GATEWAYS}
         self.newsletters: dict[str, Table[dict[str, Any]]] = {gw: Table(track) for gw in GATEWAYS}
+        self.replies: dict[str, Table[Reply]] = {gw: Table(track) for gw in GATEWAYS}
+        self.reply_rate = config.reply_rate
+        self.reply_seconds = config.reply_seconds
         # Id sequences survive reset() on purpose: an id never names two different messages.
         self.sequences: Counter[str] = Counter()
         # With a state file: per sequence, the last id of the block written to the file as reserved
@@ -198,6 +221,8 @@ class SandboxState:
         self.members: defaultdict[tuple[str, str], dict[str, None]] = defaultdict(dict)
         self.by_customerid: defaultdict[str, list[str]] = defaultdict(list)
         self.scheduled: dict[str, dict[str, None]] = {gw: {} for gw in GATEWAYS}
+        self.repliers: set[tuple[str, str]] = set()  # (gateway, number) with a simulated reply
+        self.reply_of: dict[tuple[str, str], str] = {}  # (gateway, message key) → its reply's key
 
     # ------------------------------------------------------------------ clock, ids, accounts
     def now(self) -> float:
@@ -265,6 +290,7 @@ class SandboxState:
         key = str(message.id)
         self.messages[message.gateway].put(key, message)
         self._index_message(key, message)
+        self._simulate_reply(key, message)
         self.version += 1
 
     def _index_message(self, key: str, message: Message) -> None:
@@ -285,6 +311,11 @@ class SandboxState:
         self.scheduled[gateway].pop(key, None)
         if message.reference is not None and key in self.by_customerid.get(message.reference, ()):
             self.by_customerid[message.reference].remove(key)
+        reply_key = self.reply_of.pop((gateway, key), None)
+        if reply_key is not None:  # a cancelled message gets no answer
+            reply = self.replies[gateway].pop(reply_key)
+            if reply is not None:
+                self.repliers.discard((gateway, reply.sender))
         self.version += 1
         return message
 
@@ -305,6 +336,72 @@ class SandboxState:
     def iter_messages(self, gateway: str | None = None) -> Iterator[Message]:
         for gw in (gateway,) if gateway else GATEWAYS:
             yield from self.messages[gw].rows.values()
+
+    # ------------------------------------------------------------------ replies
+    def _simulate_reply(self, key: str, message: Message) -> None:
+        """Store the reply the recipient of a new SMS sends (see ``replies.py``), if any: the first
+        SMS delivered to a number at a gateway gets it, dated after its delivery."""
+        if (
+            self.reply_rate <= 0
+            or message.kind == "voice"
+            or outcome_of(message) is not None
+            or (message.gateway, message.recipient) in self.repliers
+            or delivery.outcome_for(message.recipient) != delivery.DELIVERED
+        ):
+            return
+        simulated = replies.simulated_reply(message.recipient, self.reply_rate)
+        if simulated is None:
+            return
+        delivered = message.send_at + max(self.config.delivery_seconds, 0.0)
+        extra: dict[str, Any] = {"language": simulated.language}
+        if message.gateway == "smsgateway24":
+            device = (message.extra or {}).get("device_id", DEVICE_IDS[0])
+            extra.update(device_id=device, sim=(message.extra or {}).get("sim", 0))
+            recipient: str | None = str(device)
+        elif message.sender and message.sender.lstrip("+").isdigit():
+            recipient = message.sender
+        else:
+            recipient = ACCOUNT_NUMBERS[message.gateway]
+        self.add_reply(
+            Reply(
+                gateway=message.gateway,
+                seq=self.next_seq("reply"),
+                sender=message.recipient,
+                recipient=recipient,
+                text=simulated.text,
+                received_at=delivered + simulated.delay * max(self.reply_seconds, 0.0),
+                origin=SIMULATED,
+                in_reply_to=key,
+                extra=extra,
+            )
+        )
+
+    def add_reply(self, reply: Reply) -> None:
+        key = str(reply.seq)
+        self.replies[reply.gateway].put(key, reply)
+        self._index_reply(key, reply)
+        self.version += 1
+
+    def _index_reply(self, key: str, reply: Reply) -> None:
+        if reply.origin == SIMULATED:
+            self.repliers.add((reply.gateway, reply.sender))
+            if reply.in_reply_to is not None:
+                self.reply_of[(reply.gateway, reply.in_reply_to)] = key
+
+    def arrived_replies(self, gateway: str, now: float) -> list[Reply]:
+        """The gateway's replies the clock has reached, oldest first."""
+        arrived = [reply for reply in self.replies[gateway].rows.values() if reply.received_at <= now]
+        arrived.sort(key=lambda reply: (reply.received_at, reply.seq))
+        return arrived
+
+    def set_reply_simulation(self, rate: float | None = None, seconds: float | None = None) -> None:
+        """Change the share of recipients who reply and the reply delay, for messages sent from now
+        on (replies already stored stay); ``ValueError`` when out of range."""
+        rate = self.reply_rate if rate is None else rate
+        seconds = self.reply_seconds if seconds is None else seconds
+        replies.check_simulation(rate, seconds)
+        self.reply_rate, self.reply_seconds = float(rate), float(seconds)
+        self.version += 1
 
     # ------------------------------------------------------------------ lists and contacts
     def add_group(self, group: Group) -> None:
@@ -373,16 +470,17 @@ class SandboxState:
 
     # ------------------------------------------------------------------ reset and persistence
     def reset(self) -> None:
-        """Forget messages, contacts, lists, newsletters and counters; restore balances, the clock and
-        the accounts' timezone.
+        """Forget messages, replies, contacts, lists, newsletters and counters; restore balances, the
+        clock, the accounts' timezone and the reply simulation's settings.
 
         Accounts, devices, tokens and id sequences stay.
         """
-        for tables in (self.messages, self.contacts, self.groups, self.newsletters):
+        for tables in (self.messages, self.contacts, self.groups, self.newsletters, self.replies):
             for table in tables.values():
                 table.rows.clear()
                 table.dirty.clear()
         self._clear_indexes()
+        self.reply_rate, self.reply_seconds = self.config.reply_rate, self.config.reply_seconds
         self.balance = {gw: float(self.config.balance) for gw in BILLED_GATEWAYS}
         self.spent = {gw: 0.0 for gw in BILLED_GATEWAYS}
         self.requests.clear()
@@ -397,6 +495,7 @@ class SandboxState:
             ("contact", self.contacts),
             ("group", self.groups),
             ("newsletter", self.newsletters),
+            ("reply", self.replies),
         ):
             for gateway, table in tables.items():
                 yield f"{kind}/{gateway}", table
@@ -433,6 +532,7 @@ class SandboxState:
             "clock_now": self.now(),
             "clock_offset": self.clock.offset,
             "timezones": dict(self.timezones),  # a copy: the snapshot is written from a thread
+            "reply_simulation": {"rate": self.reply_rate, "seconds": self.reply_seconds},
         }
 
     def restore(self, meta: dict[str, Any], rows: dict[str, list[tuple[str, str]]]) -> None:
@@ -458,6 +558,9 @@ class SandboxState:
         self.balance.update(meta["balance"])
         self.spent.update(meta["spent"])
         self.timezones.update(meta.get("timezones", {}))  # absent from files of older sandboxes
+        simulation = meta.get("reply_simulation") or {}
+        self.reply_rate = simulation.get("rate", self.reply_rate)
+        self.reply_seconds = simulation.get("seconds", self.reply_seconds)
         if self.clock.frozen:
             self.clock.set_now(meta["clock_now"])
         else:
@@ -471,6 +574,8 @@ class SandboxState:
                     self._index_message(key, row)
                 elif kind == "contact":
                     self._index_contact(key, row)
+                elif kind == "reply":
+                    self._index_reply(key, row)
 
 
 def _encode(row: Any) -> str:
@@ -484,6 +589,8 @@ def _decode(kind: str, data: str) -> Any:
     values = json.loads(data)
     if kind == "message":
         return Message(*values)
+    if kind == "reply":
+        return Reply(*values)
     if kind == "contact":
         return Contact(*values)
     if kind == "group":

@@ -89,6 +89,31 @@ class SandboxServer:
         restores the starting balance)."""
         return self._call("POST", "balance", json={"gateway": gateway, "balance": balance})
 
+    def replies(self, gateway: str | None = None) -> list[dict[str, Any]]:
+        """Replies, arrived or not yet (``arrived``), oldest first: ``id`` (the gateway's), ``from``,
+        ``to``, ``text``, ``received_at``, ``origin`` (simulated or injected), ``keyword``..."""
+        return self._call("GET", "replies", params={"gateway": gateway} if gateway else None)
+
+    def inject_reply(
+        self,
+        gateway: str,
+        sender: str,
+        text: str,
+        *,
+        to: str | int | None = None,
+        received_at: str | None = None,
+    ) -> dict[str, Any]:
+        """Receive ``text`` from ``sender`` at ``gateway`` (now, or at the ISO time ``received_at``);
+        returns the reply as :meth:`replies` lists it."""
+        body = {"gateway": gateway, "from": sender, "text": text, "to": to, "received_at": received_at}
+        return self._call("POST", "replies", json={k: v for k, v in body.items() if v is not None})
+
+    def set_reply_simulation(self, rate: float | None = None, seconds: float | None = None) -> dict[str, Any]:
+        """Change the share of recipients who reply and the delay bound (for messages sent from now on);
+        ``rate=0`` turns simulated replies off until ``reset()``."""
+        body = {"rate": rate, "seconds": seconds}
+        return self._call("POST", "reply-simulation", json={k: v for k, v in body.items() if v is not None})
+
     def expire_tokens(self) -> None:
         """Invalidate every SmsGateway24 token."""
         self._call("POST", "expire-tokens")

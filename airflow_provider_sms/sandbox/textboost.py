@@ -12,8 +12,9 @@ oldest first; ``/sms/campaign`` sends to each distinct phone of the given groups
 
 from __future__ import annotations
 
+import heapq
 import math
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -27,8 +28,9 @@ from airflow_provider_sms.sandbox.common import (
     read_fields,
     respond,
     text_field,
+    wire_party,
 )
-from airflow_provider_sms.sandbox.state import Contact, Group, Message, SandboxState
+from airflow_provider_sms.sandbox.state import Contact, Group, Message, Reply, SandboxState
 from airflow_provider_sms.sandbox.validation import (
     MAX_PAGE,
     as_int,
@@ -61,6 +63,33 @@ class TextBoostError(Exception):
 def uid(seq: int, salt: int) -> str:
     """A 13-hex-digit uid like PHP's ``uniqid()``; the affine map keeps it unique per sequence number."""
     return f"{(seq * 0x9E3779B1 + salt) % 16**13:013x}"
+
+
+MESSAGE_SALT = 0x606812E63F78B
+REPLY_SEQ_OFFSET = 2**40
+
+
+def reply_id(reply: Reply) -> str:
+    """The uid of a received message: past every sent message's sequence, so never one of theirs."""
+    return uid(reply.seq + REPLY_SEQ_OFFSET, MESSAGE_SALT)
+
+
+class _Merged:
+    """Sent messages and received replies as one list in time order, read lazily (a page reads
+    only as far as it reaches)."""
+
+    def __init__(self, sent: Collection[Message], received: list[Reply]) -> None:
+        self.sent, self.received = sent, received
+
+    def __len__(self) -> int:
+        return len(self.sent) + len(self.received)
+
+    def __iter__(self) -> Iterator[Message | Reply]:
+        return heapq.merge(self.sent, self.received, key=_time)
+
+
+def _time(item: Message | Reply) -> float:
+    return item.received_at if isinstance(item, Reply) else item.created_at
 
 
 def create_router(state: SandboxState) -> APIRouter:
@@ -367,7 +396,7 @@ def create_router(state: SandboxState) -> APIRouter:
         seq = state.next_seq("message")
         message = Message(
             gateway=GATEWAY,
-            id=uid(seq, 0x606812E63F78B),
+            id=uid(seq, MESSAGE_SALT),
             seq=seq,
             recipient=recipient,
             body=values["body"],
@@ -495,19 +524,49 @@ def create_router(state: SandboxState) -> APIRouter:
             "stats": stats,
         }
 
+    def render_reply(reply: Reply) -> dict[str, Any]:
+        return {
+            "uid": reply_id(reply),
+            "to": wire_party(reply.recipient),
+            "from": digits(reply.sender),
+            "message": reply.text,
+            "status": "Delivered",
+            "cost": "0",
+            "sms_count": count_segments(reply.text) if reply.text else 1,
+            "direction": "incoming",
+            "sms_type": "plain",
+            "schedule_time": None,
+            "campaign_uid": None,
+            "created_at": iso_utc(reply.received_at),
+            "updated_at": iso_utc(reply.received_at),
+        }
+
     @route("GET", "/sms")
     def list_messages(request: Request, fields: dict[str, Any]) -> dict[str, Any]:
-        """Messages, oldest first (paginated)."""
+        """Messages sent and received (``direction`` outgoing or incoming), oldest first (paginated)."""
         now = state.now()
-        return paginate(request, fields, messages.rows.values(), lambda message: render_message(message, now))
+        received = state.arrived_replies(GATEWAY, now)
+        if not received:
+            return paginate(
+                request, fields, messages.rows.values(), lambda message: render_message(message, now)
+            )
+        return paginate(
+            request,
+            fields,
+            _Merged(messages.rows.values(), received),
+            lambda item: render_reply(item) if isinstance(item, Reply) else render_message(item, now),
+        )
 
     @route("GET", "/sms/{message_id}")
     def show_message(request: Request, fields: dict[str, Any], message_id: str) -> dict[str, Any]:
-        """One message."""
+        """One message, sent or received."""
         message = messages.get(message_id)
-        if message is None:
-            raise TextBoostError(404, f"Message {message_id} not found.")
-        return render_message(message)
+        if message is not None:
+            return render_message(message)
+        for reply in state.arrived_replies(GATEWAY, state.now()):
+            if reply_id(reply) == message_id:
+                return render_reply(reply)
+        raise TextBoostError(404, f"Message {message_id} not found.")
 
     # ------------------------------------------------------------------ account
     def units() -> str:
