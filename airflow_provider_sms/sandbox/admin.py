@@ -20,6 +20,7 @@ from airflow_provider_sms.sandbox.config import DEVICE_IDS
 from airflow_provider_sms.sandbox.faults import FAULT_KINDS, FaultConfig, FaultInjector
 from airflow_provider_sms.sandbox.state import (
     ACCOUNT_NUMBERS,
+    BILLED_GATEWAYS,
     GATEWAYS,
     INJECTED,
     Contact,
@@ -346,6 +347,29 @@ def create_admin_router(state: SandboxState, injector: FaultInjector) -> APIRout
     async def stats() -> dict[str, Any]:
         """Request, message, contact and fault counts."""
         return collect_stats(state, injector)
+
+    @router.post("/balance")
+    async def set_balance(request: Request) -> Any:
+        """Set ``{"gateway": "smstools" | "textboost", "balance": x}``: the credits (Smstools) or SMS
+        units (TextBoost) left; ``reset`` restores the starting balance."""
+        try:
+            body = await read_json(request)
+            amount = body.get("balance") if isinstance(body, dict) else None
+            gateway = body.get("gateway") if isinstance(body, dict) else None
+            if (
+                gateway not in BILLED_GATEWAYS
+                or isinstance(amount, bool)
+                or not isinstance(amount, int | float)
+            ):
+                raise BadBody(
+                    f'expected {{"gateway": one of {", ".join(BILLED_GATEWAYS)}, "balance": <number>}}'
+                )
+            if not 0 <= _as_float(amount) < math.inf:
+                raise BadBody("balance must be a finite number, 0 or more")
+        except BadBody as exc:
+            return _bad_request(str(exc))
+        state.balance[gateway] = _as_float(amount)
+        return dict(state.balance)
 
     @router.get("/replies")
     async def list_replies(request: Request) -> Any:

@@ -75,15 +75,6 @@ class ContactSyncState(SqlTable):
     def ensure_table(self) -> None:
         self.create(STATE_COLUMNS, STATE_KEY)
 
-    def exists(self) -> bool:
-        """Whether the table exists (a dry run reads the state without creating it)."""
-        try:
-            self.query(f"SELECT 1 FROM {self.quoted} WHERE 1 = 0")
-        except Exception:
-            self.conn.rollback()
-            return False
-        return True
-
     def _where_list(self) -> str:
         return f"gateway = {self.ph} AND list_id = {self.ph}"
 
@@ -142,6 +133,14 @@ class ContactSyncState(SqlTable):
             if len(rows) < PAGE:
                 return
             after = rows[-1][0]
+
+    def phones(self, list_id: str) -> list[str] | None:
+        """The numbers the state says ``list_id`` holds (a write in flight included), or None when
+        it has no complete record of that list (or no table): what a gateway that cannot list its
+        contacts (SmsGateway24) holds is known only here."""
+        if not self.exists() or not self.is_complete(list_id):
+            return None
+        return sorted({c.phone for c in self.iter_list(list_id) if c.phone})
 
     def save(
         self,
