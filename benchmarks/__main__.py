@@ -4,6 +4,7 @@
     python -m benchmarks --quick                  # small sizes, a smoke test of the whole run (~2 min)
     python -m benchmarks --only send --messages 20000 --gateways smsgateway24 --ledgers sqlite
     python -m benchmarks --profile --json out.json --markdown out.md
+    python -m benchmarks --only ui               # the campaigns page over a 1M-row PostgreSQL ledger
 
 The sandbox gateway runs as a separate process (``start_sandbox_process``), so client and server do
 not share a GIL; on a 2-core machine they still share the cores.
@@ -32,7 +33,7 @@ from benchmarks.common import (
     workdir,
 )
 
-BENCHMARKS = ("send", "sync", "reconcile", "memory")
+BENCHMARKS = ("send", "sync", "reconcile", "memory", "ui")
 QUICK = {
     "messages": 5_000,
     "naive_messages": 1_000,
@@ -40,6 +41,7 @@ QUICK = {
     "contacts": 20_000,
     "status_rows": 20_000,
     "naive_commit_rows": 2_000,
+    "ui_rows": 50_000,
 }
 
 
@@ -97,6 +99,16 @@ def build_parser() -> argparse.ArgumentParser:
         "a WAL flush per row: about 3.5 ms each on this machine)",
     )
     parser.add_argument(
+        "--ui-rows",
+        type=int,
+        default=1_000_000,
+        help="ledger rows of the campaigns page benchmark (PostgreSQL)",
+    )
+    parser.add_argument("--ui-repeats", type=int, default=5, help="calls per phase after the first")
+    parser.add_argument(
+        "--no-ui-http", action="store_true", help="ui: skip the phase over a real airflow api-server"
+    )
+    parser.add_argument(
         "--profile", action="store_true", help="profile one provider send per gateway (pyinstrument)"
     )
     parser.add_argument("--profile-messages", type=int, default=20_000)
@@ -120,7 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     ledgers = _csv(args.ledgers)
     memory_sources = _csv(args.memory_sources)
     missing_pg = postgres_unavailable()
-    if missing_pg and ("postgres" in ledgers or "postgres" in memory_sources or "reconcile" in only):
+    if missing_pg and (
+        "postgres" in ledgers or "postgres" in memory_sources or "reconcile" in only or "ui" in only
+    ):
         log(f"skipping PostgreSQL: {missing_pg}")
         ledgers = [x for x in ledgers if x != "postgres"]
         memory_sources = [x for x in memory_sources if x != "postgres"]
@@ -183,6 +197,16 @@ def main(argv: list[str] | None = None) -> int:
                     _print(new)
                 else:
                     log("reconcile: airflow_provider_sms/operators/report.py does not exist yet; skipped")
+            if "ui" in only:
+                if missing_pg:
+                    log("ui: needs PostgreSQL; skipped")
+                else:
+                    from benchmarks import ui
+
+                    new, numbers = ui.run(args.ui_rows, args.ui_repeats, tmp, http=not args.no_ui_http)
+                    tables += new
+                    results["ui"] = numbers
+                    _print(new)
             if "memory" in only:
                 from benchmarks import memory
 
