@@ -39,6 +39,7 @@ class Settings:
     ledger_table: str
     report_table: str
     cost_per_segment: float | None
+    problems: tuple[str, ...] = ()  # settings that could not be used
 
     @classmethod
     def from_conf(cls) -> Settings:
@@ -49,13 +50,13 @@ class Settings:
         def get(name: str) -> str:
             return conf.get(SECTION, name, fallback=CONFIG_OPTIONS[name]["default"]) or ""
 
-        cost = get("cost_per_segment").strip()
-        return cls(
-            ledger_conn_id=get("ledger_conn_id"),
-            ledger_table=get("ledger_table"),
-            report_table=get("report_table"),
-            cost_per_segment=float(cost) if cost else None,
-        )
+        text = get("cost_per_segment").strip()
+        cost, problems = None, ()
+        try:
+            cost = float(text) if text else None
+        except ValueError:
+            problems = (f"[{SECTION}] cost_per_segment is not a number ({text!r}): no cost is estimated.",)
+        return cls(get("ledger_conn_id"), get("ledger_table"), get("report_table"), cost, problems)
 
     @property
     def ledger_asset_uri(self) -> str:
@@ -201,7 +202,9 @@ class Listing:
 
 
 def open_store(settings: Settings, problems: list[Problem]) -> CampaignStore | None:
-    """The ledger's connection, or None with a failed problem saying why it cannot be opened."""
+    """The ledger's connection, or None with a failed problem saying why it cannot be opened (and
+    the settings' own problems first)."""
+    problems += [Problem("failed", text) for text in settings.problems]
     try:
         return CampaignStore(settings.ledger_conn_id, settings.ledger_table, settings.report_table)
     except Exception as exc:

@@ -217,3 +217,20 @@ def test_the_ledger_is_read_through_a_read_only_connection(campaigns, sql_conn_i
     finally:
         store.close()
     assert sql(sql_conn_id)("SELECT COUNT(*) FROM sms_messages")[0][0] == 24
+
+
+def test_a_campaign_key_is_text_on_the_pages_never_markup(
+    sandbox, sms_conn_env, sqlite_conn_id, metadata_session
+):
+    key = '<img src=x onerror="alert(1)">&'
+    send(sms_conn_env["smstools"], sqlite_conn_id, key, "Hello")
+    s = settings(sqlite_conn_id)
+    listing = pages.listing(metadata_session, EVERY, settings=s)
+    detail = pages.detail(metadata_session, EVERY, key, settings=s)
+    for html in (views.render_listing(listing, LINKS, "", ""), views.render_detail(detail, LINKS)):
+        assert "<img src=x" not in html
+        assert (
+            "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;&amp;" in html
+            or "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;&amp;" in html
+        )
+    assert figures(views.render_listing(listing, LINKS, "", ""))[key]["accepted"] == "5"
