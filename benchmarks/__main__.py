@@ -5,6 +5,7 @@
     python -m benchmarks --only send --messages 20000 --gateways smsgateway24 --ledgers sqlite
     python -m benchmarks --profile --json out.json --markdown out.md
     python -m benchmarks --only phones            # phone validation against phonenumbers, 1M numbers
+    python -m benchmarks --only ui               # the campaigns page over a 1M-row PostgreSQL ledger
 
 The sandbox gateway runs as a separate process (``start_sandbox_process``), so client and server do
 not share a GIL; on a 2-core machine they still share the cores.
@@ -33,7 +34,7 @@ from benchmarks.common import (
     workdir,
 )
 
-BENCHMARKS = ("send", "sync", "reconcile", "memory", "phones")
+BENCHMARKS = ("send", "sync", "reconcile", "memory", "phones", "ui")
 QUICK = {
     "phones": 20_000,
     "messages": 5_000,
@@ -42,6 +43,7 @@ QUICK = {
     "contacts": 20_000,
     "status_rows": 20_000,
     "naive_commit_rows": 2_000,
+    "ui_rows": 50_000,
 }
 
 
@@ -102,6 +104,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--phones", type=int, default=1_000_000, help="generated numbers in the phone validation benchmark"
     )
     parser.add_argument(
+        "--ui-rows",
+        type=int,
+        default=1_000_000,
+        help="ledger rows of the campaigns page benchmark (PostgreSQL)",
+    )
+    parser.add_argument("--ui-repeats", type=int, default=5, help="calls per phase after the first")
+    parser.add_argument(
+        "--no-ui-http", action="store_true", help="ui: skip the phase over a real airflow api-server"
+    )
+    parser.add_argument(
         "--profile", action="store_true", help="profile one provider send per gateway (pyinstrument)"
     )
     parser.add_argument("--profile-messages", type=int, default=20_000)
@@ -125,7 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     ledgers = _csv(args.ledgers)
     memory_sources = _csv(args.memory_sources)
     missing_pg = postgres_unavailable()
-    if missing_pg and ("postgres" in ledgers or "postgres" in memory_sources or "reconcile" in only):
+    if missing_pg and (
+        "postgres" in ledgers or "postgres" in memory_sources or "reconcile" in only or "ui" in only
+    ):
         log(f"skipping PostgreSQL: {missing_pg}")
         ledgers = [x for x in ledgers if x != "postgres"]
         memory_sources = [x for x in memory_sources if x != "postgres"]
@@ -190,6 +204,16 @@ def main(argv: list[str] | None = None) -> int:
                     _print(new)
                 else:
                     log("reconcile: airflow_provider_sms/operators/report.py does not exist yet; skipped")
+            if "ui" in only:
+                if missing_pg:
+                    log("ui: needs PostgreSQL; skipped")
+                else:
+                    from benchmarks import ui
+
+                    new, numbers = ui.run(args.ui_rows, args.ui_repeats, tmp, http=not args.no_ui_http)
+                    tables += new
+                    results["ui"] = numbers
+                    _print(new)
             if "memory" in only:
                 from benchmarks import memory
 

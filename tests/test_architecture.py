@@ -26,6 +26,8 @@ ALLOWED = {
     "sensors": MODEL | {"hooks", "storage", "campaign", "triggers"},
     "triggers": MODEL | {"hooks", "storage", "campaign"},
     "notifications": MODEL | {"hooks"},
+    # The UI face: reads storage (never hooks or engines); its config is declared in provider info.
+    "plugins": MODEL | {"storage", "get_provider_info"},
     "__init__": set(),
 }
 SQL = re.compile(
