@@ -179,7 +179,7 @@ def create_router(state: SandboxState) -> APIRouter:
     @route("GET", "/contacts")
     def list_groups(request: Request, fields: dict[str, Any]) -> dict[str, Any]:
         """Contact groups (paginated)."""
-        return paginate(request, fields, groups.rows.values(), render_group)
+        return paginate(request, fields, groups.ordered(), render_group)
 
     @route("POST", "/contacts/{group_id}/show")
     def show_group(request: Request, fields: dict[str, Any], group_id: str) -> dict[str, Any]:
@@ -499,7 +499,7 @@ def create_router(state: SandboxState) -> APIRouter:
     def list_messages(request: Request, fields: dict[str, Any]) -> dict[str, Any]:
         """Messages, oldest first (paginated)."""
         now = state.now()
-        return paginate(request, fields, messages.rows.values(), lambda message: render_message(message, now))
+        return paginate(request, fields, messages.ordered(), lambda message: render_message(message, now))
 
     @route("GET", "/sms/{message_id}")
     def show_message(request: Request, fields: dict[str, Any], message_id: str) -> dict[str, Any]:
