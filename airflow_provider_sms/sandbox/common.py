@@ -101,7 +101,9 @@ def page_items(items: Iterable[Any], page: int, size: int, render: Callable[[Any
     iterable is walked from its start.
     """
     start = (page - 1) * size
-    chosen = items[start : start + size] if isinstance(items, Sequence) else islice(items, start, start + size)
+    chosen = (
+        items[start : start + size] if isinstance(items, Sequence) else islice(items, start, start + size)
+    )
     return [render(item) for item in chosen]
 
 

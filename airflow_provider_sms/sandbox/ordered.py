@@ -56,7 +56,8 @@ class OrderedRows(dict[K, V]):
             if self._order_key is not None and self._monotone:
                 rank = self._order_key(value)
                 if self._last is not None and rank < self._last:
-                    self._monotone = False
+                    # Perhaps out of order, perhaps only below a value since removed: recheck lazily.
+                    self._monotone = None
                 self._last = rank
         dict.__setitem__(self, key, value)
 
@@ -186,4 +187,3 @@ class InOrder(Sequence[T], Generic[T]):
         if isinstance(position, slice):
             return [lookup[key] for key in keys[position]]
         return lookup[keys[position]]
-
