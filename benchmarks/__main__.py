@@ -32,7 +32,7 @@ from benchmarks.common import (
     workdir,
 )
 
-BENCHMARKS = ("send", "sync", "reconcile", "memory")
+BENCHMARKS = ("send", "sync", "reconcile", "memory", "paging")
 QUICK = {
     "messages": 5_000,
     "naive_messages": 1_000,
@@ -40,6 +40,8 @@ QUICK = {
     "contacts": 20_000,
     "status_rows": 20_000,
     "naive_commit_rows": 2_000,
+    "paging_items": 20_000,
+    "paging_contacts": 20_000,
 }
 
 
@@ -95,6 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=20_000,
         help="statuses of the naive upsert committed per row (at most --naive-status-rows;\n"
         "a WAL flush per row: about 3.5 ms each on this machine)",
+    )
+    parser.add_argument(
+        "--paging-items", type=int, default=1_000_000, help="messages per gateway in the paging benchmark"
+    )
+    parser.add_argument(
+        "--paging-contacts", type=int, default=1_000_000, help="Smstools contacts in the paging benchmark"
     )
     parser.add_argument(
         "--profile", action="store_true", help="profile one provider send per gateway (pyinstrument)"
@@ -192,6 +200,15 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 tables += new
                 results["memory"] = numbers
+                _print(new)
+            if "paging" in only:
+                from benchmarks import paging
+
+                new, numbers = paging.run(
+                    sandbox.url, gateways, args.paging_items, args.paging_contacts, pool
+                )
+                tables += new
+                results["paging"] = numbers
                 _print(new)
     finally:
         sandbox.stop()
