@@ -2,9 +2,9 @@
 
 Counting every message's status on each load cost about 4 s per million messages, on the event
 loop, every 5 s while the page was open. ``Tally`` keeps the counts instead: a load reads only the
-messages added since the last one and those whose status can still change; a status that equals
-the message's status at the end of time never changes again. The first look at a big state
-still reads it all, in chunks that let gateway requests through in between.
+messages added since the last one and those whose status can still change (a status that ends
+every delivery timeline it is in never changes again). The first look at a big state still reads
+it all, in chunks that let gateway requests through in between.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from html import escape
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
-from airflow_provider_sms.sandbox import charts
+from airflow_provider_sms.sandbox import charts, delivery
 from airflow_provider_sms.sandbox.faults import FAULT_KINDS, FaultConfig, FaultInjector
 from airflow_provider_sms.sandbox.ordered import OrderedRows
 from airflow_provider_sms.sandbox.state import GATEWAYS, Message, SandboxState
@@ -57,7 +57,22 @@ HANDED_ON = frozenset({"sent", "delivered", "undelivered"})  # left the gateway 
 MINUTES = 30  # the per-minute charts show this many minutes up to the newest message
 LATEST = 100
 CHUNK = 20_000  # messages read between two yields to the event loop
-FAR_FUTURE = math.inf
+
+
+def _terminal_statuses() -> dict[str, frozenset[str | int]]:
+    """Per gateway, the raw statuses that end a delivery timeline and appear nowhere else in the
+    gateway's timelines: a message showing one (once due) has its final status."""
+    terminal = {}
+    for gateway, timelines in delivery.TIMELINES.items():
+        last = {steps[-1][1] for steps in timelines.values()}
+        earlier = {raw for steps in timelines.values() for _, raw in steps[:-1]}
+        terminal[gateway] = frozenset(last - earlier)
+    return terminal
+
+
+# Why not ask ``state.status(message, math.inf)``: a second status per message doubled the cost
+# of a first look at a big state. A status outside these sets is simply read again next time.
+TERMINAL = _terminal_statuses()
 
 
 # ---------------------------------------------------------------------------------------------- counts
@@ -74,14 +89,17 @@ class GatewayTally:
     finished_per_minute: dict[int, Counter[str]] = field(default_factory=dict)
 
     def _settled(self, state: SandboxState, message: Message, now: float) -> tuple[tuple[str, str], bool]:
-        """The message's (raw, normalised) status at ``now``, and whether it is final: the status it
-        will have at the end of time (it can never change again: the clock only moves forward)."""
+        """The message's (raw, normalised) status at ``now``, and whether it is final (``TERMINAL``:
+        it can never change again, the clock only moves forward); a final one is counted in ``final``."""
         raw = state.status(message, now)
         key = (str(raw), state.normalized(message, raw, now))
-        if now >= message.send_at and raw == state.status(message, FAR_FUTURE):
+        if raw in TERMINAL.get(message.gateway, ()) and now >= message.send_at:
             self.final[key] += 1
             minute = int(message.created_at // 60)
-            self.finished_per_minute.setdefault(minute, Counter())[key[1]] += 1
+            finished = self.finished_per_minute.get(minute)
+            if finished is None:
+                finished = self.finished_per_minute[minute] = Counter()
+            finished[key[1]] += 1
             return key, True
         return key, False
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import shutil
 import subprocess
@@ -18,8 +19,9 @@ from typing import Any
 import pytest
 import requests
 
+from airflow_provider_sms.sandbox import delivery
 from airflow_provider_sms.sandbox.faults import FaultConfig
-from airflow_provider_sms.sandbox.page import LATEST, fault_sentences
+from airflow_provider_sms.sandbox.page import LATEST, TERMINAL, fault_sentences
 from airflow_provider_sms.sandbox.testing import SandboxServer
 
 from .helpers import SG24_LOGIN, SMSTOOLS_AUTH, TEXTBOOST_AUTH, later
@@ -335,3 +337,18 @@ def test_headless_chromium_renders_the_page_with_its_numbers(sandbox, http, tmp_
             == stats[gateway]["by_normalized_status"]["delivered"]
         )
     assert reader.tags.count("svg") == 12
+
+
+def test_a_terminal_status_never_changes_again():
+    """The page counts a message with a terminal status once and never reads it again."""
+    rng = random.Random(5)
+    for gateway, terminal in TERMINAL.items():
+        assert terminal  # each gateway's delivered, undelivered and failed
+        for _ in range(2000):
+            outcome = rng.choice([None, delivery.DELIVERED, delivery.UNDELIVERED, delivery.FAILED])
+            recipient = f"+3161234{rng.randrange(10000):04d}"
+            send_at, now = rng.uniform(0, 100), rng.uniform(0, 110)
+            raw = delivery.raw_status(gateway, recipient, send_at, now, 2.0, outcome)
+            if raw in terminal and now >= send_at:
+                later_now = now + rng.expovariate(0.1)
+                assert delivery.raw_status(gateway, recipient, send_at, later_now, 2.0, outcome) == raw
