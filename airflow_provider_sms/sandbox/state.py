@@ -381,7 +381,8 @@ class SandboxState:
         return contact
 
     def members_of(self, gateway: str, list_id: str | int) -> Sequence[Contact]:
-        """The list's contacts in the order they joined it (a view: slices cost their length)."""
+        """The list's contacts in the order they were added or last changed (a view: slices cost
+        their length)."""
         members = self.members.get((gateway, str(list_id)))
         return InOrder(OrderedRows() if members is None else members, self.contacts[gateway].rows)
 

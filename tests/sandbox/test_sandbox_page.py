@@ -337,6 +337,11 @@ def test_headless_chromium_renders_the_page_with_its_numbers(sandbox, http, tmp_
             == stats[gateway]["by_normalized_status"]["delivered"]
         )
     assert reader.tags.count("svg") == 12
+    # The API page it links renders in the browser too, with nothing but the sandbox to load from.
+    docs = subprocess.run(
+        [*flags, "--dump-dom", f"{sandbox.url}/docs"], capture_output=True, text=True, timeout=120
+    )
+    assert docs.returncode == 0 and "<code>/v1/message/logging</code>" in docs.stdout
 
 
 def test_a_terminal_status_never_changes_again():
