@@ -2,7 +2,7 @@
 
 A dict keeps insertion order but reaches its n-th item only by walking past n items, which made
 page 500 of a 1M-message listing twice as slow as page 1. ``OrderedRows`` is a dict that also keeps
-its keys in a list, so a window of positions is a slice.
+its values in a list, so a window of positions is a slice.
 """
 
 from __future__ import annotations
@@ -17,24 +17,26 @@ T = TypeVar("T")
 
 
 class OrderedRows(dict[K, V]):
-    """A dict whose keys can also be read by position, in insertion order (the dict's own order).
+    """A dict whose values can also be read by position, in insertion order (the dict's own order).
 
-    Adding a key appends it to a list kept beside the dict. Removing one (rare here: a cancelled
-    message, a deleted contact) only marks the list stale; the next read by position rebuilds it
-    from the dict in one C-speed pass (about 20 ms per million keys). Every mutating dict method
-    goes through these overrides, so code that writes ``rows[key] = row`` keeps the list right.
+    Adding a key appends its value to a list kept beside the dict: the values, not the keys, since
+    looking a million keys up again costs a random memory access each, a slice of values none.
+    Removing a key or replacing its value (rare here: a cancelled message, a deleted contact) only
+    marks the list stale; the next read by position rebuilds it from the dict in one C-speed pass
+    (a few ms per million values). Every mutating dict method goes through these overrides, so
+    code that writes ``rows[key] = row`` keeps the list right.
 
     ``order_key`` (e.g. a message's creation time) lets :meth:`between` find a range by bisection
     as long as the values were added in non-decreasing order of it; otherwise it says so.
     """
 
-    __slots__ = ("_keys", "_last", "_monotone", "_order_key", "_stale", "epoch")
+    __slots__ = ("_last", "_monotone", "_order_key", "_stale", "_values", "epoch")
 
     def __init__(
         self, items: Mapping[K, V] | Iterable[tuple[K, V]] = (), order_key: Callable[[V], Any] | None = None
     ) -> None:
         super().__init__()
-        self._keys: list[K] = []
+        self._values: list[V] = []
         self._stale = False
         self._order_key = order_key
         self._monotone: bool | None = True  # None: unknown until computed
@@ -47,12 +49,13 @@ class OrderedRows(dict[K, V]):
     # ------------------------------------------------------------------ the dict's mutators
     def __setitem__(self, key: K, value: V) -> None:
         if dict.__contains__(self, key):
+            self._stale = True
             self.epoch += 1
             if self._order_key is not None:
                 self._monotone = None
         else:
             if not self._stale:
-                self._keys.append(key)
+                self._values.append(value)
             if self._order_key is not None and self._monotone:
                 rank = self._order_key(value)
                 if self._last is not None and rank < self._last:
@@ -89,7 +92,7 @@ class OrderedRows(dict[K, V]):
 
     def clear(self) -> None:
         dict.clear(self)
-        self._keys = []
+        self._values = []
         self._stale = False
         self._monotone = True
         self._last = None
@@ -109,23 +112,19 @@ class OrderedRows(dict[K, V]):
         return self
 
     # ------------------------------------------------------------------ reads by position
-    def _ordered(self) -> list[K]:
+    def _ordered(self) -> list[V]:
         if self._stale:
-            self._keys = list(dict.keys(self))
+            self._values = list(dict.values(self))
             self._stale = False
-        return self._keys
-
-    def keys_between(self, start: int, stop: int) -> list[K]:
-        """The keys at positions ``start`` to ``stop`` (as a slice: clamped, negatives from the end)."""
-        return self._ordered()[start:stop]
+        return self._values
 
     def values_between(self, start: int, stop: int) -> list[V]:
-        get = dict.__getitem__
-        return [get(self, key) for key in self._ordered()[start:stop]]
+        """The values at positions ``start`` to ``stop`` (as a slice: clamped, negatives from the end)."""
+        return self._ordered()[start:stop]
 
     def in_order(self) -> InOrder[V]:
         """The values as a read-only sequence in insertion order (a view, not a copy)."""
-        return InOrder(self, self)
+        return InOrder(self)
 
     def monotone(self) -> bool:
         """Whether the values were added in non-decreasing ``order_key`` order (rechecked in one
@@ -141,7 +140,7 @@ class OrderedRows(dict[K, V]):
                     break
                 last = rank
             self._monotone = ordered
-            self._last = key(dict.__getitem__(self, self._ordered()[-1])) if self else None
+            self._last = key(self._ordered()[-1]) if self else None
         return self._monotone
 
     def between(self, low: Any = None, high: Any = None) -> Sequence[V]:
@@ -158,22 +157,19 @@ class OrderedRows(dict[K, V]):
 
 
 class InOrder(Sequence[T], Generic[T]):
-    """A read-only sequence over an ``OrderedRows``' keys in order, each mapped through ``lookup``:
-    indexing and slicing cost the size of the answer, not the position."""
+    """A read-only sequence over an ``OrderedRows``' values in order: indexing and slicing cost the
+    size of the answer, not the position."""
 
-    __slots__ = ("_index", "_lookup")
+    __slots__ = ("_rows",)
 
-    def __init__(self, index: OrderedRows[Any, Any], lookup: Mapping[Any, T]) -> None:
-        self._index, self._lookup = index, lookup
+    def __init__(self, rows: OrderedRows[Any, T]) -> None:
+        self._rows = rows
 
     def __len__(self) -> int:
-        return len(self._index)
+        return len(self._rows)
 
     def __iter__(self) -> Iterator[T]:
-        if self._lookup is self._index:
-            return iter(dict.values(self._index))
-        lookup = self._lookup
-        return (lookup[key] for key in self._index)
+        return iter(dict.values(self._rows))
 
     @overload
     def __getitem__(self, position: int) -> T: ...
@@ -182,8 +178,4 @@ class InOrder(Sequence[T], Generic[T]):
     def __getitem__(self, position: slice) -> list[T]: ...
 
     def __getitem__(self, position: int | slice) -> T | list[T]:
-        keys = self._index._ordered()
-        lookup = self._lookup
-        if isinstance(position, slice):
-            return [lookup[key] for key in keys[position]]
-        return lookup[keys[position]]
+        return self._rows._ordered()[position]

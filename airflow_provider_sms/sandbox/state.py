@@ -212,7 +212,8 @@ class SandboxState:
     def _clear_indexes(self) -> None:
         self.arrivals: Counter[tuple[str, str, str]] = Counter()  # (gateway, recipient, body)
         self.contact_arrivals: Counter[tuple[str, str, str]] = Counter()  # (gateway, list id, phone)
-        self.members: defaultdict[tuple[str, str], OrderedRows[str, None]] = defaultdict(OrderedRows)
+        # (gateway, list id) → contact key → contact, in the order they were added or last changed
+        self.members: defaultdict[tuple[str, str], OrderedRows[str, Contact]] = defaultdict(OrderedRows)
         self.by_customerid: defaultdict[str, list[str]] = defaultdict(list)
         self.scheduled: dict[str, dict[str, None]] = {gw: {} for gw in GATEWAYS}
 
@@ -351,7 +352,7 @@ class SandboxState:
 
     def _index_contact(self, key: str, contact: Contact) -> None:
         list_key = str(contact.list_id)
-        self.members[(contact.gateway, list_key)][key] = None
+        self.members[(contact.gateway, list_key)][key] = contact
         self.contact_arrivals[(contact.gateway, list_key, contact.phone)] += 1
 
     def _unindex_contact(self, key: str, contact: Contact) -> None:
@@ -384,7 +385,7 @@ class SandboxState:
         """The list's contacts in the order they were added or last changed (a view: slices cost
         their length)."""
         members = self.members.get((gateway, str(list_id)))
-        return InOrder(OrderedRows() if members is None else members, self.contacts[gateway].rows)
+        return InOrder(OrderedRows() if members is None else members)
 
     def add_newsletter(self, gateway: str, key: str, newsletter: dict[str, Any]) -> None:
         self.newsletters[gateway].put(key, newsletter)
