@@ -34,7 +34,7 @@ from benchmarks.common import (
     workdir,
 )
 
-BENCHMARKS = ("send", "sync", "reconcile", "memory", "phones", "ui")
+BENCHMARKS = ("send", "sync", "reconcile", "memory", "phones", "ui", "paging")
 QUICK = {
     "phones": 20_000,
     "messages": 5_000,
@@ -44,6 +44,8 @@ QUICK = {
     "status_rows": 20_000,
     "naive_commit_rows": 2_000,
     "ui_rows": 50_000,
+    "paging_items": 20_000,
+    "paging_contacts": 20_000,
 }
 
 
@@ -112,6 +114,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ui-repeats", type=int, default=5, help="calls per phase after the first")
     parser.add_argument(
         "--no-ui-http", action="store_true", help="ui: skip the phase over a real airflow api-server"
+    )
+    parser.add_argument(
+        "--paging-items", type=int, default=1_000_000, help="messages per gateway in the paging benchmark"
+    )
+    parser.add_argument(
+        "--paging-contacts", type=int, default=1_000_000, help="Smstools contacts in the paging benchmark"
     )
     parser.add_argument(
         "--profile", action="store_true", help="profile one provider send per gateway (pyinstrument)"
@@ -230,6 +238,15 @@ def main(argv: list[str] | None = None) -> int:
                 new, numbers = phones.run(args.phones)
                 tables += new
                 results["phones"] = numbers
+                _print(new)
+            if "paging" in only:
+                from benchmarks import paging
+
+                new, numbers = paging.run(
+                    sandbox.url, gateways, args.paging_items, args.paging_contacts, pool
+                )
+                tables += new
+                results["paging"] = numbers
                 _print(new)
     finally:
         if sandbox is not None:

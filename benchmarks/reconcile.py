@@ -18,8 +18,7 @@ equal the operator's row for that message, or the benchmark fails.
 A commit per row waits for the WAL flush (about 3.5 ms on this machine's disk), so that loop reads
 only the first ``naive_commit_rows`` statuses; the one-transaction loop the first
 ``naive_rows`` (default: all). Speed-ups compare rows per second. The samples favour the naive
-loops, if anything: their tables stay small, and the sandbox serves its first pages fastest (its
-paging costs grow with the page number).
+loops, if anything: their tables stay small.
 """
 
 from __future__ import annotations
@@ -267,7 +266,7 @@ def run(
     table.notes.append(
         "the naive loops write the operator's columns with the same never-backwards rule; every row "
         "they stored was checked equal to the operator's; they read the first statuses only (see "
-        "statuses), which favours them: small tables, the sandbox's cheapest pages"
+        "statuses), which favours them: small tables"
     )
     results["ratios"] = {
         "speedup_vs_commit_per_row": round(speedup["naive_commit"], 2),

@@ -1,18 +1,17 @@
-"""Admin and inspection API (``/_sandbox/...``) and the human-readable status page (``/``).
+"""Admin and inspection API (``/_sandbox/...``); the human-readable status page ``/`` is ``page.py``.
 
 None of these routes is counted as gateway traffic or ever faulted.
 """
 
 from __future__ import annotations
 
-import html
 import math
 from collections import Counter
 from datetime import datetime, timezone
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import JSONResponse
 
 from airflow_provider_sms.sandbox import replies, smsgateway24, smstools, textboost
 from airflow_provider_sms.sandbox.common import BadBody, read_json, respond
@@ -29,19 +28,6 @@ from airflow_provider_sms.sandbox.state import (
     SandboxState,
 )
 from airflow_provider_sms.sandbox.validation import e164_from_digits, iso_utc
-
-NORMALIZED_ORDER = (
-    "scheduled",
-    "queued",
-    "sending",
-    "sent",
-    "delivered",
-    "undelivered",
-    "failed",
-    "rejected",
-    "received",
-    "unknown",
-)
 
 
 def _bad_request(message: str) -> JSONResponse:
@@ -423,86 +409,3 @@ def create_admin_router(state: SandboxState, injector: FaultInjector) -> APIRout
         return {"status": "ok"}
 
     return router
-
-
-def create_page_router(state: SandboxState, injector: FaultInjector) -> APIRouter:
-    """``GET /``: a small auto-refreshing HTML page with counts per gateway and status."""
-    router = APIRouter(include_in_schema=False)
-
-    @router.get("/")
-    async def page() -> HTMLResponse:
-        return HTMLResponse(render_page(collect_stats(state, injector)))
-
-    return router
-
-
-def describe_faults(config: dict[str, Any]) -> str:
-    """The fault settings in words: "none", or e.g. "429 on 10% of requests (Retry-After 1 s), ..."."""
-    parts = []
-    for key, what in (("rate_429", "429"), ("rate_500", "500"), ("rate_503", "503")):
-        if config.get(key):
-            parts.append(f"{what} on {config[key]:.0%} of requests")
-            if key == "rate_429":
-                parts[-1] += f" (Retry-After {config.get('retry_after', 0):g} s)"
-    if config.get("commit_then_drop"):
-        parts.append(f"commit then drop the answer on {config['commit_then_drop']:.0%} of sends")
-    if config.get("latency_ms"):
-        parts.append(f"{config['latency_ms']:g} ms latency")
-    if not parts:
-        return "none (no fault injected)"
-    paths = config.get("paths")
-    return (
-        "; ".join(parts)
-        + (f"; only on paths containing {', '.join(paths)}" if paths else "; on every path")
-        + (f"; seed {config.get('seed', 0)}")
-    )
-
-
-def render_page(stats: dict[str, Any]) -> str:
-    esc = html.escape
-    columns = ("gateway", "requests since start", "messages", *NORMALIZED_ORDER)
-    head = "".join(f"<th>{esc(name)}</th>" for name in columns)
-    rows = []
-    for gateway in GATEWAYS:
-        counts = stats["messages"]["by_gateway"][gateway]
-        cells = [
-            esc(gateway),
-            str(stats["requests"]["by_gateway"][gateway]),
-            str(counts["total"]),
-            *(str(counts["by_normalized_status"].get(status, 0)) for status in NORMALIZED_ORDER),
-        ]
-        rows.append("<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>")
-    raw = "".join(
-        f"<li><b>{esc(gateway)}</b>: "
-        + (", ".join(f"{esc(k)}: {v}" for k, v in sorted(counts["by_status"].items())) or "none")
-        + f"; duplicates: {counts['duplicates']}</li>"
-        for gateway, counts in stats["messages"]["by_gateway"].items()
-    )
-    simulation = stats["replies"]["simulation"]
-    received = ", ".join(
-        f"{esc(gateway)}: {counts['arrived']} (+{counts['pending']} to come)"
-        for gateway, counts in stats["replies"]["by_gateway"].items()
-    )
-    faults = stats["faults"]
-    injected = ", ".join(f"{esc(kind)}: {count}" for kind, count in faults["injected"].items())
-    return f"""<!doctype html>
-<html><head><meta charset="utf-8"><meta http-equiv="refresh" content="5">
-<title>SMS sandbox gateway</title>
-<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:first-child{{text-align:left}}</style>
-</head><body>
-<h1>SMS sandbox gateway</h1>
-<p>Sandbox clock: {esc(stats["clock"]["now"])} (offset {stats["clock"]["offset_seconds"]:g} s,
-delivery in {stats["clock"]["delivery_seconds"]:g} s). Refreshes every 5 s.
-JSON: <a href="/_sandbox/stats">stats</a>, <a href="/_sandbox/messages">messages</a>,
-<a href="/_sandbox/contacts">contacts</a>, <a href="/docs">API docs</a>.</p>
-<h2>Messages by normalised status</h2>
-<table><tr>{head}</tr>{"".join(rows)}</table>
-<h2>Raw gateway statuses</h2><ul>{raw}</ul>
-<p>Messages, contacts and lists are kept in the state file (if any) across restarts; requests are
-counted since this server started.</p>
-<h2>Replies received</h2><p>{received}. Simulated: {simulation["rate"]:.0%} of recipients reply
-within {simulation["seconds"]:g} s of delivery (<a href="/_sandbox/replies">replies</a>).</p>
-<h2>Faults</h2><p>settings: {esc(describe_faults(faults["config"]))}</p><p>injected: {injected}</p>
-</body></html>
-"""

@@ -19,10 +19,11 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from airflow_provider_sms.sandbox import smsgateway24, smstools, textboost
-from airflow_provider_sms.sandbox.admin import create_admin_router, create_page_router
+from airflow_provider_sms.sandbox.admin import create_admin_router
 from airflow_provider_sms.sandbox.common import gateway_of, respond
 from airflow_provider_sms.sandbox.config import SandboxConfig
 from airflow_provider_sms.sandbox.faults import FaultInjector, connection_of, fault_body, retry_after_header
+from airflow_provider_sms.sandbox.page import create_page_router
 from airflow_provider_sms.sandbox.persistence import SqliteStore
 from airflow_provider_sms.sandbox.state import SandboxState
 

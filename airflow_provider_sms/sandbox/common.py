@@ -10,7 +10,7 @@ from __future__ import annotations
 import codecs
 import hmac
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from itertools import islice
 from typing import Any
 from urllib.parse import parse_qsl
@@ -95,9 +95,16 @@ def credentials_match(*pairs: tuple[str, str]) -> bool:
 
 
 def page_items(items: Iterable[Any], page: int, size: int, render: Callable[[Any], Any]) -> list[Any]:
-    """The rendered items of page ``page`` (from 1) of ``size`` items each."""
+    """The rendered items of page ``page`` (from 1) of ``size`` items each.
+
+    A sequence is sliced (a state's ``Table.ordered()`` slices at the cost of the page); any other
+    iterable is walked from its start.
+    """
     start = (page - 1) * size
-    return [render(item) for item in islice(items, start, start + size)]
+    chosen = (
+        items[start : start + size] if isinstance(items, Sequence) else islice(items, start, start + size)
+    )
+    return [render(item) for item in chosen]
 
 
 def respond(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:

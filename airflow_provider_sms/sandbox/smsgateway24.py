@@ -402,7 +402,7 @@ def create_router(state: SandboxState) -> APIRouter:
             rows = messages.rows
             candidates: Any = [rows[key] for key in state.by_customerid.get(str(int(customerid)), ())]
         else:
-            candidates = messages.rows.values()
+            candidates = messages.between(begin, end)  # by bisection: the filters below still apply
 
         now = state.now()
         device_id, status, sim = wanted["device_id"], wanted["status"], wanted["sim"]

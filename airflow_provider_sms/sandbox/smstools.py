@@ -318,7 +318,7 @@ def create_router(state: SandboxState) -> APIRouter:
     async def message_logging(request: Request) -> dict[str, Any]:
         """Sent messages with their delivery status, oldest first (paged)."""
         now = state.now()
-        return _page(request, messages.rows.values(), len(messages), "messages", lambda m: logged(m, now))
+        return _page(request, messages.ordered(), len(messages), "messages", lambda m: logged(m, now))
 
     def outbox_items() -> list[Message]:
         now, scheduled = state.now(), state.scheduled[GATEWAY]
@@ -520,7 +520,7 @@ def create_router(state: SandboxState) -> APIRouter:
     @route("GET", "/contact")
     async def list_contacts(request: Request) -> dict[str, Any]:
         """All contacts (paged)."""
-        return _page(request, contacts.rows.values(), len(contacts), "contacts", render_contact)
+        return _page(request, contacts.ordered(), len(contacts), "contacts", render_contact)
 
     @route("GET", "/contact/search/{keyword}")
     async def search_contacts(request: Request, keyword: str) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import math
 import secrets
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from datetime import timezone
 from typing import Any, Generic, TypeVar
@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 from airflow_provider_sms.sandbox import delivery, replies
 from airflow_provider_sms.sandbox.config import DEVICE_IDS, SandboxConfig
+from airflow_provider_sms.sandbox.ordered import InOrder, OrderedRows
 from airflow_provider_sms.sandbox.validation import UTC, zone
 
 GATEWAYS = ("smstools", "smsgateway24", "textboost")
@@ -140,17 +141,24 @@ class Group:
     updated_at: float
 
 
+def _created_at(message: Message) -> float:
+    return message.created_at
+
+
 Row = TypeVar("Row")
 _FIELDS = {cls: tuple(f.name for f in fields(cls)) for cls in (Message, Reply, Contact, Group)}
 
 
 class Table(Generic[Row]):
-    """An insertion-ordered ``key → row`` mapping that remembers the keys changed since the last snapshot."""
+    """An insertion-ordered ``key → row`` mapping that remembers the keys changed since the last snapshot.
+
+    Lists read it through :meth:`ordered` (or :meth:`between`), which reach a page by position.
+    """
 
     __slots__ = ("dirty", "rows", "track")
 
-    def __init__(self, track: bool) -> None:
-        self.rows: dict[str, Row] = {}
+    def __init__(self, track: bool, order_key: Callable[[Row], Any] | None = None) -> None:
+        self.rows: OrderedRows[str, Row] = OrderedRows(order_key=order_key)
         self.dirty: set[str] = set()
         self.track = track
 
@@ -175,6 +183,15 @@ class Table(Generic[Row]):
             self.dirty.add(key)
         return row
 
+    def ordered(self) -> Sequence[Row]:
+        """The rows in insertion order, as a sequence whose slices cost their length."""
+        return self.rows.in_order()
+
+    def between(self, low: Any = None, high: Any = None) -> Sequence[Row]:
+        """The rows whose order key (a message's ``created_at``) is within ``[low, high]``, in order;
+        every row when they were not added in that order: the caller filters them anyway."""
+        return self.rows.between(low, high)
+
 
 @dataclass
 class SnapshotBatch:
@@ -193,7 +210,7 @@ class SandboxState:
         self.config = config
         self.clock = SandboxClock(config.frozen_clock)
         track = config.state_file is not None
-        self.messages: dict[str, Table[Message]] = {gw: Table(track) for gw in GATEWAYS}
+        self.messages: dict[str, Table[Message]] = {gw: Table(track, _created_at) for gw in GATEWAYS}
         self.contacts: dict[str, Table[Contact]] = {gw: Table(track) for gw in GATEWAYS}
         self.groups: dict[str, Table[Group]] = {gw: Table(track) for gw in GATEWAYS}
         self.newsletters: dict[str, Table[dict[str, Any]]] = {gw: Table(track) for gw in GATEWAYS}
@@ -218,7 +235,8 @@ class SandboxState:
     def _clear_indexes(self) -> None:
         self.arrivals: Counter[tuple[str, str, str]] = Counter()  # (gateway, recipient, body)
         self.contact_arrivals: Counter[tuple[str, str, str]] = Counter()  # (gateway, list id, phone)
-        self.members: defaultdict[tuple[str, str], dict[str, None]] = defaultdict(dict)
+        # (gateway, list id) → contact key → contact, in the order they were added or last changed
+        self.members: defaultdict[tuple[str, str], OrderedRows[str, Contact]] = defaultdict(OrderedRows)
         self.by_customerid: defaultdict[str, list[str]] = defaultdict(list)
         self.scheduled: dict[str, dict[str, None]] = {gw: {} for gw in GATEWAYS}
         self.repliers: set[tuple[str, str]] = set()  # (gateway, number) with a simulated reply
@@ -431,7 +449,7 @@ class SandboxState:
 
     def _index_contact(self, key: str, contact: Contact) -> None:
         list_key = str(contact.list_id)
-        self.members[(contact.gateway, list_key)][key] = None
+        self.members[(contact.gateway, list_key)][key] = contact
         self.contact_arrivals[(contact.gateway, list_key, contact.phone)] += 1
 
     def _unindex_contact(self, key: str, contact: Contact) -> None:
@@ -460,9 +478,11 @@ class SandboxState:
             self.version += 1
         return contact
 
-    def members_of(self, gateway: str, list_id: str | int) -> list[Contact]:
-        rows = self.contacts[gateway].rows
-        return [rows[key] for key in self.members.get((gateway, str(list_id)), ())]
+    def members_of(self, gateway: str, list_id: str | int) -> Sequence[Contact]:
+        """The list's contacts in the order they were added or last changed (a view: slices cost
+        their length)."""
+        members = self.members.get((gateway, str(list_id)))
+        return InOrder(OrderedRows() if members is None else members)
 
     def add_newsletter(self, gateway: str, key: str, newsletter: dict[str, Any]) -> None:
         self.newsletters[gateway].put(key, newsletter)

@@ -22,6 +22,9 @@ class SandboxServer:
 
     def __init__(self, url: str) -> None:
         self.url = url.rstrip("/")
+        # The ASGI app when served from this process (``run_sandbox``), else None: tests compare what
+        # the server answers with what its state holds (``app.state.sandbox``).
+        self.app: Any = None
         self._session = requests.Session()
         self._session.trust_env = False  # never send local admin calls through a proxy
 
@@ -159,10 +162,12 @@ def run_sandbox(
         delivery_seconds=delivery_seconds, seed=seed, state_file=state_file, **options
     )
     sock = bind_socket(host, port)
-    server = build_server(create_app(config), sock)
+    app = create_app(config)
+    server = build_server(app, sock)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="sms-sandbox", daemon=True)
     thread.start()
     sandbox = SandboxServer(base_url(sock))
+    sandbox.app = app
     try:
         sandbox.wait_ready(alive=thread.is_alive)
         yield sandbox

@@ -208,7 +208,7 @@ def create_router(state: SandboxState) -> APIRouter:
     @route("GET", "/contacts")
     def list_groups(request: Request, fields: dict[str, Any]) -> dict[str, Any]:
         """Contact groups (paginated)."""
-        return paginate(request, fields, groups.rows.values(), render_group)
+        return paginate(request, fields, groups.ordered(), render_group)
 
     @route("POST", "/contacts/{group_id}/show")
     def show_group(request: Request, fields: dict[str, Any], group_id: str) -> dict[str, Any]:
@@ -547,13 +547,12 @@ def create_router(state: SandboxState) -> APIRouter:
         now = state.now()
         received = state.arrived_replies(GATEWAY, now)
         if not received:
-            return paginate(
-                request, fields, messages.rows.values(), lambda message: render_message(message, now)
-            )
+            return paginate(request, fields, messages.ordered(), lambda message: render_message(message, now))
+        # With replies, the two lists are merged lazily: a page reads only as far as it reaches.
         return paginate(
             request,
             fields,
-            _Merged(messages.rows.values(), received),
+            _Merged(messages.ordered(), received),
             lambda item: render_reply(item) if isinstance(item, Reply) else render_message(item, now),
         )
 

@@ -110,9 +110,12 @@ def test_the_sandbox_imports_neither_airflow_nor_the_provider_it_checks():
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     modules = eval(loaded)  # a printed list of module names
     assert "airflow" not in modules
-    assert [m for m in modules if not m.startswith("airflow_provider_sms.sandbox")] == [
-        "airflow_provider_sms"
-    ]
+    # Of the provider, only the model the architecture lets it share (no hook, no storage).
+    assert {m for m in modules if not m.startswith("airflow_provider_sms.sandbox")} <= {
+        "airflow_provider_sms",
+        "airflow_provider_sms.messages",
+        "airflow_provider_sms.phones",
+    }
 
 
 def _send_everywhere(url: str) -> list[object]:
