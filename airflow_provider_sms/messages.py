@@ -17,9 +17,11 @@ import phonenumbers
 __all__ = [
     "Contact",
     "ContactResult",
+    "Credit",
     "DeliveryStatus",
     "InboundMessage",
     "InvalidPhoneNumberError",
+    "OptOutEvent",
     "OutboundMessage",
     "SegmentCount",
     "SendOutcome",
@@ -339,6 +341,46 @@ class ContactResult:
     contact_id: str | None = None
     error: str | None = None
     error_code: str | None = None
+
+
+@dataclass(frozen=True)
+class OptOutEvent:
+    """A number opting out (``opted_out=True``: STOP) or back in (``False``: START) at ``since``.
+
+    ``phone`` is E.164; ``since`` is when the reply or event happened (aware; the newer event of a
+    number wins). ``source`` says where it came from (``"reply"``, ``"gateway list"``,
+    ``"manual"``), ``source_reply_id`` which reply, ``keyword`` the word that decided it.
+    """
+
+    phone: str
+    opted_out: bool
+    since: datetime
+    gateway: str | None = None
+    source: str = "manual"
+    source_reply_id: str | None = None
+    keyword: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.since, datetime) or self.since.tzinfo is None:
+            raise ValueError(f"OptOutEvent.since must be an aware datetime, got {self.since!r}")
+        if not isinstance(self.opted_out, bool):
+            raise ValueError(f"OptOutEvent.opted_out must be True or False, got {self.opted_out!r}")
+        if not self.source:
+            raise ValueError("OptOutEvent.source must say where the event came from")
+
+
+@dataclass(frozen=True)
+class Credit:
+    """What is left on a gateway account: ``amount`` of money (``unit="currency"``, in
+    ``currency``) or of SMS segments (``unit="segments"``)."""
+
+    amount: float
+    unit: str
+    currency: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.unit not in ("currency", "segments"):
+            raise ValueError(f"Credit.unit must be 'currency' or 'segments', got {self.unit!r}")
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -75,15 +75,6 @@ class ContactSyncState(SqlTable):
     def ensure_table(self) -> None:
         self.create(STATE_COLUMNS, STATE_KEY)
 
-    def exists(self) -> bool:
-        """Whether the table exists (a dry run reads the state without creating it)."""
-        try:
-            self.query(f"SELECT 1 FROM {self.quoted} WHERE 1 = 0")
-        except Exception:
-            self.conn.rollback()
-            return False
-        return True
-
     def _where_list(self) -> str:
         return f"gateway = {self.ph} AND list_id = {self.ph}"
 

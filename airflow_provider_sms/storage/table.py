@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import logging
 import os
 import re
@@ -19,6 +20,7 @@ from airflow.sdk import BaseHook
 
 log = logging.getLogger(__name__)
 LOCK_POLL_SECONDS = 0.5
+IN_SLICE = 500  # values per IN (...) list: well under SQLite's and PostgreSQL's parameter limits
 MAX_NAME = 63  # PostgreSQL's identifier limit (longer names are silently truncated there)
 _NAME = re.compile(rf"^[A-Za-z_][A-Za-z0-9_]{{0,{MAX_NAME - 1}}}$")
 
@@ -178,8 +180,36 @@ class SqlTable:
         self.conn.commit()  # ends the read transaction (PostgreSQL would otherwise hold it open)
         return rows
 
+    def exists(self) -> bool:
+        """Whether the table exists (a dry run reads a table without creating it). A database
+        that cannot be reached raises: that is not a missing table."""
+        conn = self.conn
+        try:
+            self.query(f"SELECT 1 FROM {self.quoted} WHERE 1 = 0")
+        except Exception:
+            conn.rollback()
+            return False
+        return True
+
     def in_clause(self, count: int) -> str:
         return "(" + ", ".join([self.ph] * count) + ")"
+
+    def one_of(self, column: str, values: Sequence[str]) -> Iterator[tuple[str, list[Any]]]:
+        """``(condition, params)`` saying that ``column`` is one of the texts ``values``: one for the
+        whole list where the database takes a list as one parameter (PostgreSQL ``= ANY``, SQLite
+        ``json_each``), else one per slice of :data:`IN_SLICE` (``IN (...)``). None for no values."""
+        values = list(values)
+        if not values:
+            return
+        name = quote_name(column, what="column")
+        if self.is_postgres:
+            yield f"{name} = ANY({self.ph})", [values]
+        elif self.dialect == "sqlite":
+            yield f"{name} IN (SELECT value FROM json_each({self.ph}))", [json.dumps(values)]
+        else:
+            for start in range(0, len(values), IN_SLICE):
+                part = values[start : start + IN_SLICE]
+                yield f"{name} IN {self.in_clause(len(part))}", part
 
     def create(self, columns: Sequence[tuple[str, str]], primary_key: Sequence[str]) -> None:
         """CREATE TABLE IF NOT EXISTS with ``(name, type)`` columns; ``TIMESTAMP`` maps per dialect."""
