@@ -7,7 +7,13 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from airflow_provider_sms.messages import SendOutcome
-from airflow_provider_sms.storage.ledger import ACCEPTED, REJECTED, LedgerEntry, MessageLedger, idempotency_key
+from airflow_provider_sms.storage.ledger import (
+    ACCEPTED,
+    REJECTED,
+    LedgerEntry,
+    MessageLedger,
+    idempotency_key,
+)
 from airflow_provider_sms.storage.replies import LedgerMatcher, ReplyRow, ReplyTable
 from airflow_provider_sms.storage.table import get_sql_hook
 
@@ -15,7 +21,9 @@ T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 A, B, C = "+4915100000001", "+4915100000002", "+4915100000003"
 
 
-def reply(message_id: str, sender: str = A, *, at: datetime | None = T0, gateway: str = "smstools", **kw) -> ReplyRow:
+def reply(
+    message_id: str, sender: str = A, *, at: datetime | None = T0, gateway: str = "smstools", **kw
+) -> ReplyRow:
     values = {
         "conn_id": "smstools_default",
         "recipient": "+3197010240000",
@@ -116,7 +124,9 @@ def sent(ledger: MessageLedger, campaign: str, phone: str, at: datetime, state: 
     ledger.record(campaign, [LedgerEntry(phone, "pending", idempotency_key(campaign, phone))])
     ledger.claim(campaign, [(phone, None, None)])
     message_id = f"{campaign}-{phone}"
-    ledger.mark(campaign, [SendOutcome(phone, state, message_id if state == ACCEPTED else None, None, None, None)])
+    ledger.mark(
+        campaign, [SendOutcome(phone, state, message_id if state == ACCEPTED else None, None, None, None)]
+    )
     ledger.execute(
         f'UPDATE {ledger.quoted} SET "sent_at" = {ledger.ph} WHERE "campaign_key" = {ledger.ph} '
         f'AND "recipient" = {ledger.ph}',
@@ -172,4 +182,3 @@ def test_no_ledger_means_nothing_to_match(sql_conn_id):
     assert not matcher.ready()
     assert not matcher.exists()  # ready() created nothing
     matcher.close()
-
