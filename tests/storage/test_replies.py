@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -81,8 +82,6 @@ def test_many_replies_go_in_one_statement_per_thousand(table, monkeypatch):
 
         def fetchall(self):
             return self.cursor.fetchall()
-
-    from contextlib import contextmanager
 
     @contextmanager
     def counting():
