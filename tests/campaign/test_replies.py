@@ -98,3 +98,20 @@ def test_every_stop_the_sandbox_simulates_reads_as_stop_and_its_free_text_as_non
     for text in sandbox_replies.TEXT_FORMS[language]:
         assert classify_reply(text).intent is ReplyIntent.NONE, text
         assert sandbox_replies.keyword(text) is None, text
+
+
+def test_a_run_that_dies_while_recording_opt_outs_leaves_no_stop_behind(hook, sqlite_conn_id, monkeypatch):
+    real_record = OptOutTable.record
+
+    def dies(self, events):
+        raise ConnectionError("the opt-out database went away")
+
+    monkeypatch.setattr(OptOutTable, "record", dies)
+    with pytest.raises(ConnectionError):
+        intake(hook, sqlite_conn_id).run()
+    monkeypatch.setattr(OptOutTable, "record", real_record)
+
+    # Nothing was stored with its STOP unrecorded: the next run finds the replies new and records them.
+    done = intake(hook, sqlite_conn_id).run().as_dict()
+    assert done["new"] == 5
+    assert OptOutTable(sqlite_conn_id).opted_out() == {TIMED, UNTIMED, LISTED}
