@@ -110,3 +110,8 @@ class SmsConfigurationError(Exception):
 
 class SmsConcurrentRunError(RuntimeError):
     """Another try of the same campaign held it for longer than ``concurrent_run_timeout``."""
+
+
+class SmsBudgetExceededError(Exception):
+    """A campaign would cost more than its ``max_cost`` or than the gateway's balance: nothing was
+    sent. Retrying cannot make it cheaper; the message says by how much it is over."""

@@ -25,6 +25,7 @@ import pendulum
 from airflow_provider_sms.exceptions import SmsAuthError, SmsTransientError, SmsValidationError
 from airflow_provider_sms.hooks.base import SmsGatewayHook, chunked
 from airflow_provider_sms.messages import Contact, ContactResult, InvalidPhoneNumberError, normalize_phone
+from airflow_provider_sms.storage.opt_outs import OptOutTable
 from airflow_provider_sms.storage.sources import DEFAULT_CHUNK_SIZE, is_truthy, iter_chunks, require_columns
 from airflow_provider_sms.storage.sync_state import ContactRejects, ContactSyncState, SyncedContact, SyncLock
 
@@ -83,6 +84,9 @@ class SyncOptions:
     batch_size: int = 500
     allow_empty_mirror: bool = False
     lock_timeout: float = 600.0
+    honour_opt_outs: bool = True
+    opt_out_conn_id: str | None = None  # default: state_conn_id
+    opt_out_table: str = "sms_opt_outs"
 
     def __post_init__(self) -> None:
         check_options(
@@ -149,6 +153,11 @@ class ContactSync:
         self.by_phone: defaultdict[str, list[str]] = defaultdict(list)
         self.lock: SyncLock | None = None
         self.can_list = hook.capabilities.list_contacts  # else: no reconcile, one write per request
+        self.opt_outs: OptOutTable | None = None
+        if options.honour_opt_outs:
+            self.opt_outs = OptOutTable(
+                options.opt_out_conn_id or options.state_conn_id, options.opt_out_table
+            )
 
     def close(self) -> None:
         try:
@@ -157,6 +166,8 @@ class ContactSync:
         finally:
             self.state.close()
             self.rejects.close()
+            if self.opt_outs is not None:
+                self.opt_outs.close()
 
     # -- the run -----------------------------------------------------------------------------------
 
@@ -179,6 +190,11 @@ class ContactSync:
 
     def _run(self) -> None:
         opt = self.options
+        if self.opt_outs is not None:  # a missing table is created empty, or read as empty by a dry run
+            if not opt.dry_run:
+                self.opt_outs.ensure()
+            elif not self.opt_outs.exists():
+                self.opt_outs = None
         if opt.dry_run:
             self.has_state = self.state.exists()
         else:
@@ -289,7 +305,8 @@ class ContactSync:
                 rows.append(row)
             elif row is not None:
                 protected.append(row)
-        keys = [r.key for r in rows] + protected
+        rows, opted_out = self._opted_out(rows)
+        keys = [r.key for r in rows + opted_out] + protected
         synced = self.state.load(self.list_id, keys) if self.has_state and self.list_id else {}
         keep: list[tuple[str, str | None, str | None, str | None]] = []  # state rows written as they are
         writes: list[_Write] = []
@@ -300,7 +317,11 @@ class ContactSync:
                 keep.append((s.key, s.contact_id, s.phone, s.field_hash))
         for row in rows:
             self._plan(row, synced.get(row.key), keep, writes)
+        removals = self._removals(opted_out, synced, keep)
         if opt.dry_run:
+            self.counts["deleted"] += len(removals)
+            for key, contact_id in removals[:SAMPLE_SIZE]:
+                self._sample("deleted", {"key": key, "contact_id": contact_id})
             for w in writes:
                 kind = "updated" if w.contact_id else "created"
                 self.counts[kind] += 1
@@ -309,7 +330,64 @@ class ContactSync:
             return
         self.state.save(self.list_id, keep, self.token)
         self._write(writes)
+        self._delete(removals)
         self._flush_rejects()
+
+    def _opted_out(self, rows: list[_Row]) -> tuple[list[_Row], list[_Row]]:
+        """Split a chunk's rows by the opt-out table (one query): the rows to sync, and those of
+        opted-out numbers on a gateway without an ``unsubscribed`` flag (removed, never added).
+        Where contacts carry the flag (Smstools), an opted-out number is synced marked unsubscribed:
+        its changed hash sends the update to a contact synced before it opted out."""
+        if self.opt_outs is None or not rows:
+            return rows, []
+        opted = self.opt_outs.opted_out([r.contact.phone for r in rows])
+        self.counts["opted_out"] += sum(1 for r in rows if r.contact.phone in opted)
+        if not opted:
+            return rows, []
+        if self.hook.capabilities.contact_unsubscribed:
+            marked = []
+            for r in rows:
+                if r.contact.phone in opted and not r.contact.unsubscribed:
+                    contact = replace(r.contact, unsubscribed=True)
+                    r = replace(r, contact=contact, field_hash=_fields_hash(contact))
+                marked.append(r)
+            return marked, []
+        return [r for r in rows if r.contact.phone not in opted], [
+            r for r in rows if r.contact.phone in opted
+        ]
+
+    def _removals(
+        self, rows: list[_Row], synced: dict[str, SyncedContact], keep: list[tuple]
+    ) -> list[tuple[str | None, str | None]]:
+        """The ``(key, contact id)`` of opted-out rows' contacts in the list, to delete. Where the
+        gateway cannot delete (SmsGateway24), they stay in the list and in the state, and the run
+        says so: a newsletter there then knows the tag holds opted-out numbers."""
+        removals, kept = [], 0
+        for row in rows:
+            found = synced.get(row.key)
+            contact_id = found.contact_id if found is not None else None
+            if self.remote is not None:
+                remote = self._match(row, found)
+                contact_id = remote.contact_id if remote is not None else None
+            if not contact_id:
+                continue  # not in the list: not added
+            if self.hook.capabilities.delete_contacts:
+                removals.append((row.key, contact_id))
+            else:
+                kept += 1
+                if found is not None:
+                    keep.append((found.key, found.contact_id, found.phone, found.field_hash))
+        if kept:
+            self.counts["opted_out_kept"] += kept
+            self.log.warning(
+                "%d opted-out numbers stay in %s list %s: %s cannot remove a contact from a list "
+                "(a newsletter to it is sent through the ledger, leaving them out)",
+                kept,
+                self.hook.gateway,
+                self.list_id,
+                self.hook.gateway,
+            )
+        return removals
 
     def _parse(self, record: dict[str, Any]) -> _Row | str | None:
         """A valid row, or the key of a rejected row (None when it has none)."""
@@ -536,10 +614,13 @@ class ContactSync:
             "deleted": c["deleted"],
             "unchanged": c["unchanged"],
             "rejected": c["rejected"],
+            "opted_out": c["opted_out"],
             "reconciled": self.remote is not None,
             "state_table": self.options.state_table,
             "reject_table": self.options.reject_table,
         }
+        if c["opted_out_kept"]:
+            summary["opted_out_kept"] = c["opted_out_kept"]
         if self.options.dry_run:
             summary["dry_run"] = True
             summary["sample"] = dict(self.samples)

@@ -8,6 +8,14 @@ How a newsletter reaches a list is the hook's declared capability (``hook.capabi
   engine (:class:`~airflow_provider_sms.campaign.send.CampaignSend`) through the message ledger,
   one message per distinct number, each scheduled at ``send_at``.
 
+With the rails (:mod:`airflow_provider_sms.campaign.rails`), a gateway-side newsletter first reads
+who the lists hold (the gateway's list where it can be read; for SmsGateway24, which cannot list a
+tag, the contact sync's state): when any of them opted out or is over the frequency cap, it is
+sent through the ledger instead (``"send"``, one message per number, those left out recorded as
+``suppressed``), since a package or campaign reaches everyone in the lists. Otherwise the budget
+is checked on lists x segments and the gateway's own newsletter goes out. How it was sent is
+recorded, so a retry sends it the same way.
+
 The newsletter table records ``sending`` before the request leaves and the gateway's id after: a
 retry returns the recorded id. If an earlier try's answer was lost, the newsletter is looked up
 where the gateway can list it (:meth:`SmsGatewayHook.find_newsletter`); where it cannot, or finds
@@ -19,13 +27,15 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 import pendulum
 
+from airflow_provider_sms.campaign.rails import Rails, RailSettings
 from airflow_provider_sms.campaign.send import CampaignSend, SendSettings
 from airflow_provider_sms.campaign.templates import MessageTemplate
 from airflow_provider_sms.exceptions import (
@@ -36,10 +46,18 @@ from airflow_provider_sms.exceptions import (
     SmsValidationError,
 )
 from airflow_provider_sms.hooks.base import SmsGatewayHook
-from airflow_provider_sms.messages import CLOCK_SKEW, as_datetime
+from airflow_provider_sms.messages import (
+    CLOCK_SKEW,
+    Contact,
+    InvalidPhoneNumberError,
+    as_datetime,
+    count_segments,
+    normalize_phone,
+)
 from airflow_provider_sms.storage.ledger import MessageLedger
 from airflow_provider_sms.storage.newsletter import CREATED, NewsletterRow, NewsletterTable
 from airflow_provider_sms.storage.sources import iter_chunks
+from airflow_provider_sms.storage.sync_state import ContactSyncState
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +130,8 @@ class Newsletter:
         table_name: str,
         ledger_table: str = "sms_messages",
         log: logging.Logger | logging.LoggerAdapter = log,
+        rails: RailSettings | None = None,
+        state_table: str = "sms_contact_sync",
     ) -> None:
         kind = hook.capabilities.newsletter
         if kind not in KINDS:
@@ -121,22 +141,37 @@ class Newsletter:
         self.table_conn_id, self.table_name = table_conn_id, table_name
         self.ledger_table = ledger_table
         self.log = log
+        self.rail_settings = rails
+        self.state_table = state_table
+        self.rails: Rails | None = None
+        self._members: list[Contact] | None = None
 
     def run(self, key: str) -> dict[str, Any]:
         """Create the newsletter under ``key`` unless it was; returns its summary."""
         self.check()
         table = NewsletterTable(self.table_conn_id, self.table_name)
+        if self.rail_settings is not None:
+            self.rails = Rails(
+                self.rail_settings,
+                campaign_key=key,
+                ledger_conn_id=self.table_conn_id,
+                ledger_table=self.ledger_table,
+                log=self.log,
+            )
         try:
             table.ensure_table()
             result = self._create_once(table, key)
         finally:
             table.close()
+            if self.rails is not None:
+                self.rails.close()
         send_at = self.spec.send_at
         return {
             "campaign_key": key,
             "gateway": self.hook.gateway,
             "list_ids": self.spec.list_ids,
             "send_at": send_at.isoformat() if send_at else None,
+            "via": self.kind,
             **result,
         }
 
@@ -158,10 +193,14 @@ class Newsletter:
                 f"campaign key {key!r} already names a newsletter with another body or other lists "
                 f"(table {self.table_name!r}); use a new campaign_key for a new newsletter"
             )
+        if row is not None:  # a retry goes the way the first try went
+            self.kind = row.via or self.kind
+            self.how = KINDS[self.kind]
         if row is not None and row.state == CREATED:
             self.log.info("Newsletter %s was created before: %s", key, row.newsletter_id)
             return {"newsletter_id": row.newsletter_id, "recipients": row.recipients, "created": False}
         if row is None:
+            self._route(key)
             values = {
                 "gateway": self.hook.gateway,
                 "conn_id": self.sms_conn_id,
@@ -169,6 +208,7 @@ class Newsletter:
                 "title": spec.title or key,
                 "body_hash": digest,
                 "send_at": table.ts(spec.send_at),
+                "via": self.kind,
             }
             if not table.start(key, values):
                 raise SmsAmbiguousSendError(f"another try is creating newsletter {key!r} right now")
@@ -222,20 +262,75 @@ class Newsletter:
         )
         return str(campaign["uid"]), campaign.get("recipients"), {}
 
+    def _route(self, key: str) -> None:
+        """Decide how a new newsletter goes out (:attr:`kind`): the gateway's own newsletter, unless
+        the rails must leave someone in the lists out, then through the ledger. Checks the budget
+        of a gateway-side newsletter; a ``"send"`` checks its own in the send engine."""
+        rails = self.rails
+        if rails is None or self.kind == "send":
+            return
+        settings = rails.settings
+        leaving_out = settings.frequency_cap is not None or rails.any_opted_out()
+        if not leaving_out and not settings.budget_applies(self.hook):
+            return
+        members = self.members()
+        if members is None:
+            raise ValueError(
+                f"{self.hook.gateway} cannot list the contacts of list(s) {', '.join(self.spec.list_ids)}, "
+                f"and the contact sync's state table {self.state_table!r} (connection {self.table_conn_id!r}) "
+                "has no complete record of them, so the opt-outs, the frequency cap and max_cost cannot be "
+                "checked: sync the lists with SmsContactSyncOperator (state on the same connection), or "
+                "turn those checks off (honour_opt_outs=False...) if the lists are known to be clean"
+            )
+        left_out = rails.exclusions([c.phone for c in members]) if leaving_out else {}
+        if left_out:
+            self.log.info(
+                "%d of the %d numbers in the lists are left out (%s): the newsletter goes through the ledger, "
+                "one message per number, instead of a %s %s",
+                len(left_out),
+                len(members),
+                ", ".join(f"{n} {reason}" for reason, n in sorted(Counter(left_out.values()).items())),
+                self.hook.gateway,
+                self.kind,
+            )
+            self.kind, self.how = "send", KINDS["send"]
+            return
+        segments = len(members) * count_segments(self.spec.body).segments
+        rails.check_budget(self.hook, segments, f"newsletter {key!r} to {len(members)} numbers")
+
+    def members(self) -> list[Contact] | None:
+        """Every distinct number of the lists (E.164), read once: from the gateway where it lists
+        contacts, else from the contact sync's state (None when it has no complete record)."""
+        if self._members is not None:
+            return self._members
+        found: dict[str, Contact] = {}
+        if self.hook.capabilities.list_contacts:
+            for list_id in self.spec.list_ids:
+                for contact in self.hook.list_contacts(list_id):
+                    phone = _e164(contact.phone)
+                    found.setdefault(phone, replace(contact, phone=phone))
+        else:
+            state = ContactSyncState(self.table_conn_id, self.state_table, gateway=self.hook.gateway)
+            try:
+                for list_id in self.spec.list_ids:
+                    phones = state.phones(list_id)
+                    if phones is None:
+                        return None
+                    found.update((phone, Contact(phone)) for phone in phones if phone not in found)
+            finally:
+                state.close()
+        self._members = list(found.values())
+        return self._members
+
     def _group_send(self, key: str) -> tuple[str, int, dict[str, Any]]:
         """Every distinct number of the lists, through the bulk send's ledgered path."""
-        audience: dict[str, dict[str, Any]] = {}
-        for list_id in self.spec.list_ids:
-            for contact in self.hook.list_contacts(list_id):
-                audience.setdefault(
-                    contact.phone,
-                    {
-                        "phone": contact.phone,
-                        "unsubscribed": int(contact.unsubscribed),
-                        "body": self.spec.body,
-                    },
-                )
-        summary = self._send(list(audience.values()), key)
+        members = self.members()
+        if members is None:
+            raise ValueError(f"the numbers of {self.hook.gateway} list(s) {self.spec.list_ids} are not known")
+        audience = [
+            {"phone": c.phone, "unsubscribed": int(c.unsubscribed), "body": self.spec.body} for c in members
+        ]
+        summary = self._send(audience, key)
         return key, summary["accepted"], {"send": summary}
 
     def _send(self, audience: list[dict[str, Any]], key: str) -> dict[str, Any]:
@@ -244,16 +339,20 @@ class Newsletter:
         ledger = MessageLedger(
             self.table_conn_id, self.ledger_table, gateway=self.hook.gateway, sms_conn_id=self.sms_conn_id
         )
+        spec = self.spec
+        options = {"device_id": spec.device_id, "sim": spec.sim}  # SmsGateway24's phone, if named
         settings = SendSettings(
             batch_size=self.hook.batch_size,
             region=self.hook.extra("default_region"),
-            sender=self.spec.sender,
+            sender=spec.sender,
             ledger_table=self.ledger_table,
+            message_options={k: v for k, v in options.items() if v is not None},
+            cost_per_segment=self.rail_settings.cost_per_segment if self.rail_settings else None,
         )
-        send_at = self.spec.send_at
+        send_at = spec.send_at
         template = MessageTemplate("{{ body }}")  # each row carries the text verbatim
         engine = CampaignSend(
-            settings, self.hook, key, template, set(), ledger, lambda _zone: send_at, self.log
+            settings, self.hook, key, template, set(), ledger, lambda _zone: send_at, self.log, self.rails
         )
         return engine.run(iter_chunks(audience))  # closes the ledger
 
@@ -275,6 +374,15 @@ class Newsletter:
             f"(or delete its row from {self.table_name!r}).",
             gateway=self.hook.gateway,
         )
+
+
+def _e164(phone: Any) -> str:
+    """A listed contact's number in E.164 (gateways write it without the ``+``)."""
+    text = str(phone or "").strip()
+    try:
+        return normalize_phone(text if text.startswith("+") else f"+{text}")
+    except InvalidPhoneNumberError:
+        return text
 
 
 def _list_ids(value: Sequence[str | int] | str | int) -> list[str]:

@@ -10,6 +10,8 @@ operator (``operators/send.py``) gives the settings, the hook, the ledger and th
 from __future__ import annotations
 
 import logging
+import pickle
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -22,6 +24,7 @@ from typing import Any
 import pandas as pd
 
 from airflow_provider_sms.campaign.prefetch import prefetched
+from airflow_provider_sms.campaign.rails import Rails, balance_unchecked
 from airflow_provider_sms.campaign.send_window import SendWindow, UnknownTimezoneError
 from airflow_provider_sms.campaign.templates import MessageTemplate
 from airflow_provider_sms.exceptions import (
@@ -59,6 +62,8 @@ from airflow_provider_sms.storage.sources import is_truthy, require_columns, sha
 from airflow_provider_sms.storage.table import SqlLockTimeout, utcnow
 
 PROGRESS_EVERY_SECONDS = 30.0
+# Why a row is suppressed (the rails add "opted out" and "frequency cap", campaign/rails.py).
+SUPPRESSION_LIST, UNSUBSCRIBED = "suppression list", "unsubscribed"
 MAX_SEND_ROUNDS = 3
 Bodies = dict[str, tuple[str, str | None]]  # recipient -> (text, time zone of its send window)
 
@@ -127,6 +132,7 @@ class CampaignSend:
         ledger: MessageLedger | None,
         send_at_in: Callable[[str | None], datetime | None] | None = None,
         log: logging.Logger | None = None,
+        rails: Rails | None = None,
     ) -> None:
         self.settings = settings
         self.hook = hook
@@ -138,6 +144,9 @@ class CampaignSend:
         self.template = template
         self.suppressed = suppressed
         self.ledger = ledger
+        self.rails = rails
+        self.estimate: dict[str, Any] | None = None  # the budget's estimate, once taken (logged)
+        self.reasons: Counter = Counter()  # suppressed rows per reason
         self.seen: set[str] = set()
         self.counts: Counter = Counter()  # outcomes, counted by the delivering thread
         self.read: Counter = Counter()  # input and duplicates, counted by the read-ahead thread
@@ -149,20 +158,34 @@ class CampaignSend:
 
     def run(self, chunks: Iterator[pd.DataFrame]) -> dict[str, Any]:
         """Send every chunk (one try of the campaign at a time), then check the rejects; the summary.
-        The ledger's table is created if missing, and the ledger is closed at the end."""
+        The ledger's table (and the rails' tables) are created if missing, and closed at the end.
+
+        With a budget to check (:meth:`RailSettings.budget_applies`), the whole audience is recorded
+        first and checked, then sent: see :meth:`_record_check_send`."""
         try:
             if self.ledger is not None:
                 self.ledger.ensure_table()
+            if self.rails is not None:
+                self.rails.open()
+                if not self.settings.dry_run and (
+                    unchecked := balance_unchecked(self.rails.settings, self.hook)
+                ):
+                    self.log.info("%s", unchecked)
             self.gateway = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sms-gateway")
             try:
                 with self._one_try_at_a_time():
-                    for entries, bodies in prefetched(chunks, self.prepare):
-                        self.deliver(entries, bodies)
+                    if self._budgeted:
+                        self._record_check_send(chunks)
+                    else:
+                        for entries, bodies in prefetched(chunks, self.prepare):
+                            self.deliver(entries, bodies)
             finally:
                 self.gateway.shutdown(cancel_futures=True)
         finally:
             if self.ledger is not None:
                 self.ledger.close()
+            if self.rails is not None:
+                self.rails.close()
         summary = self.summary()
         self.log.info("Campaign %s: %s", self.campaign_key, summary)
         recipients = summary["input"] - summary["duplicates"]
@@ -213,28 +236,90 @@ class CampaignSend:
     def deliver(self, entries: list[LedgerEntry], bodies: Bodies) -> None:
         """Record one prepared chunk in the ledger and send what it still has to send."""
         if self.settings.dry_run:
+            entries, _ = self._apply_rails(entries)
             for entry in entries:
                 self.counts["would_send" if entry.state == PENDING else entry.state] += 1
                 if entry.state == PENDING:
                     self.segments += entry.segments or 0
+                elif entry.state == SUPPRESSED:
+                    self.reasons[entry.error] += 1
             self._progress()
             return
+        self._send_recorded(self.record(entries), bodies)
+
+    @property
+    def _budgeted(self) -> bool:
+        return (
+            not self.settings.dry_run
+            and self.rails is not None
+            and self.rails.settings.budget_applies(self.hook)
+        )
+
+    def _record_check_send(self, chunks: Iterator[pd.DataFrame]) -> None:
+        """Record every chunk first (its texts spooled to an unnamed temporary file, gone when it
+        is closed or the process dies), check the budget against the segments the ledger then
+        holds as ``pending`` for this run's recipients (a retry counts only what is still to
+        send), and only then send, chunk by chunk from the spool: the audience is read once."""
+        with tempfile.TemporaryFile(prefix="sms-campaign-") as spool:
+            segments = 0
+            for entries, bodies in prefetched(chunks, self.prepare):
+                current = self.record(entries)
+                segments += sum(e.segments or 0 for e in current.values() if e.state == PENDING)
+                pickle.dump(
+                    (current, {r: b for r, b in bodies.items() if current[r].state != SUPPRESSED}), spool
+                )
+            self.estimate = self.rails.check_budget(self.hook, segments, f"campaign {self.campaign_key!r}")
+            spool.seek(0)
+            while True:
+                try:
+                    current, bodies = pickle.load(spool)  # our own spool, written above
+                except EOFError:
+                    break
+                self._send_recorded(current, bodies)
+
+    def record(self, entries: list[LedgerEntry]) -> dict[str, LedgerEntry]:
+        """Apply the rails to a prepared chunk and record it in the ledger; returns the chunk's rows
+        as the ledger now holds them (``current``, which from here on follows every write)."""
+        entries, left_out = self._apply_rails(entries)
         inserted = self.ledger.record(self.campaign_key, entries)
         self._recorded(len(entries))
-        recipients = [e.recipient for e in entries]
         # Rows an earlier try wrote win over this try's entries, so they are read back unless every
-        # row was new; from here on ``current`` follows every write this run makes.
+        # row was new.
         if inserted == len(entries):
-            current = {e.recipient: e for e in entries}
-        else:
-            current = self.ledger.load(self.campaign_key, recipients)
+            return {e.recipient: e for e in entries}
+        loaded = self.ledger.load(self.campaign_key, [e.recipient for e in entries])
+        current = {e.recipient: loaded[e.recipient] for e in entries}  # in the input's order
+        late = {r: reason for r, reason in left_out.items() if current[r].state == PENDING}
+        if late:  # recorded by an earlier try, not sent yet: an opt-out since then still counts
+            self.ledger.suppress(self.campaign_key, late)
+            current.update(self.ledger.load(self.campaign_key, list(late)))
+        return current
+
+    def _apply_rails(self, entries: list[LedgerEntry]) -> tuple[list[LedgerEntry], dict[str, str]]:
+        """The entries with those the rails leave out (opted out, capped) suppressed with the reason."""
+        if self.rails is None:
+            return entries, {}
+        left_out = self.rails.exclusions([e.recipient for e in entries if e.state == PENDING])
+        if not left_out:
+            return entries, {}
+        return [
+            replace(e, state=SUPPRESSED, error=left_out[e.recipient], body_hash=None, segments=None)
+            if e.recipient in left_out
+            else e
+            for e in entries
+        ], left_out
+
+    def _send_recorded(self, current: dict[str, LedgerEntry], bodies: Bodies) -> None:
+        """Send what a recorded chunk still has to send, then count its rows."""
         self._settle_in_flight(current, bodies)
-        self._send_pending([current[r] for r in recipients if current[r].state == PENDING], bodies, current)
-        for recipient in recipients:
-            row = current[recipient]
+        pending = [e for e in current.values() if e.state == PENDING]
+        self._send_pending(pending, bodies, current)
+        for row in current.values():
             self.counts[row.state] += 1
             if row.state in (ACCEPTED, PENDING, SENDING, AMBIGUOUS) and row.segments:
                 self.segments += row.segments
+            elif row.state == SUPPRESSED:
+                self.reasons[row.error] += 1
         self._progress()
 
     def _recorded(self, rows: int) -> None:
@@ -267,10 +352,10 @@ class CampaignSend:
             return None, None
         self.seen.add(recipient)
         key = idempotency_key(self.campaign_key, recipient)
-        if recipient in self.suppressed or (
-            s.unsubscribed_column in row and is_truthy(row[s.unsubscribed_column])
-        ):
-            return LedgerEntry(recipient, SUPPRESSED, key, error="opted out", source_row=position), None
+        if recipient in self.suppressed:
+            return LedgerEntry(recipient, SUPPRESSED, key, error=SUPPRESSION_LIST, source_row=position), None
+        if s.unsubscribed_column in row and is_truthy(row[s.unsubscribed_column]):
+            return LedgerEntry(recipient, SUPPRESSED, key, error=UNSUBSCRIBED, source_row=position), None
         try:
             tz = self._window_zone_for(row)  # the schedule time itself is decided as the batch leaves
         except UnknownTimezoneError as exc:
@@ -553,6 +638,7 @@ class CampaignSend:
             "duplicates": c["duplicates"],
             "ambiguous": c[AMBIGUOUS] + c[SENDING] + c[PENDING],
             "segments": self.segments,
+            "suppressed_reasons": dict(sorted(self.reasons.items())),
         }
         if self.settings.dry_run:
             summary["dry_run"] = True

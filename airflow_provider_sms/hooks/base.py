@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
+from decimal import Decimal, InvalidOperation
 from functools import cached_property, lru_cache
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
@@ -58,6 +59,7 @@ from airflow_provider_sms.exceptions import (
 from airflow_provider_sms.messages import (
     Contact,
     ContactResult,
+    Credit,
     DeliveryStatus,
     InboundMessage,
     InvalidPhoneNumberError,
@@ -131,6 +133,11 @@ class Capabilities:
         contact of the list, through the ledger, Smstools).
     :param opt_out_list: the gateway keeps an opt-out list of its own that can be read
         (:meth:`SmsGatewayHook.iter_gateway_opt_outs`; Smstools).
+    :param credit: what the account's balance (:meth:`SmsGatewayHook.get_credit`) counts:
+        ``"currency"`` (money: Smstools), ``"segments"`` (SMS units: TextBoost), or None (no
+        balance endpoint: SmsGateway24).
+    :param contact_unsubscribed: its contacts carry an ``unsubscribed`` flag (Smstools), so an
+        opted-out number can be marked in a list rather than removed from it.
     """
 
     list_contacts: bool = True
@@ -138,6 +145,8 @@ class Capabilities:
     find_list: bool = True
     newsletter: str = "send"
     opt_out_list: bool = False
+    credit: str | None = None
+    contact_unsubscribed: bool = False
 
 
 # A page parser turns one page's payload into (items, the call for the next page or None).
@@ -1034,6 +1043,10 @@ class SmsGatewayHook(BaseHook):
         """The id of the contact list called ``name``, or None (if the gateway can list them)."""
         raise NotImplementedError
 
+    def get_credit(self) -> Credit:
+        """What is left on the account (where :attr:`Capabilities.credit` says the gateway tells)."""
+        raise NotImplementedError
+
     def find_newsletter(self, title: str, body: str, since: datetime) -> str | None:
         """The id of a newsletter titled ``title`` with ``body`` that the gateway created since
         ``since`` (after its creation's answer was lost), or None: not found, or the gateway cannot
@@ -1262,6 +1275,16 @@ def _plain_time(text: str, tz: str) -> pendulum.DateTime | None:
     if utc or tz == "UTC":
         return pendulum.DateTime(*parts, moment.microsecond, tzinfo=pendulum.UTC, fold=1)
     return pendulum.datetime(*parts, moment.microsecond, tz=tz)
+
+
+def parse_amount(value: Any) -> Decimal:
+    """An amount written as a number or a decimal string (``"1.234,50"`` is not one: it raises)."""
+    if isinstance(value, bool):
+        raise ValueError(f"not an amount: {value!r}")
+    try:
+        return Decimal(str(value).strip())
+    except InvalidOperation:
+        raise ValueError(f"not an amount: {value!r}") from None
 
 
 def chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:

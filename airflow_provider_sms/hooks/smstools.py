@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import pendulum
@@ -25,10 +25,18 @@ from airflow_provider_sms.exceptions import (
     SmsGatewayError,
     SmsValidationError,
 )
-from airflow_provider_sms.hooks.base import Call, Capabilities, PageParser, SmsGatewayHook, chunked
+from airflow_provider_sms.hooks.base import (
+    Call,
+    Capabilities,
+    PageParser,
+    SmsGatewayHook,
+    chunked,
+    parse_amount,
+)
 from airflow_provider_sms.messages import (
     Contact,
     ContactResult,
+    Credit,
     DeliveryStatus,
     SendResult,
     body_hash,
@@ -91,7 +99,9 @@ class SmstoolsHook(SmsGatewayHook):
     gateway = "smstools"
     default_base_url = "https://api.smsgatewayapi.com"
     max_batch_size = 1000  # our choice: the docs give no limit for an array ``to``
-    capabilities = Capabilities(newsletter="send", opt_out_list=True)
+    capabilities = Capabilities(
+        newsletter="send", opt_out_list=True, credit="currency", contact_unsubscribed=True
+    )
     status_map = STATUS_MAP
 
     # ---------------------------------------------------------------------------------------------
@@ -383,7 +393,17 @@ class SmstoolsHook(SmsGatewayHook):
         call = Call("GET", "v1/balance")
         payload = self.request_object(call, "credits")
         with self.parsing(call):
-            return _amount(payload["credits"])
+            return parse_amount(payload["credits"])
+
+    def get_credit(self) -> Credit:
+        """The account's credits (money, in the balance's ``currency``), from GET /v1/balance."""
+        call = Call("GET", "v1/balance")
+        payload = self.request_object(call, "credits")
+        with self.parsing(call):
+            currency = payload.get("currency")
+            return Credit(
+                float(parse_amount(payload["credits"])), "currency", str(currency) if currency else None
+            )
 
     def get_account(self) -> dict[str, Any]:
         """GET /v1/account: username, email, credits, currency, webhookurl, ..."""
@@ -714,16 +734,6 @@ def _flag(value: Any) -> bool:
     if isinstance(value, str):
         return value.strip().lower() not in ("", "0", "false", "no", "n", "off", "null")
     return bool(value)
-
-
-def _amount(value: Any) -> Decimal:
-    """An amount written as a number or a decimal string (``"1.234,50"`` is not one: it raises)."""
-    if isinstance(value, bool):
-        raise ValueError(f"not an amount: {value!r}")
-    try:
-        return Decimal(str(value).strip())
-    except InvalidOperation:
-        raise ValueError(f"not an amount: {value!r}") from None
 
 
 def _id(value: str | int) -> int | str:

@@ -26,9 +26,17 @@ from airflow_provider_sms.exceptions import (
     SmsPagingError,
     SmsValidationError,
 )
-from airflow_provider_sms.hooks.base import Call, Capabilities, PageParser, SmsGatewayHook, chunked
+from airflow_provider_sms.hooks.base import (
+    Call,
+    Capabilities,
+    PageParser,
+    SmsGatewayHook,
+    chunked,
+    parse_amount,
+)
 from airflow_provider_sms.messages import (
     Contact,
+    Credit,
     DeliveryStatus,
     InvalidPhoneNumberError,
     SendResult,
@@ -92,7 +100,7 @@ class TextBoostHook(SmsGatewayHook):
     default_base_url = "https://www.textboostsms.com"
     default_path = ""  # the API prefix comes from the api_prefix extra: see base_url
     max_batch_size = 500  # recipients per /sms/send (our choice: the docs give no limit)
-    capabilities = Capabilities(newsletter="campaign")
+    capabilities = Capabilities(newsletter="campaign", credit="segments")
     status_map = STATUS_MAP
     # Items per list page, sent as ``per_page`` (our choice: Laravel's default is 25; a gateway that
     # ignores it still pages right, by page number).
@@ -150,6 +158,13 @@ class TextBoostHook(SmsGatewayHook):
     def balance(self) -> dict[str, Any]:
         """GET /balance: ``remaining_balance`` (SMS units, as the gateway writes them) and ``expired_on``."""
         return self._data(Call("GET", "balance"))
+
+    def get_credit(self) -> Credit:
+        """The SMS units left (one per segment), from GET /balance's ``remaining_balance``."""
+        call = Call("GET", "balance")
+        data = self._data(call, "remaining_balance")
+        with self.parsing(call):
+            return Credit(float(parse_amount(data["remaining_balance"])), "segments")
 
     # ---------------------------------------------------------------------------------------------
     # Contact groups

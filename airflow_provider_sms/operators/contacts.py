@@ -13,11 +13,13 @@ from airflow.sdk import BaseOperator, Context
 from airflow_provider_sms.campaign.contacts import ContactSync, SyncOptions, check_options
 from airflow_provider_sms.hooks import get_gateway_hook
 from airflow_provider_sms.hooks.base import SmsGatewayHook
+from airflow_provider_sms.operators.rails import SafetyRails, rails_doc
 from airflow_provider_sms.storage.sources import DEFAULT_CHUNK_SIZE
 from airflow_provider_sms.storage.sync_state import ContactSyncState
 
 
-class SmsContactSyncOperator(BaseOperator):
+@rails_doc(budget=False)
+class SmsContactSyncOperator(SafetyRails, BaseOperator):
     """Mirror a table of customers into a gateway's contact list (Smstools group, SmsGateway24 tag,
     TextBoost contact group), sending only what changed since the last run.
 
@@ -72,6 +74,13 @@ class SmsContactSyncOperator(BaseOperator):
     :param batch_size: contacts per write request where the gateway has a batch endpoint.
     :param lock_timeout: syncs of one list run one at a time (a lock row in the state table, held
         for the run): seconds a sync waits for another one of the same list before it fails.
+
+    Opted-out numbers (the opt-out table, by E.164 number): Smstools contacts are synced with
+    ``unsubscribed`` set (an update goes out when a synced number opts out, and back when it
+    answers START); TextBoost contacts are not added, and removed once they opt out;
+    SmsGateway24 cannot remove a contact, so an opted-out number synced before stays in its tag
+    (counted in the summary's ``opted_out_kept``; a newsletter to the tag leaves it out).
+    The summary's ``opted_out`` counts the input rows whose number opted out.
     """
 
     template_fields: Sequence[str] = ("data", "sql", "list_id", "list_name")
@@ -103,6 +112,9 @@ class SmsContactSyncOperator(BaseOperator):
         batch_size: int = 500,
         allow_empty_mirror: bool = False,
         lock_timeout: float = 600.0,
+        honour_opt_outs: bool = True,
+        opt_out_conn_id: str | None = None,
+        opt_out_table: str = "sms_opt_outs",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -136,6 +148,7 @@ class SmsContactSyncOperator(BaseOperator):
         self.batch_size = batch_size
         self.allow_empty_mirror = allow_empty_mirror
         self.lock_timeout = lock_timeout
+        self.set_rails(honour_opt_outs, opt_out_conn_id, opt_out_table)
 
     @cached_property
     def hook(self) -> SmsGatewayHook:

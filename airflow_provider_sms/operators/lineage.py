@@ -130,3 +130,19 @@ def ledger_asset(ledger_conn_id: str, table: str) -> Asset:
 def default_outlets(dry_run: bool, ledger_conn_id: str, ledger_table: str) -> list[Asset]:
     """The ledger table, unless nothing is recorded (a dry run)."""
     return [] if dry_run else [ledger_asset(ledger_conn_id, ledger_table)]
+
+
+class LedgerOutlets:
+    """Mixed into the send operator: ``partial`` gets the same outlets default as ``__init__``.
+    ``partial`` fills ``outlets`` with Airflow's default (``[]``) before ``__init__`` runs, so
+    without this the mapped sends would emit no event on the ledger Asset."""
+
+    @classmethod
+    def partial(cls, **kwargs: Any) -> Any:
+        if "outlets" not in kwargs:
+            kwargs["outlets"] = default_outlets(
+                kwargs.get("dry_run", False),
+                kwargs.get("ledger_conn_id", "sqlite_default"),
+                kwargs.get("ledger_table", "sms_messages"),
+            )
+        return super().partial(**kwargs)  # type: ignore[misc]

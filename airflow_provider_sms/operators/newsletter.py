@@ -16,10 +16,12 @@ from airflow.sdk import BaseOperator, Context
 from airflow_provider_sms.campaign.newsletter import Newsletter, NewsletterSpec
 from airflow_provider_sms.hooks import get_gateway_hook
 from airflow_provider_sms.hooks.base import SmsGatewayHook
+from airflow_provider_sms.operators.rails import CapArgument, SafetyRails, failing_fast, rails_doc
 from airflow_provider_sms.operators.send import default_campaign_key
 
 
-class SmsNewsletterOperator(BaseOperator):
+@rails_doc(budget=True)
+class SmsNewsletterOperator(SafetyRails, BaseOperator):
     """Create a newsletter to whole contact lists, at a scheduled time, exactly once per campaign key.
 
     - SmsGateway24: ``savepaket`` to tags (``time_to_send`` in the connection's timezone); the phone
@@ -54,6 +56,15 @@ class SmsNewsletterOperator(BaseOperator):
     :param sms_type: TextBoost message type (``plain``, ``unicode``...).
     :param device_id: SmsGateway24 phone; default the connection's ``device_id`` extra.
     :param sim: SmsGateway24 SIM slot; default the connection's ``sim`` extra.
+    :param cost_per_segment: price of one segment in the gateway's currency (``max_cost``, a
+        Smstools balance); default the connection's ``cost_per_segment`` extra.
+    :param state_table: the contact sync's state table (on ``ledger_conn_id``): SmsGateway24 cannot
+        list a tag, so who it holds (for the opt-outs, the cap and ``max_cost``) is read there.
+
+    A gateway-side newsletter (SmsGateway24 paket, TextBoost campaign) reaches everyone in the
+    lists: when one of them opted out (or is over ``max_messages_per_recipient``), the newsletter
+    is sent through the ledger instead, one message per number, as on Smstools (the summary's
+    ``via`` says how it went; a retry goes the same way).
     """
 
     template_fields: Sequence[str] = ("list_ids", "body", "title", "send_at", "campaign_key", "sender")
@@ -75,6 +86,14 @@ class SmsNewsletterOperator(BaseOperator):
         sms_type: str = "plain",
         device_id: int | None = None,
         sim: int | None = None,
+        cost_per_segment: float | None = None,
+        state_table: str = "sms_contact_sync",
+        honour_opt_outs: bool = True,
+        opt_out_conn_id: str | None = None,
+        opt_out_table: str = "sms_opt_outs",
+        max_messages_per_recipient: CapArgument | None = None,
+        max_cost: float | None = None,
+        check_balance: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -91,6 +110,10 @@ class SmsNewsletterOperator(BaseOperator):
         self.sms_type = sms_type
         self.device_id = device_id
         self.sim = sim
+        self.cost_per_segment = cost_per_segment
+        self.state_table = state_table
+        rails = (honour_opt_outs, opt_out_conn_id, opt_out_table, max_messages_per_recipient)
+        self.set_rails(*rails, max_cost, check_balance)
 
     @cached_property
     def hook(self) -> SmsGatewayHook:
@@ -116,7 +139,10 @@ class SmsNewsletterOperator(BaseOperator):
             table_name=self.newsletter_table,
             ledger_table=self.ledger_table,
             log=self.log,
+            rails=self.rail_settings(self.ledger_conn_id, self.price(self.cost_per_segment, self.hook)),
+            state_table=self.state_table,
         )
-        summary = newsletter.run(key)
+        with failing_fast():
+            summary = newsletter.run(key)
         self.log.info("Newsletter %s: %s", key, summary)
         return summary

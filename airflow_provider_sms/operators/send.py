@@ -19,8 +19,9 @@ from airflow_provider_sms.exceptions import SmsConcurrentRunError, SmsConfigurat
 from airflow_provider_sms.hooks import get_gateway_hook
 from airflow_provider_sms.hooks.base import SmsGatewayHook
 from airflow_provider_sms.operators import lineage
+from airflow_provider_sms.operators.lineage import LedgerOutlets, ledger_asset
 from airflow_provider_sms.operators.lineage import default_outlets as _default_outlets
-from airflow_provider_sms.operators.lineage import ledger_asset
+from airflow_provider_sms.operators.rails import CapArgument, SafetyRails, failing_fast, rails_doc
 from airflow_provider_sms.operators.window import SendWindowDeferral
 from airflow_provider_sms.storage.ledger import MessageLedger
 from airflow_provider_sms.storage.sources import DEFAULT_CHUNK_SIZE, iter_chunks, suppression_numbers
@@ -28,7 +29,8 @@ from airflow_provider_sms.storage.sources import DEFAULT_CHUNK_SIZE, iter_chunks
 __all__ = ["SmsBulkSendOperator", "SmsConcurrentRunError", "default_campaign_key", "ledger_asset"]
 
 
-class SmsBulkSendOperator(SendWindowDeferral, BaseOperator):
+@rails_doc(budget=True)
+class SmsBulkSendOperator(SendWindowDeferral, LedgerOutlets, SafetyRails, BaseOperator):
     """Send one templated SMS per recipient of an audience, exactly once across retries and re-runs.
 
     Every row is normalised (E.164), de-duplicated, checked against opt-outs, rendered and written to
@@ -74,7 +76,8 @@ class SmsBulkSendOperator(SendWindowDeferral, BaseOperator):
         (for dynamic task mapping: ``.partial(...).expand(shard_index=range(n))``).
     :param shard_count: number of shards.
     :param dry_run: compute and log everything, record and send nothing.
-    :param cost_per_segment: price of one segment, for the dry-run estimate.
+    :param cost_per_segment: price of one segment in the gateway's currency (the dry run's estimate,
+        ``max_cost``, a Smstools balance); default the connection's ``cost_per_segment`` extra.
     :param max_reject_ratio: fail (after recording everything) if more than this share of the
         recipients was rejected.
     :param resend_ambiguous: resend messages whose fate no look-up could settle (risking a duplicate);
@@ -123,6 +126,12 @@ class SmsBulkSendOperator(SendWindowDeferral, BaseOperator):
         batch_size: int | None = None,
         message_options: Mapping[str, Any] | None = None,
         concurrent_run_timeout: float = 900.0,
+        honour_opt_outs: bool = True,
+        opt_out_conn_id: str | None = None,
+        opt_out_table: str = "sms_opt_outs",
+        max_messages_per_recipient: CapArgument | None = None,
+        max_cost: float | None = None,
+        check_balance: bool = True,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("outlets", _default_outlets(dry_run, ledger_conn_id, ledger_table))
@@ -164,19 +173,8 @@ class SmsBulkSendOperator(SendWindowDeferral, BaseOperator):
         self.batch_size = batch_size
         self.message_options = dict(message_options or {})
         self.concurrent_run_timeout = concurrent_run_timeout
-
-    @classmethod
-    def partial(cls, **kwargs: Any) -> Any:
-        """As ``BaseOperator.partial``, with the same outlets default as ``__init__``: ``partial`` fills
-        ``outlets`` with Airflow's default (``[]``) before ``__init__`` runs, so without this the
-        mapped sends would emit no event on the ledger Asset."""
-        if "outlets" not in kwargs:
-            kwargs["outlets"] = _default_outlets(
-                kwargs.get("dry_run", False),
-                kwargs.get("ledger_conn_id", "sqlite_default"),
-                kwargs.get("ledger_table", "sms_messages"),
-            )
-        return super().partial(**kwargs)
+        rails = (honour_opt_outs, opt_out_conn_id, opt_out_table, max_messages_per_recipient)
+        self.set_rails(*rails, max_cost, check_balance)
 
     @cached_property
     def hook(self) -> SmsGatewayHook:
@@ -196,14 +194,17 @@ class SmsBulkSendOperator(SendWindowDeferral, BaseOperator):
             ledger = MessageLedger(
                 self.ledger_conn_id, self.ledger_table, gateway=hook.gateway, sms_conn_id=conn_id
             )
+        price = self.settings.cost_per_segment
+        rails = self.make_rails(key, read_only=self.dry_run, cost_per_segment=price, log=self.log)
         engine = CampaignSend(
-            self.settings, self.hook, key, template, suppressed, ledger, self.send_at_in, self.log
+            self.settings, self.hook, key, template, suppressed, ledger, self.send_at_in, self.log, rails
         )
         chunks = iter_chunks(
             self.audience, sql=self.sql, sql_conn_id=self.sql_conn_id, chunk_size=self.chunk_size
         )
         try:
-            return engine.run(chunks)  # closes the ledger
+            with failing_fast():
+                return engine.run(chunks)  # closes the ledger and the rails
         except SmsConfigurationError as exc:  # refused for its configuration: retrying will not help
             raise AirflowFailException(str(exc)) from exc.__cause__
 
@@ -220,9 +221,12 @@ class SmsBulkSendOperator(SendWindowDeferral, BaseOperator):
     @cached_property
     def settings(self) -> SendSettings:
         """The engine's settings: the arguments of the same names, the batch size within the gateway's."""
-        names = [f.name for f in fields(SendSettings) if f.name != "batch_size"]
+        names = [f.name for f in fields(SendSettings) if f.name not in ("batch_size", "cost_per_segment")]
         batch_size = min(self.batch_size or self.hook.batch_size, self.hook.batch_size)
-        return SendSettings(batch_size=batch_size, **{name: getattr(self, name) for name in names})
+        price = self.price(self.cost_per_segment, self.hook)
+        return SendSettings(
+            batch_size=batch_size, cost_per_segment=price, **{n: getattr(self, n) for n in names}
+        )
 
     @cached_property
     def region(self) -> str | None:

@@ -109,6 +109,11 @@ class SandboxServer:
         body = {"rate": rate, "seconds": seconds}
         return self._call("POST", "reply-simulation", json={k: v for k, v in body.items() if v is not None})
 
+    def set_balance(self, gateway: str, balance: float) -> dict[str, float]:
+        """Set what is left on an account: Smstools credits or TextBoost SMS units (``reset()``
+        restores the starting balance)."""
+        return self._call("POST", "balance", json={"gateway": gateway, "balance": balance})
+
     def expire_tokens(self) -> None:
         """Invalidate every SmsGateway24 token."""
         self._call("POST", "expire-tokens")

@@ -18,7 +18,7 @@ from typing import Any
 from airflow_provider_sms.exceptions import NothingToWatchError
 from airflow_provider_sms.messages import DeliveryStatus, SendOutcome
 from airflow_provider_sms.storage.report import STAGING
-from airflow_provider_sms.storage.table import SqlTable, quote_name, utcnow
+from airflow_provider_sms.storage.table import IN_SLICE, SqlTable, quote_name, utcnow
 
 PENDING, SENDING, ACCEPTED, REJECTED, SUPPRESSED, AMBIGUOUS = (
     "pending",
@@ -30,6 +30,8 @@ PENDING, SENDING, ACCEPTED, REJECTED, SUPPRESSED, AMBIGUOUS = (
 )
 STATES = (PENDING, SENDING, ACCEPTED, REJECTED, SUPPRESSED, AMBIGUOUS)
 DONE = frozenset({ACCEPTED, REJECTED, SUPPRESSED})
+# A message that left or may have left: what a frequency cap counts.
+LEFT = (ACCEPTED, SENDING, AMBIGUOUS)
 
 COLUMNS: list[tuple[str, str]] = [
     ("campaign_key", "VARCHAR(250) NOT NULL"),
@@ -54,7 +56,6 @@ COLUMNS: list[tuple[str, str]] = [
 ]
 KEY = ("campaign_key", "recipient")
 MAX_CAMPAIGN_KEY = 250  # the width of the campaign_key column above
-IN_SLICE = 500  # recipients per IN (...) list: well under SQLite's and PostgreSQL's parameter limits
 
 
 def idempotency_key(campaign_key: str, recipient: str) -> str:
@@ -204,6 +205,44 @@ class MessageLedger(SqlTable):
                     texts,
                 )
         return now, claimed
+
+    def suppress(self, campaign_key: str, reasons: dict[str, str]) -> None:
+        """Suppress rows still ``pending`` (an earlier try recorded them; an opt-out or a cap now
+        leaves them out) with their reason, in one transaction. Rows in any other state stay."""
+        now = self.ts(utcnow())
+        self.executemany(
+            f"UPDATE {self.quoted} SET state = {self.ph}, error = {self.ph}, updated_at = {self.ph} "
+            f"WHERE campaign_key = {self.ph} AND recipient = {self.ph} AND state = {self.ph}",
+            ((SUPPRESSED, reason, now, campaign_key, r, PENDING) for r, reason in reasons.items()),
+        )
+
+    def ensure_recipient_index(self) -> None:
+        """The index a frequency cap reads by: messages per recipient and time, across campaigns."""
+        self.create_index("recipient_sent_at", ("recipient", "sent_at"))
+
+    def recent_counts(self, recipients: Sequence[str], *, since: datetime, other_than: str) -> dict[str, int]:
+        """How many messages each of ``recipients`` got from campaigns other than ``other_than``
+        with ``sent_at`` at or after ``since``: rows that left or may have left (:data:`LEFT`).
+        One query per call on SQLite and PostgreSQL; recipients without one are absent."""
+        counts: dict[str, int] = {}
+        for condition, params in self.one_of("recipient", recipients):
+            rows = self.query(
+                f"SELECT recipient, COUNT(*) FROM {self.quoted} WHERE {condition} "
+                f"AND campaign_key <> {self.ph} AND state IN {self.in_clause(len(LEFT))} "
+                f"AND sent_at >= {self.ph} GROUP BY recipient",
+                [*params, other_than, *LEFT, self.ts(since)],
+            )
+            counts.update({recipient: int(n) for recipient, n in rows})
+        return counts
+
+    def suppressed_reasons(self, campaign_key: str | None = None) -> Counter:
+        """Suppressed rows per reason (``"opted out"``, ``"frequency cap"``...), of one campaign or
+        of the whole ledger: what the rails prevented."""
+        where, params = f"state = {self.ph}", [SUPPRESSED]
+        if campaign_key is not None:
+            where, params = f"{where} AND campaign_key = {self.ph}", [*params, campaign_key]
+        rows = self.query(f"SELECT error, COUNT(*) FROM {self.quoted} WHERE {where} GROUP BY error", params)
+        return Counter({reason: int(n) for reason, n in rows})
 
     def analyze(self) -> None:
         """Refresh the planner's statistics (PostgreSQL). A ledger created and filled within one run

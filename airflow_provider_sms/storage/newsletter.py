@@ -22,6 +22,7 @@ COLUMNS: list[tuple[str, str]] = [
     ("recipients", "INTEGER"),
     ("requested_at", "TIMESTAMP"),
     ("updated_at", "TIMESTAMP"),
+    ("via", "VARCHAR(16)"),  # how it was sent: "package", "campaign", "send" (NULL: the gateway's own)
 ]
 
 
@@ -33,6 +34,7 @@ class NewsletterRow:
     list_ids: str | None
     requested_at: Any
     recipients: int | None
+    via: str | None = None
 
 
 class NewsletterTable(SqlTable):
@@ -41,11 +43,12 @@ class NewsletterTable(SqlTable):
 
     def ensure_table(self) -> None:
         self.create(COLUMNS, ("campaign_key",))
+        self.add_columns([("via", "VARCHAR(16)")])  # tables created before it was recorded
 
     def get(self, campaign_key: str) -> NewsletterRow | None:
         rows = self.query(
-            f"SELECT state, newsletter_id, body_hash, list_ids, requested_at, recipients FROM {self.quoted} "
-            f"WHERE campaign_key = {self.ph}",
+            "SELECT state, newsletter_id, body_hash, list_ids, requested_at, recipients, via "
+            f"FROM {self.quoted} WHERE campaign_key = {self.ph}",
             [campaign_key],
         )
         return NewsletterRow(*rows[0]) if rows else None

@@ -134,6 +134,14 @@ class ContactSyncState(SqlTable):
                 return
             after = rows[-1][0]
 
+    def phones(self, list_id: str) -> list[str] | None:
+        """The numbers the state says ``list_id`` holds (a write in flight included), or None when
+        it has no complete record of that list (or no table): what a gateway that cannot list its
+        contacts (SmsGateway24) holds is known only here."""
+        if not self.exists() or not self.is_complete(list_id):
+            return None
+        return sorted({c.phone for c in self.iter_list(list_id) if c.phone})
+
     def save(
         self,
         list_id: str,

@@ -87,6 +87,7 @@ def test_campaign_counts_and_each_recipient_messaged_once(gateway, sandbox, sms_
         "duplicates": 2,
         "ambiguous": 0,
         "segments": 990,
+        "suppressed_reasons": {"unsubscribed": 5},
     }
     received = sent_messages(sandbox, gateway)
     assert len(received) == 990

@@ -200,3 +200,25 @@ def test_sms_conn_env_points_three_airflow_connections_at_the_sandbox(sandbox, s
 def test_the_shared_session_sandbox_runs_in_real_time_with_two_second_delivery(sandbox_server):
     clock = sandbox_server.stats()["clock"]
     assert (clock["frozen"], clock["delivery_seconds"]) == (False, 2.0)
+
+
+def test_balance_can_be_set_per_billed_account_and_reset_restores_it(sandbox, http):
+    start = sandbox.stats()["balance"]
+    assert sandbox.set_balance("smstools", 12.5) == {**start, "smstools": 12.5}
+    assert http.get(f"{sandbox.url}/v1/balance", headers=SMSTOOLS_AUTH).json()["credits"] == "12.50"
+    sandbox.set_balance("textboost", 7)
+    assert (
+        http.get(f"{sandbox.url}/api/v3/balance", headers=TEXTBOOST_AUTH).json()["data"]["remaining_balance"]
+        == "7"
+    )
+    for body in (
+        {"gateway": "smsgateway24", "balance": 1},
+        {"gateway": "smstools", "balance": -1},
+        {"gateway": "smstools", "balance": "9"},
+        {"gateway": "smstools", "balance": True},
+        [],
+    ):
+        response = http.post(f"{sandbox.url}/_sandbox/balance", json=body)
+        assert response.status_code == 400, body
+    sandbox.reset()
+    assert sandbox.stats()["balance"] == start

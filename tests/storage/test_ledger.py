@@ -1,20 +1,23 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
+from datetime import timedelta
 
 import pytest
 
 from airflow_provider_sms.messages import SendOutcome
 from airflow_provider_sms.storage.ledger import (
     ACCEPTED,
+    AMBIGUOUS,
     PENDING,
     REJECTED,
     SENDING,
+    SUPPRESSED,
     LedgerEntry,
     MessageLedger,
     idempotency_key,
 )
-from airflow_provider_sms.storage.table import quote_name
+from airflow_provider_sms.storage.table import quote_name, utcnow
 
 
 @pytest.fixture
@@ -68,6 +71,42 @@ def test_load_handles_more_recipients_than_one_in_clause(ledger):
     phones = [f"+4915100{i:05d}" for i in range(1_200)]
     ledger.record("c1", [_entry(p) for p in phones])
     assert len(ledger.load("c1", phones)) == 1_200
+
+
+def test_recent_counts_count_what_left_from_other_campaigns_since_a_time(ledger):
+    """The frequency cap's query: accepted, sending and ambiguous rows of other campaigns with
+    ``sent_at`` at or after ``since``; pending, rejected, suppressed and the asking campaign's own
+    rows never count."""
+    a, b = "+4915100000001", "+4915100000002"
+    for campaign in ("c1", "c2", "c3", "c4", "own"):
+        ledger.record(campaign, [_entry(a), _entry(b)])
+    sent_at, _ = ledger.claim("c1", [(a, None, None), (b, None, None)])
+    ledger.mark("c1", [SendOutcome(a, ACCEPTED, "m1"), SendOutcome(b, REJECTED, error="no")])
+    ledger.claim("c2", [(a, None, None)])  # sending: may have left
+    ledger.claim("c3", [(a, None, None), (b, None, None)])
+    ledger.mark("c3", [SendOutcome(a, AMBIGUOUS), SendOutcome(b, SUPPRESSED, error="opted out")])
+    ledger.claim("own", [(a, None, None)])
+    ledger.mark("own", [SendOutcome(a, ACCEPTED, "m2")])
+    # c4 stays pending
+
+    since = sent_at - timedelta(seconds=1)
+    assert ledger.recent_counts([a, b, "+4915100000003"], since=since, other_than="own") == {a: 3}
+    assert ledger.recent_counts([a], since=since, other_than="c4") == {a: 4}
+    assert ledger.recent_counts([a, b], since=utcnow() + timedelta(seconds=1), other_than="own") == {}
+    ledger.ensure_recipient_index()
+    ledger.ensure_recipient_index()  # idempotent
+    assert ledger.suppressed_reasons() == {"opted out": 1}
+    assert ledger.suppressed_reasons("c1") == {}
+
+
+def test_suppress_changes_only_rows_still_pending(ledger):
+    a, b = "+4915100000001", "+4915100000002"
+    ledger.record("c1", [_entry(a), _entry(b)])
+    ledger.claim("c1", [(a, None, None)])
+    ledger.mark("c1", [SendOutcome(a, ACCEPTED, "m1")])
+    ledger.suppress("c1", {a: "opted out", b: "frequency cap"})
+    rows = ledger.load("c1", [a, b])
+    assert (rows[a].state, rows[b].state, rows[b].error) == (ACCEPTED, SUPPRESSED, "frequency cap")
 
 
 def test_idempotency_key_is_digits_stable_and_distinct():

@@ -109,9 +109,9 @@ def test_an_unreachable_database_fails_rather_than_reading_as_empty(monkeypatch)
         '{"conn_type": "postgres", "host": "127.0.0.1", "port": 1, "login": "x", "schema": "x"}',
     )
     table = OptOutTable("sms_nowhere")
-    with pytest.raises(Exception, match="(?i)connect"):
+    with pytest.raises(Exception, match=r"(?i)connect"):
         table.exists()
-    with pytest.raises(Exception, match="(?i)connect"):
+    with pytest.raises(Exception, match=r"(?i)connect"):
         table.ensure()
 
 
