@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import astuple, dataclass
 from datetime import datetime
 
+from airflow_provider_sms.storage.ledger import ACCEPTED, AMBIGUOUS, MessageLedger
 from airflow_provider_sms.storage.table import SqlTable, quote_name, utcnow
 
 COLUMNS: list[tuple[str, str]] = [
@@ -35,7 +36,7 @@ NAMES = [name for name, _ in COLUMNS]
 KEY = ("gateway", "message_id")
 ROWS_PER_STATEMENT = 1_000  # 14,000 parameters: within SQLite's (32,766) and PostgreSQL's (65,535) limits
 # Ledger states of a message that reached (or may have reached) its recipient: what a reply answers.
-ANSWERABLE = ("accepted", "ambiguous")
+ANSWERABLE = (ACCEPTED, AMBIGUOUS)
 
 
 @dataclass(frozen=True)
@@ -121,15 +122,15 @@ class ReplyTable(SqlTable):
         return {intent: int(n) for intent, n in rows}
 
 
-class LedgerMatcher(SqlTable):
-    """Reads the send operator's ledger (``storage/ledger.py``) to tie replies to campaigns."""
+class LedgerMatcher(MessageLedger):
+    """Reads the send operator's ledger to tie replies to campaigns."""
 
     def ready(self) -> bool:
         """Whether there is a ledger to read (none before the first campaign); ensures the index
-        the look-up reads by: messages per recipient and time, across campaigns."""
+        the look-up reads by (messages per recipient and time, as the frequency cap's)."""
         if not self.exists():
             return False
-        self.create_index("recipient_sent_at", ("recipient", "sent_at"))
+        self.ensure_recipient_index()
         return True
 
     def last_sent(
