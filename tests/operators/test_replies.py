@@ -13,6 +13,7 @@ import pytest
 from airflow_provider_sms.operators.lineage import ledger_asset
 from airflow_provider_sms.operators.replies import SmsRepliesOperator
 from airflow_provider_sms.storage.opt_outs import OptOutTable
+from airflow_provider_sms.storage.table import get_sql_hook
 from tests.support.replies import (
     ALL_IN,
     ledger_ids,
@@ -174,3 +175,21 @@ def test_outlets_template_fields_and_a_summary_without_secrets(sandbox, sms_conn
     text = json.dumps(summary)
     assert "sandbox-client-secret" not in text and "sandbox-client-id" not in text
     assert summary["new"] == 1
+
+
+def test_openlineage_names_the_inbox_the_ledger_and_the_two_tables(sms_conn_env, postgres_conn_id):
+    pytest.importorskip("airflow.providers.openlineage", reason="the OpenLineage provider is not installed")
+    op = SmsRepliesOperator(
+        task_id="replies", sms_conn_id=sms_conn_env["textboost"], replies_conn_id=postgres_conn_id
+    )
+    lineage = op.get_openlineage_facets_on_complete(None)
+    inputs = {(d.namespace, d.name) for d in lineage.inputs}
+    outputs = {(d.namespace, d.name) for d in lineage.outputs}
+    namespace = "postgres://127.0.0.1:5432"
+    database = get_sql_hook(postgres_conn_id).get_connection(postgres_conn_id).schema
+    assert outputs == {
+        (namespace, f"{database}.public.sms_replies"),
+        (namespace, f"{database}.public.sms_opt_outs"),
+    }
+    assert (namespace, f"{database}.public.sms_messages") in inputs
+    assert any(ns.startswith("textboost://127.0.0.1:") and name == "replies" for ns, name in inputs)
