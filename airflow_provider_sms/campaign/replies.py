@@ -52,9 +52,10 @@ from airflow_provider_sms.storage.replies import LedgerMatcher, ReplyRow, ReplyT
 from airflow_provider_sms.storage.table import utcnow
 
 BATCH_SIZE = 1_000
-# A reply received up to this long before the ledger's send time still answers that message: the
-# gateway's clock and the worker's differ, and some gateways write times to the second.
-MATCH_TOLERANCE = timedelta(seconds=60)
+# A reply dated up to this long before the ledger's send time still answers that message: some
+# gateways write times to the second. No more: a later campaign sent just after a reply must not
+# take it, and nobody reads and answers a text within a second of its sending.
+MATCH_TOLERANCE = timedelta(seconds=1)
 REPLY, GATEWAY_LIST = "reply", "gateway list"
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,10 @@ from airflow_provider_sms.campaign.keywords import ReplyIntent, classify_reply
 from airflow_provider_sms.campaign.replies import ReplyIntake
 from airflow_provider_sms.hooks.smstools import SmstoolsHook
 from airflow_provider_sms.sandbox import replies as sandbox_replies
+from airflow_provider_sms.storage.ledger import MessageLedger
 from airflow_provider_sms.storage.opt_outs import OptOutTable
 from airflow_provider_sms.storage.table import get_sql_hook
+from tests.support.replies import sent
 
 SMSTOOLS = "https://smstools.example.test/v1"
 TIMED, UNTIMED, RETURNING, LISTED = "+4915112345601", "+4915112345602", "+4915112345603", "+4915112345604"
@@ -98,6 +100,30 @@ def test_every_stop_the_sandbox_simulates_reads_as_stop_and_its_free_text_as_non
     for text in sandbox_replies.TEXT_FORMS[language]:
         assert classify_reply(text).intent is ReplyIntent.NONE, text
         assert sandbox_replies.keyword(text) is None, text
+
+
+def test_a_campaign_sent_just_after_a_reply_does_not_take_it(hook, sqlite_conn_id):
+    """Reply 1 (17:21:27) answers campaign 1 (17:00), not campaign 2, sent 30 s after it; reply 5
+    (18:00) answers campaign 2. The gateway writes times to the second, hence a second's grace."""
+    ledger = MessageLedger(sqlite_conn_id, gateway="smstools", sms_conn_id="smstools_test")
+    ledger.ensure_table()
+    utc = timezone.utc
+    first = sent(ledger, "campaign-1", TIMED, datetime(2026, 5, 29, 17, 0, tzinfo=utc))
+    second = sent(ledger, "campaign-2", TIMED, datetime(2026, 5, 29, 17, 21, 57, tzinfo=utc))
+    sent(ledger, "campaign-3", UNTIMED, datetime(2026, 5, 29, 17, 0, 0, 900_000, tzinfo=utc))
+    ledger.close()
+    done = intake(hook, sqlite_conn_id).run().as_dict()
+    rows = get_sql_hook(sqlite_conn_id).get_records(
+        'SELECT "message_id", "campaign_key", "matched_message_id" FROM "sms_replies" ORDER BY 1'
+    )
+    assert rows == [
+        ("1", "campaign-1", first),
+        ("2", "campaign-3", f"campaign-3-{UNTIMED}"),  # no time: what was sent before it was read
+        ("3", None, None),
+        ("4", None, None),  # a sender id: no number to look up
+        ("5", "campaign-2", second),
+    ]
+    assert done["matched"] == 3
 
 
 def test_a_run_that_dies_while_recording_opt_outs_leaves_no_stop_behind(hook, sqlite_conn_id, monkeypatch):

@@ -7,16 +7,13 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from airflow_provider_sms.messages import SendOutcome
 from airflow_provider_sms.storage.ledger import (
-    ACCEPTED,
     REJECTED,
-    LedgerEntry,
     MessageLedger,
-    idempotency_key,
 )
 from airflow_provider_sms.storage.replies import LedgerMatcher, ReplyRow, ReplyTable
 from airflow_provider_sms.storage.table import get_sql_hook
+from tests.support.replies import sent
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 A, B, C = "+4915100000001", "+4915100000002", "+4915100000003"
@@ -116,22 +113,6 @@ def ledger(sql_conn_id):
     ledger.ensure_table()
     yield ledger
     ledger.close()
-
-
-def sent(ledger: MessageLedger, campaign: str, phone: str, at: datetime, state: str = ACCEPTED) -> str:
-    """A ledger row of ``campaign`` to ``phone`` that left at ``at``; returns its gateway id."""
-    ledger.record(campaign, [LedgerEntry(phone, "pending", idempotency_key(campaign, phone))])
-    ledger.claim(campaign, [(phone, None, None)])
-    message_id = f"{campaign}-{phone}"
-    ledger.mark(
-        campaign, [SendOutcome(phone, state, message_id if state == ACCEPTED else None, None, None, None)]
-    )
-    ledger.execute(
-        f'UPDATE {ledger.quoted} SET "sent_at" = {ledger.ph} WHERE "campaign_key" = {ledger.ph} '
-        f'AND "recipient" = {ledger.ph}',
-        [ledger.ts(at), campaign, phone],
-    )
-    return message_id
 
 
 def test_a_reply_is_tied_to_the_last_message_sent_to_its_sender_before_it(ledger, sql_conn_id):

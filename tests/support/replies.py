@@ -3,15 +3,17 @@ task would run them, the tables read back."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from types import SimpleNamespace
 
 import pendulum
 
+from airflow_provider_sms.messages import SendOutcome
 from airflow_provider_sms.operators.replies import SmsRepliesOperator
 from airflow_provider_sms.operators.send import SmsBulkSendOperator
 from airflow_provider_sms.sandbox import replies as sandbox_replies
 from airflow_provider_sms.sandbox.config import SandboxConfig
-from airflow_provider_sms.storage.ledger import ACCEPTED, MessageLedger
+from airflow_provider_sms.storage.ledger import ACCEPTED, LedgerEntry, MessageLedger, idempotency_key
 from airflow_provider_sms.storage.opt_outs import OptOutTable
 from airflow_provider_sms.storage.table import get_sql_hook
 
@@ -87,3 +89,19 @@ def ledger_ids(sql_conn_id: str, campaign_key: str) -> dict[str, str]:
         return {e.recipient: e.message_id for e in ledger.in_state(campaign_key, [ACCEPTED])}
     finally:
         ledger.close()
+
+
+def sent(ledger: MessageLedger, campaign: str, phone: str, at: datetime, state: str = ACCEPTED) -> str:
+    """A ledger row of ``campaign`` to ``phone`` that left at ``at``; returns its gateway id."""
+    ledger.record(campaign, [LedgerEntry(phone, "pending", idempotency_key(campaign, phone))])
+    ledger.claim(campaign, [(phone, None, None)])
+    message_id = f"{campaign}-{phone}"
+    ledger.mark(
+        campaign, [SendOutcome(phone, state, message_id if state == ACCEPTED else None, None, None, None)]
+    )
+    ledger.execute(
+        f'UPDATE {ledger.quoted} SET "sent_at" = {ledger.ph} WHERE "campaign_key" = {ledger.ph} '
+        f'AND "recipient" = {ledger.ph}',
+        [ledger.ts(at), campaign, phone],
+    )
+    return message_id
