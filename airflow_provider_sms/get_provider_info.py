@@ -121,6 +121,43 @@ CONNECTION_TYPES = [
 ]
 
 
+def _option(description: str, kind: str, default: str, example: str | None = None) -> dict[str, Any]:
+    return {
+        "description": description,
+        "version_added": "0.1.0",
+        "type": kind,
+        "example": example,
+        "default": default,
+    }
+
+
+# The [sms] section: where the campaigns page (plugins/) reads; the defaults are the operators'.
+CONFIG_OPTIONS: dict[str, dict[str, Any]] = {
+    "ledger_conn_id": _option(
+        "Airflow SQL connection of the message ledger and the delivery report table (the send "
+        "operator's ledger_conn_id).",
+        "string",
+        "sqlite_default",
+        "warehouse",
+    ),
+    "ledger_table": _option(
+        "The message ledger table (the send operator's ledger_table).", "string", "sms_messages"
+    ),
+    "report_table": _option(
+        "The delivery report table, on the same connection (the report operator's report_table).",
+        "string",
+        "sms_delivery_report",
+    ),
+    "cost_per_segment": _option(
+        "Price of one SMS segment, for the estimated cost of each campaign (empty: no estimate).",
+        "float",
+        "",
+        "0.075",
+    ),
+}
+PLUGIN_CLASS = "airflow_provider_sms.plugins.campaigns.SmsCampaignsPlugin"
+
+
 def get_provider_info() -> dict[str, Any]:
     """Everything Airflow needs to list the provider and build its connection forms."""
     return {
@@ -154,4 +191,14 @@ def get_provider_info() -> dict[str, Any]:
         ],
         "notifications": ["airflow_provider_sms.notifications.sms.SmsNotifier"],
         "connection-types": CONNECTION_TYPES,
+        # Loaded from here with [core] lazy_discover_providers = False; otherwise through the
+        # airflow.plugins entry point (pyproject.toml), as the official providers do.
+        "plugins": [{"name": "sms_campaigns", "plugin-class": PLUGIN_CLASS}],
+        "config": {
+            "sms": {
+                "description": "The SMS campaigns page in the Airflow UI: where it reads the ledger and "
+                "delivery report tables the operators write.",
+                "options": CONFIG_OPTIONS,
+            }
+        },
     }

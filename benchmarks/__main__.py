@@ -4,6 +4,8 @@
     python -m benchmarks --quick                  # small sizes, a smoke test of the whole run (~2 min)
     python -m benchmarks --only send --messages 20000 --gateways smsgateway24 --ledgers sqlite
     python -m benchmarks --profile --json out.json --markdown out.md
+    python -m benchmarks --only phones            # phone validation against phonenumbers, 1M numbers
+    python -m benchmarks --only ui               # the campaigns page over a 1M-row PostgreSQL ledger
 
 The sandbox gateway runs as a separate process (``start_sandbox_process``), so client and server do
 not share a GIL; on a 2-core machine they still share the cores.
@@ -32,14 +34,16 @@ from benchmarks.common import (
     workdir,
 )
 
-BENCHMARKS = ("send", "sync", "reconcile", "memory")
+BENCHMARKS = ("send", "sync", "reconcile", "memory", "phones", "ui")
 QUICK = {
+    "phones": 20_000,
     "messages": 5_000,
     "naive_messages": 1_000,
     "memory_rows": "5000,20000",
     "contacts": 20_000,
     "status_rows": 20_000,
     "naive_commit_rows": 2_000,
+    "ui_rows": 50_000,
 }
 
 
@@ -97,6 +101,19 @@ def build_parser() -> argparse.ArgumentParser:
         "a WAL flush per row: about 3.5 ms each on this machine)",
     )
     parser.add_argument(
+        "--phones", type=int, default=1_000_000, help="generated numbers in the phone validation benchmark"
+    )
+    parser.add_argument(
+        "--ui-rows",
+        type=int,
+        default=1_000_000,
+        help="ledger rows of the campaigns page benchmark (PostgreSQL)",
+    )
+    parser.add_argument("--ui-repeats", type=int, default=5, help="calls per phase after the first")
+    parser.add_argument(
+        "--no-ui-http", action="store_true", help="ui: skip the phase over a real airflow api-server"
+    )
+    parser.add_argument(
         "--profile", action="store_true", help="profile one provider send per gateway (pyinstrument)"
     )
     parser.add_argument("--profile-messages", type=int, default=20_000)
@@ -120,7 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     ledgers = _csv(args.ledgers)
     memory_sources = _csv(args.memory_sources)
     missing_pg = postgres_unavailable()
-    if missing_pg and ("postgres" in ledgers or "postgres" in memory_sources or "reconcile" in only):
+    if missing_pg and (
+        "postgres" in ledgers or "postgres" in memory_sources or "reconcile" in only or "ui" in only
+    ):
         log(f"skipping PostgreSQL: {missing_pg}")
         ledgers = [x for x in ledgers if x != "postgres"]
         memory_sources = [x for x in memory_sources if x != "postgres"]
@@ -132,10 +151,12 @@ def main(argv: list[str] | None = None) -> int:
     tables: list[Table] = []
     results: dict[str, Any] = {"machine": info, "arguments": {k: str(v) for k, v in vars(args).items()}}
     pool = NumberPool()
-    log("starting the sandbox gateway as a subprocess")
-    sandbox = start_sandbox_process(delivery_seconds=2)
+    sandbox = None
+    if set(only) - {"phones"}:  # the phone benchmark needs no gateway
+        log("starting the sandbox gateway as a subprocess")
+        sandbox = start_sandbox_process(delivery_seconds=2)
     try:
-        conn_ids = set_gateway_connections(sandbox.url)
+        conn_ids = set_gateway_connections(sandbox.url) if sandbox else {}
         with workdir() as tmp:
             if "send" in only:
                 from benchmarks import send
@@ -183,6 +204,16 @@ def main(argv: list[str] | None = None) -> int:
                     _print(new)
                 else:
                     log("reconcile: airflow_provider_sms/operators/report.py does not exist yet; skipped")
+            if "ui" in only:
+                if missing_pg:
+                    log("ui: needs PostgreSQL; skipped")
+                else:
+                    from benchmarks import ui
+
+                    new, numbers = ui.run(args.ui_rows, args.ui_repeats, tmp, http=not args.no_ui_http)
+                    tables += new
+                    results["ui"] = numbers
+                    _print(new)
             if "memory" in only:
                 from benchmarks import memory
 
@@ -193,8 +224,16 @@ def main(argv: list[str] | None = None) -> int:
                 tables += new
                 results["memory"] = numbers
                 _print(new)
+            if "phones" in only:
+                from benchmarks import phones
+
+                new, numbers = phones.run(args.phones)
+                tables += new
+                results["phones"] = numbers
+                _print(new)
     finally:
-        sandbox.stop()
+        if sandbox is not None:
+            sandbox.stop()
 
     info["load average at the end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     print()

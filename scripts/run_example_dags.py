@@ -150,6 +150,9 @@ def airflow_env(
             "PYTHONWARNINGS": "ignore:Could not import graphviz",
             # The campaign's send window, opened all day so that the run works at any hour.
             "SMS_EXAMPLE_SEND_WINDOW": "00:00-23:59",
+            # The UI's "SMS campaigns" page (the provider's plugin) reads the examples' tables.
+            "AIRFLOW__SMS__LEDGER_CONN_ID": "warehouse",
+            "AIRFLOW__SMS__COST_PER_SEGMENT": "0.075",  # example_dags/sms_campaign.py COST_PER_SEGMENT
             "PYTHONUNBUFFERED": "1",
         }
     )

@@ -1,8 +1,10 @@
-"""Shared fixtures: one sandbox gateway for the whole run, reset before each test that uses it."""
+"""Shared fixtures: one sandbox gateway for the whole run, reset before each test that uses it; one
+run of the example DAGs (the README's audience), shared by the tests that look at its results."""
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -54,3 +56,14 @@ def sms_conn_env(sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> dic
     for gateway, connection in connections.items():
         monkeypatch.setenv(f"AIRFLOW_CONN_{gateway.upper()}_SANDBOX", json.dumps(connection))
     return {gateway: f"{gateway}_sandbox" for gateway in connections}
+
+
+@pytest.fixture(scope="session")
+def example_dags_run(tmp_path_factory: pytest.TempPathFactory):
+    """Every example DAG run once with ``airflow dags test`` against the sandbox (300 customers, as
+    the demo): the slowest fixture of the suite (a few minutes), so it runs once per session."""
+    if os.environ.get("SMS_SKIP_EXAMPLE_DAG_RUNS") == "1":
+        pytest.skip("SMS_SKIP_EXAMPLE_DAG_RUNS=1")
+    from scripts.run_example_dags import run
+
+    return run(tmp_path_factory.mktemp("example-dags-300"), customers=300)

@@ -10,21 +10,24 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "airflow_provider_sms"
-MODEL = {"messages", "exceptions"}
+MODEL = {"messages", "phones", "exceptions"}
 FACES = {"operators", "sensors", "triggers", "notifications"}
 # What each part may import of the provider (besides itself).
 ALLOWED = {
-    "messages": set(),
+    "phones": set(),
+    "messages": {"phones"},
     "exceptions": set(),
     "get_provider_info": {"__init__"},
     "hooks": MODEL | {"get_provider_info", "__init__"},
     "storage": MODEL,
     "campaign": MODEL | {"hooks", "storage"},
-    "sandbox": {"messages"},
+    "sandbox": {"messages", "phones"},
     "operators": MODEL | {"hooks", "storage", "campaign"},
     "sensors": MODEL | {"hooks", "storage", "campaign", "triggers"},
     "triggers": MODEL | {"hooks", "storage", "campaign"},
     "notifications": MODEL | {"hooks"},
+    # The UI face: reads storage (never hooks or engines); its config is declared in provider info.
+    "plugins": MODEL | {"storage", "get_provider_info"},
     "__init__": set(),
 }
 SQL = re.compile(

@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
+
+import pendulum
 import pytest
 
 from airflow_provider_sms.messages import (
     DeliveryStatus,
     InvalidPhoneNumberError,
+    as_utc,
     count_segments,
     map_status,
     normalize_phone,
@@ -125,3 +129,20 @@ def test_an_international_number_normalises_the_same_whatever_the_region():
     }
     # A national number still needs (and uses) its region.
     assert normalize_phone("0151 2345 6789", "DE") == "+4915123456789"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        datetime(2026, 3, 29, 1, 30),
+        pendulum.naive(2026, 3, 29, 1, 30),
+        pendulum.datetime(2026, 3, 29, 3, 30, tz="Europe/Berlin"),
+        datetime(2026, 3, 29, 1, 30, tzinfo=timezone.utc),
+    ],
+    ids=["naive", "naive-pendulum", "berlin", "aware-utc"],
+)
+def test_as_utc_takes_naive_values_as_utc_pendulum_ones_included(value):
+    moment = as_utc(value)
+    assert moment.tzinfo is not None
+    assert moment == pendulum.datetime(2026, 3, 29, 1, 30, tz="UTC")
+    assert moment.utcoffset() == timedelta(0)

@@ -88,3 +88,59 @@ def test_every_module_named_in_provider_info_imports():
     for path in info["notifications"]:
         module, _, name = path.rpartition(".")
         assert getattr(importlib.import_module(module), name)
+
+
+def test_provider_info_is_valid_for_airflows_schema():
+    import json
+    from pathlib import Path
+
+    import airflow
+    import jsonschema
+
+    schema = json.loads((Path(airflow.__file__).parent / "provider_info.schema.json").read_text())
+    jsonschema.validate(get_provider_info(), schema)
+
+
+def test_the_campaigns_plugin_is_registered_in_provider_info_and_as_an_entry_point():
+    import importlib
+    from pathlib import Path
+
+    import tomllib
+    from airflow.plugins_manager import AirflowPlugin
+
+    (plugin,) = get_provider_info()["plugins"]
+    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    entry_point = pyproject["project"]["entry-points"]["airflow.plugins"][plugin["name"]]
+    assert entry_point.replace(":", ".") == plugin["plugin-class"]
+    module, _, name = plugin["plugin-class"].rpartition(".")
+    cls = getattr(importlib.import_module(module), name)
+    assert issubclass(cls, AirflowPlugin) and cls.name == plugin["name"]
+    assert {view["destination"] for view in cls.external_views} == {"nav", "dag_run", "task_instance"}
+    (app,) = cls.fastapi_apps
+    assert app["url_prefix"] == "/sms-campaigns"
+    # Relative hrefs: the UI resolves them against its <base href> (a base_url with a path works).
+    assert not any(view["href"].startswith(("/", "http")) for view in cls.external_views)
+
+
+def test_airflow_reads_the_sms_section_with_the_operators_defaults(monkeypatch):
+    from airflow.configuration import conf
+
+    from airflow_provider_sms.operators.report import SmsDeliveryReportOperator
+    from airflow_provider_sms.operators.send import SmsBulkSendOperator
+    from airflow_provider_sms.plugins.pages import Settings
+
+    send = SmsBulkSendOperator(task_id="s", sms_conn_id="x", audience=[], message="m")
+    report = SmsDeliveryReportOperator(task_id="r", sms_conn_id="x")
+    assert conf.get("sms", "ledger_conn_id") == send.ledger_conn_id == report.report_conn_id
+    assert conf.get("sms", "ledger_table") == send.ledger_table == report.ledger_table
+    assert conf.get("sms", "report_table") == report.report_table
+    assert Settings.from_conf().cost_per_segment is None
+    monkeypatch.setenv("AIRFLOW__SMS__COST_PER_SEGMENT", "0.075")
+    monkeypatch.setenv("AIRFLOW__SMS__LEDGER_CONN_ID", "warehouse")
+    settings = Settings.from_conf()
+    assert (settings.cost_per_segment, settings.ledger_conn_id) == (0.075, "warehouse")
+    assert settings.ledger_asset_uri == "sms-table://warehouse/sms_messages"
+    monkeypatch.setenv("AIRFLOW__SMS__COST_PER_SEGMENT", "7 cents")
+    settings = Settings.from_conf()
+    assert settings.cost_per_segment is None
+    assert settings.problems == ("[sms] cost_per_segment is not a number ('7 cents'): no cost is estimated.",)

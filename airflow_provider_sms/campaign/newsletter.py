@@ -51,6 +51,7 @@ from airflow_provider_sms.messages import (
     Contact,
     InvalidPhoneNumberError,
     as_datetime,
+    as_utc,
     count_segments,
     normalize_phone,
 )
@@ -398,7 +399,7 @@ def _moment(value: datetime | str | None) -> datetime | None:
     if value in (None, ""):
         return None
     moment = value if isinstance(value, datetime) else pendulum.parse(str(value), tz="UTC")
-    moment = pendulum.instance(moment, tz="UTC").in_timezone("UTC")
+    moment = as_utc(moment)
     return moment if moment > pendulum.now("UTC") else None
 
 

@@ -35,7 +35,7 @@ from collections import Counter
 from collections.abc import Iterable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 from airflow_provider_sms.campaign.keywords import ReplyIntent, ReplyVerdict, classify_reply
@@ -45,6 +45,7 @@ from airflow_provider_sms.messages import (
     InboundMessage,
     InvalidPhoneNumberError,
     OptOutEvent,
+    as_utc,
     normalize_phone,
 )
 from airflow_provider_sms.storage.opt_outs import OptOutTable
@@ -117,8 +118,8 @@ class ReplyIntake:
         then the gateway's opt-out list. Runs of one gateway and connection take turns (a lock in
         the replies table's database)."""
         gateway = self.hook.gateway
-        if since is not None and since.tzinfo is None:
-            since = since.replace(tzinfo=timezone.utc)  # as the hooks read a naive time
+        if since is not None:
+            since = as_utc(since)  # a naive time is UTC, as the hooks read it
         with ExitStack() as stack:
             table = ReplyTable(self.replies_conn_id, self.replies_table)
             stack.callback(table.close)

@@ -145,7 +145,6 @@ class CampaignSend:
         self.suppressed = suppressed
         self.ledger = ledger
         self.rails = rails
-        self.estimate: dict[str, Any] | None = None  # the budget's estimate, once taken (logged)
         self.reasons: Counter = Counter()  # suppressed rows per reason
         self.seen: set[str] = set()
         self.counts: Counter = Counter()  # outcomes, counted by the delivering thread
@@ -167,10 +166,9 @@ class CampaignSend:
                 self.ledger.ensure_table()
             if self.rails is not None:
                 self.rails.open()
-                if not self.settings.dry_run and (
-                    unchecked := balance_unchecked(self.rails.settings, self.hook)
-                ):
-                    self.log.info("%s", unchecked)
+                unchecked = balance_unchecked(self.rails.settings, self.hook)
+                if unchecked and not self._budgeted and not self.settings.dry_run:
+                    self.log.info("%s", unchecked)  # else the budget check says it
             self.gateway = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sms-gateway")
             try:
                 with self._one_try_at_a_time():
@@ -268,7 +266,14 @@ class CampaignSend:
                 pickle.dump(
                     (current, {r: b for r, b in bodies.items() if current[r].state != SUPPRESSED}), spool
                 )
-            self.estimate = self.rails.check_budget(self.hook, segments, f"campaign {self.campaign_key!r}")
+            try:
+                self.rails.check_budget(self.hook, segments, f"campaign {self.campaign_key!r}")
+            except SmsValidationError as exc:  # the balance request refused: a wrong URL, say
+                raise SmsConfigurationError(
+                    f"{exc}; the balance could not be read, so nothing of campaign {self.campaign_key!r} "
+                    "was sent: its messages stay pending in the ledger. Fix the connection (or set "
+                    "check_balance=False), then run the campaign again"
+                ) from exc
             spool.seek(0)
             while True:
                 try:

@@ -18,7 +18,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from functools import cached_property, lru_cache
 from typing import Any, ClassVar, TypeVar
@@ -66,6 +66,7 @@ from airflow_provider_sms.messages import (
     OutboundMessage,
     SendResult,
     StatusReport,
+    as_utc,
     map_status,
     normalize_phone,
 )
@@ -131,22 +132,22 @@ class Capabilities:
     :param newsletter: how a newsletter reaches a list: ``"campaign"`` (one gateway-side campaign,
         TextBoost), ``"package"`` (SmsGateway24's savepaket) or ``"send"`` (a send to each
         contact of the list, through the ledger, Smstools).
-    :param opt_out_list: the gateway keeps an opt-out list of its own that can be read
-        (:meth:`SmsGatewayHook.iter_gateway_opt_outs`; Smstools).
     :param credit: what the account's balance (:meth:`SmsGatewayHook.get_credit`) counts:
         ``"currency"`` (money: Smstools), ``"segments"`` (SMS units: TextBoost), or None (no
         balance endpoint: SmsGateway24).
     :param contact_unsubscribed: its contacts carry an ``unsubscribed`` flag (Smstools), so an
         opted-out number can be marked in a list rather than removed from it.
+    :param opt_out_list: the gateway keeps an opt-out list of its own that can be read
+        (:meth:`SmsGatewayHook.iter_gateway_opt_outs`; Smstools).
     """
 
     list_contacts: bool = True
     delete_contacts: bool = True
     find_list: bool = True
     newsletter: str = "send"
-    opt_out_list: bool = False
     credit: str | None = None
     contact_unsubscribed: bool = False
+    opt_out_list: bool = False
 
 
 # A page parser turns one page's payload into (items, the call for the next page or None).
@@ -935,8 +936,7 @@ class SmsGatewayHook(BaseHook):
 
     def format_time(self, value: datetime, fmt: str = "YYYY-MM-DD HH:mm:ss") -> str:
         """``value`` in the connection's timezone (naive values are taken as UTC), formatted for the wire."""
-        moment = pendulum.instance(value, tz="UTC") if value.tzinfo is None else pendulum.instance(value)
-        return moment.in_timezone(self.timezone).format(fmt)
+        return as_utc(value).in_timezone(self.timezone).format(fmt)
 
     def parse_time(self, value: Any) -> datetime | None:
         """A gateway timestamp as an aware datetime; naive texts are in the connection's timezone.
@@ -1061,8 +1061,7 @@ class SmsGatewayHook(BaseHook):
         older messages out; a message whose time cannot be read is kept (``received_at`` None).
         Reading again yields the same ``message_id`` for the same message: de-duplicate by it.
         """
-        # replace, not pendulum.instance(tz=...): that leaves a naive pendulum DateTime naive
-        start = None if since is None else since if since.tzinfo else since.replace(tzinfo=timezone.utc)
+        start = None if since is None else as_utc(since)
         call, parse_page = self._reply_listing(start)
         for reply in self.paginate(call, parse_page):
             if start is None or reply.received_at is None or reply.received_at >= start:

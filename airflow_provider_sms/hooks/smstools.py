@@ -39,6 +39,7 @@ from airflow_provider_sms.messages import (
     Credit,
     DeliveryStatus,
     SendResult,
+    as_utc,
     body_hash,
 )
 
@@ -100,7 +101,7 @@ class SmstoolsHook(SmsGatewayHook):
     default_base_url = "https://api.smsgatewayapi.com"
     max_batch_size = 1000  # our choice: the docs give no limit for an array ``to``
     capabilities = Capabilities(
-        newsletter="send", opt_out_list=True, credit="currency", contact_unsubscribed=True
+        newsletter="send", credit="currency", contact_unsubscribed=True, opt_out_list=True
     )
     status_map = STATUS_MAP
 
@@ -225,7 +226,7 @@ class SmstoolsHook(SmsGatewayHook):
         now = pendulum.now("UTC")
         for index, phone in self.wire_numbers(messages, results):
             m = messages[index]
-            future = m.send_at is not None and pendulum.instance(m.send_at, tz="UTC") > now
+            future = m.send_at is not None and as_utc(m.send_at) > now
             send_at = m.send_at if future else None
             options = tuple((k, m.options[k]) for k in SEND_OPTIONS if k in m.options)
             groups.setdefault((m.body, m.sender, send_at, options), []).append((index, phone))
@@ -307,7 +308,7 @@ class SmstoolsHook(SmsGatewayHook):
         """The logging, newest pages first when ``since`` is given: the API has no date filter, so an
         oldest-first listing is read from its last page backwards, a newest-first one until ``since``."""
         walk: dict[str, bool | None] = {}
-        since = None if since is None else pendulum.instance(since, tz="UTC")  # naive: UTC
+        since = None if since is None else as_utc(since)
 
         def parse(payload: Any, call: Call) -> tuple[list[StatusReport], Call | None]:
             rows = _items(payload, "messages")

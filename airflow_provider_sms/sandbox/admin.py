@@ -348,6 +348,29 @@ def create_admin_router(state: SandboxState, injector: FaultInjector) -> APIRout
         """Request, message, contact and fault counts."""
         return collect_stats(state, injector)
 
+    @router.post("/balance")
+    async def set_balance(request: Request) -> Any:
+        """Set ``{"gateway": "smstools" | "textboost", "balance": x}``: the credits (Smstools) or SMS
+        units (TextBoost) left; ``reset`` restores the starting balance."""
+        try:
+            body = await read_json(request)
+            amount = body.get("balance") if isinstance(body, dict) else None
+            gateway = body.get("gateway") if isinstance(body, dict) else None
+            if (
+                gateway not in BILLED_GATEWAYS
+                or isinstance(amount, bool)
+                or not isinstance(amount, int | float)
+            ):
+                raise BadBody(
+                    f'expected {{"gateway": one of {", ".join(BILLED_GATEWAYS)}, "balance": <number>}}'
+                )
+            if not 0 <= _as_float(amount) < math.inf:
+                raise BadBody("balance must be a finite number, 0 or more")
+        except BadBody as exc:
+            return _bad_request(str(exc))
+        state.balance[gateway] = _as_float(amount)
+        return dict(state.balance)
+
     @router.get("/replies")
     async def list_replies(request: Request) -> Any:
         """Replies (``?gateway=``), arrived or not yet, oldest first: ``id`` (the gateway's), ``from``,
@@ -392,29 +415,6 @@ def create_admin_router(state: SandboxState, injector: FaultInjector) -> APIRout
         except ValueError as exc:  # BadBody too
             return _bad_request(str(exc))
         return {"rate": state.reply_rate, "seconds": state.reply_seconds}
-
-    @router.post("/balance")
-    async def set_balance(request: Request) -> Any:
-        """Set ``{"gateway": "smstools" | "textboost", "balance": x}``: the credits (Smstools) or SMS
-        units (TextBoost) left; ``reset`` restores the starting balance."""
-        try:
-            body = await read_json(request)
-            amount = body.get("balance") if isinstance(body, dict) else None
-            gateway = body.get("gateway") if isinstance(body, dict) else None
-            if (
-                gateway not in BILLED_GATEWAYS
-                or isinstance(amount, bool)
-                or not isinstance(amount, int | float)
-            ):
-                raise BadBody(
-                    f'expected {{"gateway": one of {", ".join(BILLED_GATEWAYS)}, "balance": <number>}}'
-                )
-            if not 0 <= _as_float(amount) < math.inf:
-                raise BadBody("balance must be a finite number, 0 or more")
-        except BadBody as exc:
-            return _bad_request(str(exc))
-        state.balance[gateway] = _as_float(amount)
-        return dict(state.balance)
 
     @router.post("/expire-tokens")
     async def expire_tokens() -> dict[str, Any]:

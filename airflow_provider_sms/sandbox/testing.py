@@ -84,6 +84,11 @@ class SandboxServer:
             if path_contains is None or path_contains in endpoint
         )
 
+    def set_balance(self, gateway: str, balance: float) -> dict[str, float]:
+        """Set what is left on an account: Smstools credits or TextBoost SMS units (``reset()``
+        restores the starting balance)."""
+        return self._call("POST", "balance", json={"gateway": gateway, "balance": balance})
+
     def replies(self, gateway: str | None = None) -> list[dict[str, Any]]:
         """Replies, arrived or not yet (``arrived``), oldest first: ``id`` (the gateway's), ``from``,
         ``to``, ``text``, ``received_at``, ``origin`` (simulated or injected), ``keyword``..."""
@@ -108,11 +113,6 @@ class SandboxServer:
         ``rate=0`` turns simulated replies off until ``reset()``."""
         body = {"rate": rate, "seconds": seconds}
         return self._call("POST", "reply-simulation", json={k: v for k, v in body.items() if v is not None})
-
-    def set_balance(self, gateway: str, balance: float) -> dict[str, float]:
-        """Set what is left on an account: Smstools credits or TextBoost SMS units (``reset()``
-        restores the starting balance)."""
-        return self._call("POST", "balance", json={"gateway": gateway, "balance": balance})
 
     def expire_tokens(self) -> None:
         """Invalidate every SmsGateway24 token."""

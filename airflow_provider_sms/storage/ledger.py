@@ -55,6 +55,9 @@ COLUMNS: list[tuple[str, str]] = [
     ("sent_at", "TIMESTAMP"),
 ]
 KEY = ("campaign_key", "recipient")
+# What the campaigns page reads (storage/campaigns.py): a campaign's start is one probe (created_at
+# second) and its counts an index-only range.
+CAMPAIGN_INDEX = ("campaign_started", ("campaign_key", "created_at", "state", "segments"))
 MAX_CAMPAIGN_KEY = 250  # the width of the campaign_key column above
 
 
@@ -104,6 +107,7 @@ class MessageLedger(SqlTable):
         self.create(COLUMNS, KEY)
         # Delivery reports find ledger rows by the gateway's message id.
         self.create_index("gateway_message_id", ("gateway", "message_id"))
+        self.create_index(*CAMPAIGN_INDEX)
         self.widen_to_text(("message_id", "raw_status"))
 
     def load(self, campaign_key: str, recipients: Sequence[str]) -> dict[str, LedgerEntry]:

@@ -43,6 +43,8 @@ REPORT_COLUMNS: list[tuple[str, str]] = [
     ("campaign_key", "TEXT"),
 ]
 REPORT_KEY = ("gateway", "message_id")
+# A campaign's rows by status, for the campaigns page (storage/campaigns.py).
+CAMPAIGN_INDEX = ("campaign_status", ("campaign_key", "status"))
 # What one status observation carries (the report columns but the two we set on write).
 STAGED_COLUMNS = REPORT_COLUMNS[:11]
 HISTORY_COLUMNS: list[tuple[str, str]] = [
@@ -217,6 +219,7 @@ class DeliveryReportTable(SqlTable):
     def ensure_tables(self) -> None:
         self.create(REPORT_COLUMNS, REPORT_KEY)
         self.add_columns([column for column in REPORT_COLUMNS if column[0] == "campaign_key"])
+        self.create_index(*CAMPAIGN_INDEX)
         self.widen_to_text(GATEWAY_TEXTS)
         if self.history_table:
             history = SqlTable(self.conn_id, self.history_table)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
+import pendulum
 import pytest
 import requests
 
@@ -292,6 +293,8 @@ def test_format_time_uses_the_connection_timezone(monkeypatch):
     assert hook.format_time(moment) == "2026-05-29 17:21:27"
     assert hook.format_time(moment, "DD.MM.YYYY H:mm:ss") == "29.05.2026 17:21:27"
     assert hook.format_time(dt.datetime(2026, 1, 2, 3, 4)) == "2026-01-02 04:04:00"  # naive = UTC
+    # a naive pendulum DateTime is UTC too (pendulum.instance(tz="UTC") used to leave it naive)
+    assert hook.format_time(pendulum.naive(2026, 1, 2, 3, 4)) == "2026-01-02 04:04:00"
     assert hook.parse_time({"date": "2026-05-29 17:21:27.000000", "timezone": "Europe/Berlin"}) == moment
 
 

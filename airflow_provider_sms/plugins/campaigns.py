@@ -1,0 +1,169 @@
+"""The provider's Airflow plugin: an "SMS campaigns" page in the UI's navigation and an "SMS campaign"
+tab on each DAG run and task instance, served by a FastAPI app inside the API server.
+
+Every route authenticates like the rest of the UI (the JWT in the ``Authorization`` header or the
+UI's ``_token`` cookie, ``airflow.api_fastapi.core_api.security.get_user``: none answers 401, a bad
+one 403) and shows only the campaigns of DAGs the user may read; a run's tab checks
+``requires_access_dag("GET", RUN)`` for its DAG. Nothing is written: the ledger's connection is
+opened read-only.
+
+Pages (HTML, drawn on the server, charts as inline SVG) and the same data as JSON:
+
+- ``/sms-campaigns/`` and ``/sms-campaigns/api/campaigns``: campaigns newest first, ``?dag_id=``,
+  ``?gateway=``, ``?page=``, ``?page_size=``;
+- ``/sms-campaigns/campaign?key=`` and ``/sms-campaigns/api/campaign?key=``: one campaign;
+- ``/sms-campaigns/run?dag_id=&run_id=[&task_id=&map_index=]`` and ``/sms-campaigns/api/run?…``:
+  what a DAG run (or task instance) sent.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
+from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
+from airflow.api_fastapi.common.db.common import SessionDep
+from airflow.api_fastapi.core_api.security import get_user, requires_access_dag
+from airflow.plugins_manager import AirflowPlugin
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+
+from airflow_provider_sms.plugins import pages, views
+
+URL_PREFIX = "/sms-campaigns"
+UserDep = Annotated[BaseUser, Depends(get_user)]
+RunAccess = Depends(requires_access_dag("GET", DagAccessEntity.RUN))
+
+app = FastAPI(
+    title="SMS campaigns",
+    description="Campaigns sent by airflow-provider-sms: the ledger and delivery report, per campaign.",
+    docs_url=None,  # the API server's own docs are where users look; this app has no login form
+    redoc_url=None,
+    openapi_url=None,
+)
+
+
+def _status(problems: list[pages.Problem]) -> int:
+    return 503 if any(p.kind == "failed" for p in problems) else 200
+
+
+@app.get("/api/campaigns")
+def campaigns_json(
+    session: SessionDep,
+    user: UserDep,
+    dag_id: str | None = None,
+    gateway: str | None = None,
+    page: Annotated[int, Query(ge=1)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=pages.MAX_PAGE_SIZE)] = pages.PAGE_SIZE,
+) -> JSONResponse:
+    found = pages.listing(
+        session, pages.Access.of(user), dag_id=dag_id, gateway=gateway, page=page, page_size=page_size
+    )
+    return JSONResponse(found.as_dict(), status_code=_status(found.problems if not found.rows else []))
+
+
+@app.get("/", response_class=HTMLResponse)
+def campaigns_page(
+    request: Request,
+    session: SessionDep,
+    user: UserDep,
+    dag_id: str | None = None,
+    gateway: str | None = None,
+    page: Annotated[int, Query(ge=1)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=pages.MAX_PAGE_SIZE)] = pages.PAGE_SIZE,
+) -> HTMLResponse:
+    found = pages.listing(
+        session,
+        pages.Access.of(user),
+        dag_id=dag_id or None,
+        gateway=gateway or None,
+        page=page,
+        page_size=page_size,
+    )
+    html = views.render_listing(found, views.Links.of(request, URL_PREFIX), dag_id or "", gateway or "")
+    return HTMLResponse(html, status_code=_status(found.problems if not found.rows else []))
+
+
+def _detail(session: Any, user: BaseUser, key: str) -> pages.Detail:
+    try:
+        return pages.detail(session, pages.Access.of(user), key)
+    except pages.NotVisible:
+        raise HTTPException(404, "No such campaign, or it belongs to a DAG you may not read") from None
+
+
+@app.get("/api/campaign")
+def campaign_json(session: SessionDep, user: UserDep, key: str) -> JSONResponse:
+    found = _detail(session, user, key)
+    return JSONResponse(found.as_dict(), status_code=_status(found.problems if found.row is None else []))
+
+
+@app.get("/campaign", response_class=HTMLResponse)
+def campaign_page(request: Request, session: SessionDep, user: UserDep, key: str) -> HTMLResponse:
+    found = _detail(session, user, key)
+    html = views.render_detail(found, views.Links.of(request, URL_PREFIX))
+    return HTMLResponse(html, status_code=_status(found.problems if found.row is None else []))
+
+
+@app.get("/api/run", dependencies=[RunAccess])
+def run_json(
+    session: SessionDep,
+    dag_id: str,
+    run_id: str,
+    task_id: str | None = None,
+    map_index: int | None = None,
+) -> JSONResponse:
+    found = pages.run_view(session, dag_id, run_id, task_id=task_id, map_index=map_index)
+    return JSONResponse(found.as_dict(), status_code=_status(found.problems if not found.rows else []))
+
+
+@app.get("/run", response_class=HTMLResponse, dependencies=[RunAccess])
+def run_page(
+    request: Request,
+    session: SessionDep,
+    dag_id: str,
+    run_id: str,
+    task_id: str | None = None,
+    map_index: int | None = None,
+) -> HTMLResponse:
+    found = pages.run_view(session, dag_id, run_id, task_id=task_id, map_index=map_index)
+    html = views.render_run(found, views.Links.of(request, URL_PREFIX))
+    return HTMLResponse(html, status_code=_status(found.problems if not found.rows else []))
+
+
+@app.get("/icon.svg")
+def icon(user: UserDep) -> Response:
+    """The navigation entry's icon."""
+    return Response(views.ICON, media_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"})
+
+
+class SmsCampaignsPlugin(AirflowPlugin):
+    """Registers the app and its places in the UI (provider info ``plugins`` and the
+    ``airflow.plugins`` entry point both name this class)."""
+
+    name = "sms_campaigns"
+    fastapi_apps = [{"app": app, "url_prefix": URL_PREFIX, "name": "SMS campaigns"}]
+    # hrefs are relative: the UI resolves them against its <base href>, so a base_url path works.
+    external_views = [
+        {
+            "name": "SMS campaigns",
+            "href": "sms-campaigns/",
+            "destination": "nav",
+            "url_route": "sms-campaigns",
+            "icon": "sms-campaigns/icon.svg",
+            "nav_top_level": True,
+        },
+        {
+            "name": "SMS campaign",
+            "href": "sms-campaigns/run?dag_id={DAG_ID}&run_id={RUN_ID}",
+            "destination": "dag_run",
+            "url_route": "sms-campaign-run",
+            "icon": "sms-campaigns/icon.svg",
+        },
+        {
+            "name": "SMS campaign",
+            "href": "sms-campaigns/run?dag_id={DAG_ID}&run_id={RUN_ID}&task_id={TASK_ID}&map_index={MAP_INDEX}",
+            "destination": "task_instance",
+            "url_route": "sms-campaign-task",
+            "icon": "sms-campaigns/icon.svg",
+        },
+    ]
