@@ -179,7 +179,7 @@ def get_provider_info() -> dict[str, Any]:
                 "integration-name": INTEGRATION,
                 "python-modules": [
                     f"airflow_provider_sms.operators.{name}"
-                    for name in ("send", "contacts", "newsletter", "report")
+                    for name in ("send", "contacts", "newsletter", "report", "replies")
                 ],
             }
         ],

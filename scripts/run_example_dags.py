@@ -7,11 +7,13 @@
 What it does, from nothing: starts the sandbox gateway (a subprocess, state saved in
 ``<workdir>/sandbox.db``), makes an ``AIRFLOW_HOME`` with a SQLite metadata DB (``airflow db migrate``),
 seeds a SQLite warehouse (``<workdir>/warehouse.db``) with ``--customers`` customers, sets the
-connections as ``AIRFLOW_CONN_*`` variables, runs the five example DAGs in order with
+connections as ``AIRFLOW_CONN_*`` variables, runs the six example DAGs in order with
 ``airflow dags test`` (each one's output in ``<workdir>/logs/<dag_id>.log``, and each task's part of
-it where the Airflow UI reads task logs), checks the ledger, report, summary, sync and newsletter
-tables and the sandbox against what the seed implies (:func:`seed_warehouse.expected`), prints a
-report and stops the sandbox. Every planned check is shown: passed, failed, or (when its DAG was not
+it where the Airflow UI reads task logs; before the replies DAG the sandbox clock moves on until
+every simulated reply has arrived), checks the ledger, report, summary, sync, newsletter, replies
+and opt-out tables and the sandbox against what the seed and the sandbox imply
+(:func:`seed_warehouse.expected`, the sandbox's own list of replies), prints a report and stops the
+sandbox. Every planned check is shown: passed, failed, or (when its DAG was not
 selected with ``--dag``) skipped with the reason; a check whose DAG failed counts as failed. Exit code
 0 only if every DAG run succeeded and every check passed.
 
@@ -35,6 +37,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -44,18 +47,22 @@ if str(REPO) not in sys.path:
 
 from airflow_provider_sms.messages import InvalidPhoneNumberError, normalize_phone  # noqa: E402
 from airflow_provider_sms.sandbox import config as sandbox_config  # noqa: E402  (no Airflow import)
+from airflow_provider_sms.sandbox import replies as sandbox_replies  # noqa: E402
 from airflow_provider_sms.sandbox.testing import SandboxServer, start_sandbox_process  # noqa: E402
 from scripts.seed_warehouse import Expected, expected, generate, outcome_of  # noqa: E402
 
 DAGS_FOLDER = REPO / "example_dags"
 # The order matters: the newsletter goes to the lists the contact sync creates, and the summary
-# (scheduled on the report table) runs last, once both campaigns' report tasks have written to it.
+# (scheduled on the report table) runs once both campaigns' report tasks have written to it; the
+# replies DAG reads what every earlier message brought back, then sends the next campaign.
+REPLIES_DAG = "sms_replies_and_opt_outs"
 DAG_ORDER = (
     "sms_nightly_contact_sync",
     "sms_campaign",
     "sms_newsletter",
     "sms_fanout_campaign",
     "sms_delivery_summary",
+    REPLIES_DAG,
 )
 GATEWAYS = ("smstools", "smsgateway24", "textboost")
 REPORT_ASSET_URI = "sms-table://warehouse/sms_delivery_report"
@@ -65,6 +72,10 @@ FANOUT_SHARDS = 4
 DELIVERY_SECONDS = 2.0  # the sandbox's, from accepted to final
 CAMPAIGN_GATEWAY = "smstools"  # example_dags/sms_campaign.py
 FANOUT_GATEWAY = "textboost"  # example_dags/sms_fanout_campaign.py
+NEXT_CAMPAIGN_GATEWAY = "smstools"  # example_dags/sms_replies_and_opt_outs.py
+NEXT_CAMPAIGN_BODY = "2 for 1 on all coffee"
+# campaign/replies.py MATCH_TOLERANCE: a reply up to this long before a message's send time answers it.
+MATCH_TOLERANCE_SECONDS = 1
 # Contacts in the sync state table: each list also has one row with contact_key '' (the list's name).
 CONTACT_ROWS = "contact_key <> '' AND phone IS NOT NULL"
 SEND_COUNTS = ("accepted", "rejected", "suppressed", "duplicates", "ambiguous")
@@ -212,6 +223,14 @@ def planned_checks() -> dict[str, list[str]]:
         "sms_fanout_campaign: the send ran as one mapped task per shard",
         "sms_fanout_campaign: every mapped send_shard updated the ledger Asset",
     ]
+    plan[REPLIES_DAG] = [
+        f"{REPLIES_DAG}: every reply the sandbox received is in sms_replies once, on each gateway",
+        f"{REPLIES_DAG}: every simulated STOP reads as stop and every free text as none",
+        f"{REPLIES_DAG}: each reply names the last ledger message sent to its sender before it",
+        f"{REPLIES_DAG}: sms_opt_outs holds exactly the numbers that replied STOP",
+        f"{REPLIES_DAG}: the next campaign's counts add up, each opt-out suppressed as 'opted out'",
+        f"{REPLIES_DAG}: no number that opted out received the next campaign",
+    ]
     return plan
 
 
@@ -268,6 +287,8 @@ class ExampleRun:
 
     def run_dags(self, dag_ids: Sequence[str] = DAG_ORDER) -> list[DagResult]:
         for dag_id in dag_ids:
+            if dag_id == REPLIES_DAG:
+                self.let_replies_arrive()
             conf = {"shards": FANOUT_SHARDS} if dag_id == "sms_fanout_campaign" else None
             command = [sys.executable, "-m", "airflow", "dags", "test", dag_id]
             if conf:
@@ -287,6 +308,13 @@ class ExampleRun:
             if not result.ok:
                 self.echo(_tail(log, 40))
         return self.results
+
+    def let_replies_arrive(self) -> None:
+        """Move the sandbox clock past the latest simulated reply: the night between the campaigns
+        and the replies DAG (a reply arrives at most ``reply_seconds`` after delivery)."""
+        seconds = sandbox_config.SandboxConfig().reply_seconds + DELIVERY_SECONDS + 1
+        self.sandbox.advance(seconds)
+        self.echo(f"  sandbox clock moved {seconds:.0f} s on: every simulated reply has arrived")
 
     def write_task_logs(self, dag_id: str, log: Path) -> list[Path]:
         """Each task's part of a ``dags test`` output, where the UI reads task logs.
@@ -368,6 +396,7 @@ class ExampleRun:
                 self._verify_mapped_shards(),
             ),
             "sms_delivery_summary": lambda db: self._verify_summary(db),
+            REPLIES_DAG: lambda db: self._verify_replies(db, exp),
         }
         with closing(sqlite3.connect(self.warehouse)) as db:
             for dag_id, names in planned_checks().items():
@@ -673,6 +702,151 @@ class ExampleRun:
             f"events for {LEDGER_ASSET_URI} from send_shard map indexes {shards}",
         )
 
+    # -- replies and opt-outs -----------------------------------------------------------------------
+
+    def _xcoms(self, dag_id: str, task_id: str) -> list[dict[str, Any]]:
+        """The return values of ``task_id`` in the DAG's latest run (one per mapped instance)."""
+        rows = self._metadata(
+            "SELECT value FROM xcom WHERE dag_id = ? AND task_id = ? AND key = 'return_value' "
+            "AND run_id = (SELECT run_id FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1)",
+            [dag_id, task_id, dag_id],
+        )
+        return [json.loads(value) for (value,) in rows]
+
+    def _read_totals(self, key: str) -> dict[str, int]:
+        """``key`` of each gateway's read_replies task summary."""
+        return {
+            g: sum(x.get(key) or 0 for x in self._xcoms(REPLIES_DAG, f"read_replies_{g}")) for g in GATEWAYS
+        }
+
+    def sandbox_replies(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """The replies each gateway received, by the gateway's id, as the sandbox lists them."""
+        return {g: {str(r["id"]): r for r in self.sandbox.replies(g) if r["arrived"]} for g in GATEWAYS}
+
+    def _verify_replies(self, db: sqlite3.Connection, exp: Expected) -> None:
+        received = self.sandbox_replies()
+        stored: dict[str, dict[str, tuple]] = {g: {} for g in GATEWAYS}
+        for gateway, message_id, *rest in db.execute(
+            "SELECT gateway, message_id, sender, intent, campaign_key, matched_message_id, received_at "
+            "FROM sms_replies"
+        ):
+            stored.setdefault(gateway, {})[message_id] = tuple(rest)
+        new = self._read_totals("new")
+        self.check(
+            f"{REPLIES_DAG}: every reply the sandbox received is in sms_replies once, on each gateway",
+            any(received.values())
+            and all(set(stored[g]) == set(received[g]) and new[g] == len(stored[g]) for g in GATEWAYS)
+            and set(stored) == set(GATEWAYS),
+            "; ".join(
+                f"{g}: {len(stored[g])} rows, {len(received[g])} at the sandbox, {new[g]} new in read_replies_{g}"
+                for g in GATEWAYS
+            ),
+        )
+        intents: Counter = Counter()
+        wrong = []
+        for g in GATEWAYS:
+            for message_id, reply in received[g].items():
+                intent = stored[g].get(message_id, (None, None))[1]
+                intents[intent or "missing"] += 1
+                if intent != ("stop" if reply["keyword"] == "stop" else "none"):
+                    wrong.append(f"{g} {reply['text']!r}: {intent}")
+        self.check(
+            f"{REPLIES_DAG}: every simulated STOP reads as stop and every free text as none",
+            bool(intents) and not wrong,
+            f"{_fmt_counts(intents)} = {sum(intents.values())} replies; {len(wrong)} read otherwise than the "
+            "sandbox wrote them" + (f": {', '.join(wrong[:5])}" if wrong else ""),
+        )
+        self._verify_reply_matches(db, stored)
+        stopped = {_e164(r["from"]) for g in GATEWAYS for r in received[g].values() if r["keyword"] == "stop"}
+        table = db.execute("SELECT phone, opted_out, source FROM sms_opt_outs").fetchall()
+        opted = {phone for phone, out, _ in table if out}
+        counted = sum(self._read_totals("opted_out").values())
+        self.check(
+            f"{REPLIES_DAG}: sms_opt_outs holds exactly the numbers that replied STOP",
+            bool(stopped) and opted == stopped and len(table) == len(opted) and counted == len(opted),
+            f"{len(opted)} numbers opted out ({_fmt_counts(Counter(src for _, out, src in table if out))}); "
+            f"{len(stopped)} numbers replied STOP; the read tasks counted {counted} new opt-outs; "
+            f"{len(table) - len(opted)} re-subscribed",
+        )
+        self._verify_next_campaign(db, exp, stopped)
+
+    def _verify_reply_matches(self, db: sqlite3.Connection, stored: dict[str, dict[str, tuple]]) -> None:
+        """Each reply names the campaign of the ledger's last message to its sender at or before it
+        arrived (``MATCH_TOLERANCE_SECONDS`` later, as the provider allows), computed here from the
+        ledger's rows as the read tasks found them: without the replies DAG's own campaign, sent
+        after them. (Before the read the sandbox clock was moved ahead of the worker's, so the
+        latest replies are dated after that campaign's send, which no real night could show.)"""
+        ledger: dict[tuple[str, str], list[tuple[datetime, str, str]]] = {}
+        for gateway, recipient, key, message_id, sent_at in db.execute(
+            "SELECT gateway, recipient, campaign_key, message_id, sent_at FROM sms_messages "
+            "WHERE state IN ('accepted', 'ambiguous') AND sent_at IS NOT NULL AND campaign_key NOT LIKE ?",
+            [f"{REPLIES_DAG}.%"],
+        ):
+            ledger.setdefault((gateway, recipient), []).append((_when(sent_at), key, message_id))
+        tied: Counter = Counter()
+        wrong = []
+        for g in GATEWAYS:
+            for message_id, (sender, _intent, key, matched, received_at) in stored[g].items():
+                latest = _when(received_at) + timedelta(seconds=MATCH_TOLERANCE_SECONDS)
+                before = [m for m in ledger.get((g, sender), []) if m[0] <= latest]
+                want = max(before)[1:] if before else (None, None)
+                if (key, matched) != want:
+                    wrong.append(f"{g} reply {message_id}: {key} (expected {want[0]})")
+                tied[f"{g} {key.split('.')[0] if key else 'not in the ledger'}"] += 1
+        self.check(
+            f"{REPLIES_DAG}: each reply names the last ledger message sent to its sender before it",
+            bool(tied) and not wrong,
+            f"{_fmt_counts(tied)}; {len(wrong)} named otherwise"
+            + (f": {', '.join(wrong[:3])}" if wrong else ""),
+        )
+
+    def _verify_next_campaign(self, db: sqlite3.Connection, exp: Expected, stopped: set[str]) -> None:
+        prevented = stopped & exp.recipients  # the STOP senders the campaign would otherwise reach
+        summary = next(iter(self._xcoms(REPLIES_DAG, "next_campaign")), {})
+        got = Counter({k: summary.get(k, 0) for k in ("input", *SEND_COUNTS)})
+        want = Counter(
+            {
+                "input": exp.input,
+                "accepted": exp.accepted - len(prevented),
+                "rejected": exp.rejected,
+                "suppressed": exp.suppressed + len(prevented),
+                "duplicates": exp.duplicates,
+            }
+        )
+        reasons = Counter(summary.get("suppressed_reasons") or {})
+        key, _ = self._ledger(db, REPLIES_DAG)
+        recorded = {
+            r
+            for (r,) in db.execute(
+                "SELECT recipient FROM sms_messages WHERE campaign_key = ? AND state = 'suppressed' "
+                "AND error = 'opted out'",
+                [key],
+            )
+        }
+        self.check(
+            f"{REPLIES_DAG}: the next campaign's counts add up, each opt-out suppressed as 'opted out'",
+            bool(summary)
+            and sum(got[k] for k in SEND_COUNTS) == got["input"]
+            and +got == +want
+            and reasons["opted out"] == len(prevented)
+            and recorded == prevented,
+            f"next_campaign: {_fmt_counts(got)} (expected {_fmt_counts(want)}); suppressed: "
+            f"{_fmt_counts(reasons)}; {len(recorded)} ledger rows 'opted out', {len(prevented)} expected",
+        )
+        messages = self._messages(NEXT_CAMPAIGN_GATEWAY, NEXT_CAMPAIGN_BODY)
+        reached = Counter(_e164(m["recipient"]) for m in messages)
+        hits = sorted(set(reached) & stopped)
+        self.check(
+            f"{REPLIES_DAG}: no number that opted out received the next campaign",
+            bool(messages)
+            and not hits
+            and set(reached) == exp.recipients - prevented
+            and max(reached.values()) == 1,
+            f"{len(reached)} recipients at {NEXT_CAMPAIGN_GATEWAY}, {len(exp.recipients - prevented)} expected; "
+            f"{len(hits)} of the {len(stopped)} opted-out numbers reached"
+            + (f": {', '.join(hits[:5])}" if hits else ""),
+        )
+
     # -- the report ----------------------------------------------------------------------------------
 
     def report(self) -> str:
@@ -716,6 +890,16 @@ class ExampleRun:
                 "SELECT campaign_key, gateway, state, COUNT(*) FROM sms_messages "
                 "GROUP BY campaign_key, gateway, state ORDER BY campaign_key",
             )
+            replies = _safe(
+                db,
+                "SELECT gateway, intent, COALESCE(campaign_key, ''), COUNT(*) FROM sms_replies GROUP BY 1, 2, 3",
+            )
+            opt_outs = _safe(db, "SELECT opted_out, source, COUNT(*) FROM sms_opt_outs GROUP BY 1, 2")
+            next_suppressed = _safe(
+                db,
+                "SELECT error, COUNT(*) FROM sms_messages WHERE state = 'suppressed' "
+                f"AND campaign_key LIKE '{REPLIES_DAG}.%' GROUP BY error",
+            )
         lines = [
             "",
             "Messages per gateway (sandbox)  accepted  rejected* suppressed*  delivered  not delivered  pending",
@@ -736,9 +920,13 @@ class ExampleRun:
             lines.append(
                 "Campaigns in the ledger sms_messages (one row per recipient, written before sending)"
             )
-        send_tasks = {"sms_campaign": "send", "sms_fanout_campaign": "send_shard"}
+        send_tasks = {
+            "sms_campaign": "send",
+            "sms_fanout_campaign": "send_shard",
+            REPLIES_DAG: "next_campaign",
+        }
         for (dag_id, gateway), counts in ledger.items():
-            line = f"  {dag_id:<22} {gateway:<13} {_fmt_counts(counts)}"
+            line = f"  {dag_id:<24} {gateway:<13} {_fmt_counts(counts)}"
             if dag_id in send_tasks:
                 # Duplicates of a recipient get no ledger row: the send task's summary counts them.
                 sent = self.send_summary(dag_id, send_tasks[dag_id])
@@ -772,6 +960,7 @@ class ExampleRun:
                 f"Daily summary sms_delivery_daily: {day} {gateway}: {messages} messages, {delivered} delivered, "
                 f"{not_delivered} not delivered, {pending} pending, delivery rate {shown}"
             )
+        lines += self._replies_report(replies, opt_outs, next_suppressed)
         lines.append("")
         lines.append("DAG runs (airflow dags test)")
         for r in self.results:
@@ -788,6 +977,44 @@ class ExampleRun:
                 lines.append(f"  {c.status.upper()} {c.name}: {c.detail}")
         return "\n".join(lines)
 
+    @staticmethod
+    def _replies_report(
+        replies: list[tuple], opt_outs: list[tuple], next_suppressed: list[tuple]
+    ) -> list[str]:
+        """Replies per gateway (by intent, by the campaign they answer), the opt-out table, and what
+        the opt-outs prevented: each line's parts add up to its total."""
+        if not replies and not opt_outs:
+            return []
+        cfg = sandbox_config.SandboxConfig()
+        lines = [
+            f"Replies in sms_replies (the sandbox: {cfg.reply_rate:.0%} of the recipients answer their "
+            f"first message at a gateway, {sandbox_replies.STOP_SHARE:.0%} of them STOP)"
+        ]
+        intents: dict[str, Counter] = {}
+        answering: dict[str, Counter] = {}
+        for gateway, intent, key, n in replies:
+            intents.setdefault(gateway, Counter())[intent] += n
+            answering.setdefault(gateway, Counter())[key.split(".")[0] or "not in the ledger"] += n
+        for gateway in (g for g in GATEWAYS if g in intents):
+            total = sum(intents[gateway].values())
+            tied = " + ".join(f"{n} {dag}" for dag, n in sorted(answering[gateway].items()))
+            lines.append(
+                f"  {gateway:<13} {_fmt_counts(intents[gateway])} = {total} replies, answering {tied}"
+            )
+        out = Counter({source: n for opted_out, source, n in opt_outs if opted_out})
+        back = sum(n for opted_out, _, n in opt_outs if not opted_out)
+        lines.append(
+            f"Opt-out table sms_opt_outs: {sum(out.values())} numbers opted out ({_fmt_counts(out) or 'none'}), "
+            f"{back} re-subscribed"
+        )
+        reasons = dict(next_suppressed)
+        others = _fmt_counts({k: v for k, v in reasons.items() if k != "opted out"}) or "none"
+        lines.append(
+            f"The opt-outs prevented {reasons.get('opted out', 0)} messages of {REPLIES_DAG}'s next campaign "
+            f"(ledger rows suppressed 'opted out'; suppressed for other reasons: {others})"
+        )
+        return lines
+
     def where_to_look(self, sandbox_state: Path | None) -> str:
         """The README's "Where to look afterwards", with this run's paths and port."""
         wh, env = _rel(self.warehouse), _rel(self.workdir / "env.sh")
@@ -797,7 +1024,8 @@ class ExampleRun:
             "Where to look",
             f"  Warehouse (SQLite): {wh}",
             "    tables: customers, opt_outs, sms_messages (ledger), sms_delivery_report, sms_delivery_history,",
-            "            sms_delivery_daily, sms_contact_sync, sms_contact_rejects, sms_newsletters",
+            "            sms_delivery_daily, sms_contact_sync, sms_contact_rejects, sms_newsletters, sms_replies,",
+            "            sms_opt_outs",
             f'    sqlite3 {wh} "SELECT gateway, status, COUNT(*) FROM sms_delivery_report GROUP BY 1, 2"',
             f"  DAG logs: {_rel(self.logs)}/<dag_id>.log (each task's part also in the UI's Logs tab)",
             f"  Airflow UI with these runs: source {env} && .venv/bin/airflow api-server --host 127.0.0.1 --port 8080",
@@ -873,6 +1101,12 @@ def failures(example: ExampleRun) -> list[str]:
     return [f"DAG {r.dag_id} failed: see {r.log}" for r in example.results if not r.ok] + [
         f"check failed: {c.name}: {c.detail}" for c in example.checks if not c.ok
     ]
+
+
+def _when(value: Any) -> datetime:
+    """A timestamp the provider stored in SQLite (ISO-8601 UTC text) as an aware datetime."""
+    moment = datetime.fromisoformat(str(value))
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def _e164(raw: str) -> str:

@@ -158,6 +158,7 @@ PUBLIC = {
     "airflow_provider_sms.operators.contacts",
     "airflow_provider_sms.operators.newsletter",
     "airflow_provider_sms.operators.report",
+    "airflow_provider_sms.operators.replies",
     "airflow_provider_sms.sensors.delivery",
     "airflow_provider_sms.notifications.sms",
     "airflow_provider_sms.messages",

@@ -19,7 +19,15 @@ import pytest
 from scripts.run_example_dags import DAG_ORDER, DAGS_FOLDER, REPORT_ASSET_URI, connections
 
 DAG_FILES = sorted(DAGS_FOLDER.glob("*.py"))
-CONN_ATTRIBUTES = ("sms_conn_id", "sql_conn_id", "ledger_conn_id", "report_conn_id", "state_conn_id")
+CONN_ATTRIBUTES = (
+    "sms_conn_id",
+    "sql_conn_id",
+    "ledger_conn_id",
+    "report_conn_id",
+    "state_conn_id",
+    "replies_conn_id",
+    "opt_out_conn_id",
+)
 
 
 class TopLevelAccess(AssertionError):
@@ -153,6 +161,19 @@ def test_fanout_maps_the_send_over_shards(dagbag) -> None:
     assert send.upstream_task_ids == {"plan_shards"}
     assert dag.get_task("wait_for_delivery").upstream_task_ids == {"check_shards"}
     assert dag.params["shards"] == 4
+
+
+def test_replies_are_read_on_every_gateway_before_the_next_campaign_sends(dagbag) -> None:
+    dag = dagbag.dags["sms_replies_and_opt_outs"]
+    reads = {f"read_replies_{g}" for g in ("smstools", "smsgateway24", "textboost")}
+    assert dag.get_task("next_campaign").upstream_task_ids == reads
+    assert dag.get_task("replies_for_a_person").upstream_task_ids == reads
+    for task_id in reads:
+        outlets = {outlet.uri for outlet in dag.get_task(task_id).outlets}
+        assert outlets == {"sms-table://warehouse/sms_replies", "sms-table://warehouse/sms_opt_outs"}
+    send = dag.get_task("next_campaign")
+    assert (send.honour_opt_outs, send.opt_out_table) == (True, "sms_opt_outs")
+    assert dag.get_task("read_replies_smstools").opt_out_table == send.opt_out_table
 
 
 def _dry_run_summary(would_send: int, cost_per_message: float = 0.075) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Every example DAG runs end to end with ``airflow dags test`` against the sandbox gateway, and the
 tables and the sandbox hold exactly what the seeded warehouse implies (scripts/run_example_dags.py).
 
-This is the one slow test of the suite (five ``airflow dags test`` processes: about 3-4 minutes per
+This is the one slow test of the suite (six ``airflow dags test`` processes: about 3-4 minutes per
 audience), so that an example can never silently rot. It runs the README's audience (300 customers)
 and a larger one (2000): the campaign's budget, the opt-outs shared between customers and the
 report's arithmetic must hold for more than one size. ``SMS_SKIP_EXAMPLE_DAG_RUNS=1`` skips it for a quick local run.

@@ -139,7 +139,8 @@ def test_the_campaigns_json_matches_the_ledger_and_report_row_for_row(
     assert answer.status_code == 200, answer.text
     found = answer.json()
     got = {c["campaign_key"]: c for c in found["campaigns"]}
-    assert set(got) == set(want) and len(want) == 3  # sms_campaign, sms_fanout_campaign, sms_newsletter
+    # sms_campaign, sms_fanout_campaign, sms_newsletter and sms_replies_and_opt_outs' next campaign
+    assert set(got) == set(want) and len(want) == 4
     for key, campaign in want.items():
         assert {k: got[key][k] for k in campaign} == campaign, key
     assert found["problems"] == []
@@ -151,6 +152,10 @@ def test_the_campaigns_json_matches_the_ledger_and_report_row_for_row(
     fanout = [r for r in got[campaign_of(demo, "sms_fanout_campaign")]["dag_runs"]]
     assert {(r["task_id"], r["map_index"]) for r in fanout} == {("send_shard", i) for i in range(4)}
     assert links[campaign_of(demo, "sms_newsletter")] == {("sms_newsletter", run_ids["sms_newsletter"], None)}
+    replies = campaign_of(demo, "sms_replies_and_opt_outs")
+    assert links[replies] == {
+        ("sms_replies_and_opt_outs", run_ids["sms_replies_and_opt_outs"], "next_campaign")
+    }
     # The demo's known outcome (README): 270 delivered, 3 undelivered, 3 failed of 276.
     sent = got[campaign_of(demo, "sms_campaign")]
     assert (sent["accepted"], sent["delivered"], sent["undelivered"], sent["failed"]) == (276, 270, 3, 3)
