@@ -66,6 +66,7 @@ def test_an_html_200_to_a_send_never_records_a_row_accepted_without_an_id(
             ledger_conn_id=sqlite_conn_id,
             campaign_key="maintenance",
             batch_size=3,
+            check_balance=False,  # the send's answers are the point here; the balance's is below
         )
 
         summary = operator.execute(context())
@@ -80,3 +81,26 @@ def test_an_html_200_to_a_send_never_records_a_row_accepted_without_an_id(
     assert sends == 2
     assert {e.recipient for e in ledger.in_state("maintenance", [AMBIGUOUS])} == {p["phone"] for p in PEOPLE}
     assert (summary["accepted"], summary["ambiguous"]) == (0, len(PEOPLE))
+
+
+def test_an_html_answer_to_the_balance_check_sends_nothing(sqlite_conn_id, monkeypatch):
+    """TextBoost's balance is checked before anything leaves: an answer that cannot be read is a
+    check that cannot run, so the task fails and no send request is made."""
+    with run_hostile() as server:
+        server.on("*", "", Reply(body=HTML, content_type="text/html"))
+        conn = {**CONNECTIONS["textboost"], "conn_type": "textboost", "host": server.url}
+        conn["extra"] = {**conn["extra"], "max_attempts": 1}
+        monkeypatch.setenv("AIRFLOW_CONN_HOSTILE_SMS", json.dumps(conn))
+        operator = SmsBulkSendOperator(
+            task_id="send",
+            sms_conn_id="hostile_sms",
+            message="Hi {{ first_name }}",
+            audience=PEOPLE,
+            ledger_conn_id=sqlite_conn_id,
+            campaign_key="maintenance-balance",
+            batch_size=3,
+        )
+        with pytest.raises(Exception, match="balance"):
+            operator.execute(context())
+        assert server.requests_to(SENDS["textboost"]) == []
+    assert MessageLedger(sqlite_conn_id).in_state("maintenance-balance", [ACCEPTED]) == []
