@@ -62,7 +62,10 @@ def test_the_campaigns_json_matches_the_ledger_and_report_row_for_row(
         1,
     )
     assert (spring["delivered"], spring["undelivered"], spring["failed"], spring["pending"]) == (3, 1, 1, 0)
-    assert spring["suppressed_reasons"] == {"opted out": 1} and sum(spring["rejected_reasons"].values()) == 2
+    assert (
+        spring["suppressed_reasons"] == {"suppression list": 1}
+        and sum(spring["rejected_reasons"].values()) == 2
+    )
     assert spring["delivery_rate"] == 0.6 and spring["estimated_cost"] == round(5 * COST, 4)
     assert autumn["segments"] == 5 * count_segments(AUTUMN).segments == 10  # a two-segment text
     assert (autumn["delivered"], autumn["pending"]) == (3, 0)
@@ -113,7 +116,7 @@ def test_a_campaigns_page_has_its_reasons_and_its_delivery_over_time(
     html = views.render_detail(detail, LINKS)
     got = figures(html)[key]
     assert {f: got[f] for f in shown(want)} == shown(want)
-    assert "Top failure reasons" in html and "opted out" in html and "<svg" in html
+    assert "Top failure reasons" in html and "suppression list" in html and "<svg" in html
 
 
 def test_the_campaigns_are_filtered_by_gateway_and_paged(campaigns, sql_conn_id, metadata_session):
