@@ -28,6 +28,14 @@ def sandbox(sandbox_server: SandboxServer) -> SandboxServer:
 
 
 @pytest.fixture
+def frozen_sandbox(sandbox: SandboxServer) -> SandboxServer:
+    """The session's sandbox with its clock stopped: deliveries progress only through ``advance``,
+    so a test never depends on how fast this machine gets from one request to the next."""
+    sandbox.freeze_clock()
+    return sandbox
+
+
+@pytest.fixture
 def sms_conn_env(sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """Airflow connections to the sandbox (as environment variables); returns their conn ids."""
     monkeypatch.setenv("AIRFLOW__CORE__UNIT_TEST_MODE", "True")

@@ -251,6 +251,20 @@ def create_admin_router(state: SandboxState, injector: FaultInjector) -> APIRout
             return _bad_request(f"cannot advance the sandbox clock: {exc}")
         return {"now": iso_utc(state.now()), "offset_seconds": state.clock.offset}
 
+    @router.post("/clock")
+    async def set_clock(request: Request) -> Any:
+        """Freeze the sandbox clock where it stands (``{"frozen": true}``: time then moves only through
+        ``/advance``) or let it run with real time again; ``/reset`` restores the start-up setting."""
+        try:
+            body = await read_json(request)
+        except BadBody as exc:
+            return _bad_request(str(exc))
+        frozen = body.get("frozen") if isinstance(body, dict) else None
+        if not isinstance(frozen, bool):
+            return _bad_request('expected {"frozen": true} or {"frozen": false}')
+        state.set_frozen(frozen)
+        return {"now": iso_utc(state.now()), "frozen": state.clock.frozen}
+
     @router.get("/timezone")
     async def get_timezone() -> dict[str, str]:
         """Each account's timezone, in which its schedule and date fields are read and written."""

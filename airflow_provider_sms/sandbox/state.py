@@ -43,9 +43,17 @@ class SandboxClock:
     """Real time plus an offset that ``advance`` grows; optionally frozen at start-up time."""
 
     def __init__(self, frozen: bool = False) -> None:
+        self.frozen_at_start = frozen
         self.frozen = frozen
         self._base = time.time() if frozen else None
         self.offset = 0.0
+
+    def set_frozen(self, frozen: bool) -> None:
+        """Stop (or restart) the clock where it stands: ``now()`` does not jump either way."""
+        now = self.now()
+        self.frozen = frozen
+        self._base = now if frozen else None
+        self.offset = 0.0 if frozen else now - time.time()
 
     def now(self) -> float:
         return (self._base if self._base is not None else time.time()) + self.offset
@@ -69,9 +77,10 @@ class SandboxClock:
         self.offset = ts - (self._base if self._base is not None else time.time())
 
     def reset(self) -> None:
+        """Back to real time, frozen or running as at start-up."""
         self.offset = 0.0
-        if self.frozen:
-            self._base = time.time()
+        self.frozen = self.frozen_at_start
+        self._base = time.time() if self.frozen else None
 
 
 @dataclass(slots=True)
@@ -248,6 +257,10 @@ class SandboxState:
 
     def advance(self, seconds: float) -> None:
         self.clock.advance(seconds)
+        self.version += 1
+
+    def set_frozen(self, frozen: bool) -> None:
+        self.clock.set_frozen(frozen)
         self.version += 1
 
     def zone(self, gateway: str) -> ZoneInfo | timezone:

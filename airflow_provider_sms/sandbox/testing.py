@@ -47,6 +47,11 @@ class SandboxServer:
         """Move the sandbox clock forward (deliveries progress accordingly)."""
         return self._call("POST", "advance", json={"seconds": seconds})
 
+    def freeze_clock(self, frozen: bool = True) -> dict[str, Any]:
+        """Stop the sandbox clock (time then moves only through ``advance``), or restart it with
+        ``frozen=False``; ``reset()`` restores the start-up setting."""
+        return self._call("POST", "clock", json={"frozen": frozen})
+
     def set_timezone(self, timezone: str, gateway: str | None = None) -> dict[str, str]:
         """Set the accounts' timezone (one account's with ``gateway``); ``reset()`` restores it."""
         body = {"timezone": timezone, **({"gateway": gateway} if gateway else {})}

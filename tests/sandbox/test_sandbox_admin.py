@@ -223,3 +223,29 @@ def test_balance_can_be_set_per_billed_account_and_reset_restores_it(sandbox, ht
         assert response.status_code == 400, body
     sandbox.reset()
     assert sandbox.stats()["balance"] == start
+
+
+def test_the_clock_can_be_stopped_where_it_stands_and_reset_restores_the_start_up_setting(sandbox, send):
+    # This folder's sandbox starts frozen; the shared one (tests/conftest.py) runs with real time.
+    running = sandbox.freeze_clock(False)
+    assert running["frozen"] is False and sandbox.stats()["clock"]["frozen"] is False
+    frozen = sandbox.freeze_clock()
+    assert frozen["frozen"] is True and frozen["now"] >= running["now"]
+    send()
+    assert sandbox.health()["now"] == frozen["now"]  # no real time passes for it
+    assert sandbox.messages("smstools")[0]["status"] not in {"delivered", "undelivered", "failed"}
+
+    moved = sandbox.advance(5)
+    assert moved["now"] > frozen["now"]
+    assert sandbox.messages("smstools")[0]["status"] == "delivered"
+    assert sandbox.freeze_clock(False)["now"] >= moved["now"]  # restarting does not jump back
+
+    sandbox.reset()
+    assert sandbox.stats()["clock"]["frozen"] is True
+
+
+def test_the_clock_setting_must_be_a_boolean(sandbox, http):
+    response = http.post(f"{sandbox.url}/_sandbox/clock", json={"frozen": "yes"})
+    assert response.status_code == 400
+    assert '{"frozen": true}' in response.json()["detail"]
+    assert sandbox.stats()["clock"]["frozen"] is True  # unchanged

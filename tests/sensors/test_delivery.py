@@ -63,7 +63,8 @@ def sensor(conn_id: str, ledger_conn_id: str, **kwargs) -> SmsDeliverySensor:
 
 
 @pytest.mark.parametrize("gateway", ["smstools", "smsgateway24", "textboost"])
-def test_poke_mode_waits_until_every_message_is_final(gateway, sandbox, sms_conn_env, sqlite_conn_id):
+def test_poke_mode_waits_until_every_message_is_final(gateway, frozen_sandbox, sms_conn_env, sqlite_conn_id):
+    sandbox = frozen_sandbox
     send_campaign(sms_conn_env[gateway], sqlite_conn_id)
     op = sensor(sms_conn_env[gateway], sqlite_conn_id, deferrable=False, poke_interval=0.2, timeout=60)
     threading.Timer(0.5, sandbox.advance, args=(5,)).start()

@@ -85,7 +85,9 @@ def test_needs_exactly_one_source_of_message_ids():
 
 
 @pytest.mark.parametrize("gateway", GATEWAYS)
-def test_fires_once_when_all_messages_are_final_with_counts(gateway, sandbox, sms_conn_env):
+def test_fires_once_when_all_messages_are_final_with_counts(gateway, frozen_sandbox, sms_conn_env):
+    # The clock is stopped: on a loaded machine the 2 s delivery must not pass before the first poll.
+    sandbox = frozen_sandbox
     ids = send(sms_conn_env[gateway])
     trigger = SmsDeliveryTrigger(sms_conn_id=sms_conn_env[gateway], message_ids=ids, poll_interval=0.1)
 
