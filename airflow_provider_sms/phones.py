@@ -31,7 +31,15 @@ from typing import NamedTuple
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneMetadata, ValidationResult
 
-__all__ = ["LENGTH_REASONS", "MAX_DIGITS", "PARSE_REASONS", "UNKNOWN_CODE", "Invalid", "international"]
+__all__ = [
+    "LENGTH_REASONS",
+    "MAX_DIGITS",
+    "PARSE_REASONS",
+    "UNKNOWN_CODE",
+    "Invalid",
+    "as_written",
+    "international",
+]
 
 PARSE_REASONS = {
     NumberParseException.INVALID_COUNTRY_CODE: "unknown country code (give a default region "
@@ -127,6 +135,30 @@ def international(digits: str) -> str | Invalid | None:
     return country.reasons[len(national)]
 
 
+def as_written(digits: str) -> str | None:
+    """``"+" + digits`` when ``parse`` keeps the national number as written: a known calling code,
+    then no trunk ``0`` and no national prefix for parsing (none to strip or transform, unlike San
+    Marino's ``549123`` that parses as ``0549549123``); else None. For a number phonenumbers holds
+    valid it is then exactly its E.164 text, without judging validity. ``digits``: ASCII digits."""
+    code = _CODE_OF.get(digits[:3])
+    if code is None:
+        return None
+    size = len(code)
+    if digits[size : size + 1] in ("0", ""):
+        return None
+    try:
+        prefix = _PARSE_PREFIX[code]
+    except KeyError:  # listings read thousands of numbers: one look-up, not the whole country
+        prefix = _PARSE_PREFIX[code] = (_COUNTRIES.get(code) or _compile(code)).prefix
+    if prefix is not None:
+        match = prefix.match(digits, size)
+        # An empty match strips nothing (Argentina's prefix is all optional), unless a group it
+        # captured feeds the transform rule.
+        if match is not None and (match.end() > size or any(match.groups())):
+            return None
+    return "+" + digits
+
+
 # ---------------------------------------------------------------------------------------------------
 # The compiled metadata
 
@@ -196,6 +228,7 @@ class _Country:
 
 
 _COUNTRIES: dict[str, _Country] = {}
+_PARSE_PREFIX: dict[str, Pattern[str] | None] = {}  # national_prefix_for_parsing by calling code
 _LOCK = threading.Lock()
 
 

@@ -26,7 +26,6 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import pendulum
-import phonenumbers
 import requests
 from airflow.sdk import BaseHook
 from airflow.sdk.log import mask_secret
@@ -42,7 +41,7 @@ from tenacity import (
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from airflow_provider_sms import __version__
+from airflow_provider_sms import __version__, phones
 from airflow_provider_sms.exceptions import (
     SmsAmbiguousSendError,
     SmsAuthError,
@@ -86,8 +85,6 @@ DEFAULT_MAX_PAGES = 10_000
 READ_CHUNK = 64 * 1024
 # Extras whose values are secrets whatever the gateway (masked the moment they are read).
 SECRET_EXTRA_WORDS = ("secret", "token", "password", "pass", "key")
-# Calling codes (1 to 3 digits, none a prefix of another) for the recipients' fast path.
-_COUNTRY_CODES = frozenset(str(code) for code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
 # The gateways' plain timestamps: ISO date, optional time (seconds, up to 6 fraction digits), no
 # zone or "Z" (UTC). Anything else (offsets, "now", intervals...) is left to pendulum.parse.
 _PLAIN_TIME = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?Z?)?")
@@ -916,22 +913,22 @@ class SmsGatewayHook(BaseHook):
         E.164, None when empty.
 
         Gateways list the numbers they accepted as international digits, with or without "+":
-        8 to 15 ASCII digits starting with a calling code and no trunk ``0`` after it just get
+        8 to 15 ASCII digits starting with a calling code, no trunk ``0`` after it and nothing
+        phonenumbers' parse would strip or rewrite (:func:`phones.as_written`) just get
         their "+", without phonenumbers (about 100 µs a number). For every number phonenumbers
         holds valid that is what :meth:`from_wire_phone` returns too; they differ only for digits
         phonenumbers rejects (kept as given there, "+"-prefixed here). Anything else (spaces,
-        ``00``, short or national numbers) goes through :meth:`from_wire_phone`.
+        ``00``, short or national numbers, San Marino's or Argentina's rewritten forms) goes
+        through :meth:`from_wire_phone`.
         """
         if isinstance(raw, int) and not isinstance(raw, bool):
             raw = str(raw)
         if isinstance(raw, str):
             digits = raw[1:] if raw[:1] == "+" else raw
             if 8 <= len(digits) <= 15 and digits.isascii() and digits.isdigit():
-                for size in (1, 2, 3):
-                    if digits[:size] in _COUNTRY_CODES:
-                        if digits[size] != "0":
-                            return "+" + digits
-                        break
+                plus = phones.as_written(digits)
+                if plus is not None:
+                    return plus
         return SmsGatewayHook.from_wire_phone(raw) or None
 
     def format_time(self, value: datetime, fmt: str = "YYYY-MM-DD HH:mm:ss") -> str:

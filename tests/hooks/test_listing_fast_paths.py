@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from datetime import datetime, timedelta
 
 import pendulum
@@ -195,3 +196,48 @@ def test_digits_phonenumbers_rejects_keep_their_plus():
     assert SmsGatewayHook.from_wire_phone("31600") == "31600"  # short: both take the slow path
     assert SmsGatewayHook.from_wire_phone("3161234567890") == "3161234567890"  # too long for NL
     assert SmsGatewayHook.from_wire_recipient("3161234567890") == "+3161234567890"
+
+
+@pytest.mark.parametrize(
+    ("raw", "e164"),
+    [
+        ("378891234", "+3780549891234"),  # San Marino: 6 digits parse with 0549 in front
+        ("+378891234", "+3780549891234"),
+        ("54111512345678", "+5491112345678"),  # Argentina: area code + 15 becomes 9 + area code
+        ("37858912345", "+37858912345"),  # San Marino's own 0549-less landline form stays
+    ],
+)
+def test_numbers_parse_rewrites_are_read_as_phonenumbers_reads_them(raw, e164):
+    assert phonenumbers.is_valid_number(phonenumbers.parse("+" + raw.lstrip("+")))
+    assert SmsGatewayHook.from_wire_recipient(raw) == SmsGatewayHook.from_wire_phone(raw) == e164
+
+
+def test_valid_numbers_of_every_calling_code_read_as_from_wire_phone_reads_them():
+    """Generated from phonenumbers' metadata: for each region and type a few numbers that fit the
+    type's pattern (the examples alone miss national prefixes like San Marino's), in wire form."""
+    rng = random.Random(20)
+    checked = 0
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+        code = str(metadata.country_code)
+        for desc in (metadata.mobile, metadata.fixed_line, metadata.toll_free):
+            if desc is None or not desc.national_number_pattern or not desc.possible_length:
+                continue
+            for length in desc.possible_length:
+                for _ in range(6):
+                    national = "".join(rng.choice("0123456789") for _ in range(length))
+                    digits = code + national
+                    if not 8 <= len(digits) <= 15:
+                        continue
+                    checked += 1
+                    assert SmsGatewayHook.from_wire_recipient(digits) == (
+                        SmsGatewayHook.from_wire_phone(digits) or None
+                    ) or not _valid(digits), digits
+    assert checked > 5000
+
+
+def _valid(digits: str) -> bool:
+    try:
+        return phonenumbers.is_valid_number(phonenumbers.parse("+" + digits))
+    except phonenumbers.NumberParseException:
+        return False
