@@ -4,7 +4,7 @@ every chart a ``<title>`` that says what it shows, so the numbers are in the pag
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from html import escape
 
@@ -79,6 +79,36 @@ def funnel(stages: Sequence[Stage], *, title: str, width: int = 640) -> Markup:
     return Markup("".join(parts))
 
 
+def _legend(entries: Sequence[tuple[str, str]], *, x: float, y: float, gap: int) -> str:
+    """Swatches with their labels in a row: (label, colour) each."""
+    out = []
+    for label, colour in entries:
+        out.append(
+            f'<rect x="{x}" y="{y}" width="10" height="10" fill="{colour}"/>'
+            f'<text x="{x + 14}" y="{y + 9}">{_e(label)}</text>'
+        )
+        x += gap + 7 * len(label)
+    return "".join(out)
+
+
+def _series_legend(series: Sequence[Series], *, x: float, y: float) -> str:
+    colours = [s.colour or PALETTE[k % len(PALETTE)] for k, s in enumerate(series)]
+    return _legend([(s.name, c) for s, c in zip(series, colours, strict=True)], x=x, y=y, gap=30)
+
+
+def _y_grid(high: float, py: Callable[[float], float], *, x1: float, x2: float, y_format: str) -> str:
+    """Five horizontal grid lines from 0 to ``high``, labelled on the left."""
+    out = []
+    for step in range(5):
+        v = high * step / 4
+        y = py(v)
+        out.append(
+            f'<line x1="{x1}" x2="{x2}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e3e3e3"/>'
+            f'<text x="{x1 - 6}" y="{y + 4:.1f}" text-anchor="end" fill="#555">{_e(y_format.format(v))}</text>'
+        )
+    return "".join(out)
+
+
 def stacked_bar(parts_: Sequence[tuple[str, int]], *, title: str, width: int = 640) -> Markup:
     """One bar split into outcomes (their share of the total), with a legend."""
     total = sum(n for _, n in parts_)
@@ -98,15 +128,8 @@ def stacked_bar(parts_: Sequence[tuple[str, int]], *, title: str, width: int = 6
             f"<title>{_e(name)}: {count:,} ({_pct(count, total)})</title></rect>"
         )
         x += w
-    lx = 1
-    for name, count in [(name, count) for name, count in parts_ if count]:
-        colour = OUTCOME_COLOURS.get(name, "#888")
-        label = f"{name} {count:,}"
-        out.append(
-            f'<rect x="{lx}" y="36" width="10" height="10" fill="{colour}"/>'
-            f'<text x="{lx + 14}" y="45">{_e(label)}</text>'
-        )
-        lx += 24 + 7 * len(label)
+    shown = [(f"{name} {count:,}", OUTCOME_COLOURS.get(name, "#888")) for name, count in parts_ if count]
+    out.append(_legend(shown, x=1, y=36, gap=24))
     out.append("</svg>")
     return Markup("".join(out))
 
@@ -138,13 +161,7 @@ def line_chart(
         f'<svg xmlns="http://www.w3.org/2000/svg" class="chart line" role="img" viewBox="0 0 {width} {height}" '
         f'width="100%" {FONT}><title>{_e(title)}</title>'
     ]
-    for step in range(5):  # grid and y labels
-        v = high * step / 4
-        y = py(v)
-        out.append(
-            f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e3e3e3"/>'
-            f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" fill="#555">{_e(y_format.format(v))}</text>'
-        )
+    out.append(_y_grid(high, py, x1=left, x2=width - right, y_format=y_format))
     every = max(1, -(-n // 8))  # at most about 8 x labels
     for i, label in enumerate(x_labels):
         if i % every == 0 or i == n - 1:
@@ -170,14 +187,7 @@ def line_chart(
                     f'<circle cx="{px(i):.1f}" cy="{py(v):.1f}" r="3" fill="{colour}">'
                     f"<title>{_e(s.name)}, {_e(x_labels[i])}: {_e(y_format.format(v))}</title></circle>"
                 )
-    lx = left
-    for k, s in enumerate(series):  # legend
-        colour = s.colour or PALETTE[k % len(PALETTE)]
-        out.append(
-            f'<rect x="{lx}" y="{height - 16}" width="10" height="10" fill="{colour}"/>'
-            f'<text x="{lx + 14}" y="{height - 7}">{_e(s.name)}</text>'
-        )
-        lx += 30 + 7 * len(s.name)
+    out.append(_series_legend(series, x=left, y=height - 16))
     out.append("</svg>")
     return Markup("".join(out))
 
@@ -206,13 +216,7 @@ def grouped_bars(
         f'<svg xmlns="http://www.w3.org/2000/svg" class="chart bars" role="img" viewBox="0 0 {width} {height}" '
         f'width="100%" {FONT}><title>{_e(title)}</title>'
     ]
-    for step in range(5):
-        v = y_max * step / 4
-        y = py(v)
-        out.append(
-            f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e3e3e3"/>'
-            f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" fill="#555">{_e(y_format.format(v))}</text>'
-        )
+    out.append(_y_grid(y_max, py, x1=left, x2=width - right, y_format=y_format))
     every = max(1, -(-n // 10))
     for i, label in enumerate(x_labels):
         cx = left + slot * (i + 0.5)
@@ -236,13 +240,6 @@ def grouped_bars(
                     f'<text x="{x + bar / 2:.1f}" y="{y - 3:.1f}" text-anchor="middle" font-size="11">'
                     f"{_e(y_format.format(v))}</text>"
                 )
-    lx = left
-    for j, s in enumerate(series):
-        colour = s.colour or PALETTE[j % len(PALETTE)]
-        out.append(
-            f'<rect x="{lx}" y="{height - 16}" width="10" height="10" fill="{colour}"/>'
-            f'<text x="{lx + 14}" y="{height - 7}">{_e(s.name)}</text>'
-        )
-        lx += 30 + 7 * len(s.name)
+    out.append(_series_legend(series, x=left, y=height - 16))
     out.append("</svg>")
     return Markup("".join(out))
