@@ -18,6 +18,7 @@ Pages (HTML, drawn on the server, charts as inline SVG) and the same data as JSO
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
@@ -47,40 +48,41 @@ def _status(problems: list[pages.Problem]) -> int:
     return 503 if any(p.kind == "failed" for p in problems) else 200
 
 
+@dataclass
+class ListingQuery:
+    """The campaigns list's filters and page, the same for its page and its JSON."""
+
+    dag_id: str | None = None
+    gateway: str | None = None
+    page: Annotated[int, Query(ge=1)] = 1
+    page_size: Annotated[int, Query(ge=1, le=pages.MAX_PAGE_SIZE)] = pages.PAGE_SIZE
+
+    def listing(self, session: Any, user: BaseUser) -> pages.Listing:
+        return pages.listing(
+            session,
+            pages.Access.of(user),
+            dag_id=self.dag_id or None,
+            gateway=self.gateway or None,
+            page=self.page,
+            page_size=self.page_size,
+        )
+
+
 @app.get("/api/campaigns")
 def campaigns_json(
-    session: SessionDep,
-    user: UserDep,
-    dag_id: str | None = None,
-    gateway: str | None = None,
-    page: Annotated[int, Query(ge=1)] = 1,
-    page_size: Annotated[int, Query(ge=1, le=pages.MAX_PAGE_SIZE)] = pages.PAGE_SIZE,
+    session: SessionDep, user: UserDep, query: Annotated[ListingQuery, Depends()]
 ) -> JSONResponse:
-    found = pages.listing(
-        session, pages.Access.of(user), dag_id=dag_id, gateway=gateway, page=page, page_size=page_size
-    )
+    found = query.listing(session, user)
     return JSONResponse(found.as_dict(), status_code=_status(found.problems if not found.rows else []))
 
 
 @app.get("/", response_class=HTMLResponse)
 def campaigns_page(
-    request: Request,
-    session: SessionDep,
-    user: UserDep,
-    dag_id: str | None = None,
-    gateway: str | None = None,
-    page: Annotated[int, Query(ge=1)] = 1,
-    page_size: Annotated[int, Query(ge=1, le=pages.MAX_PAGE_SIZE)] = pages.PAGE_SIZE,
+    request: Request, session: SessionDep, user: UserDep, query: Annotated[ListingQuery, Depends()]
 ) -> HTMLResponse:
-    found = pages.listing(
-        session,
-        pages.Access.of(user),
-        dag_id=dag_id or None,
-        gateway=gateway or None,
-        page=page,
-        page_size=page_size,
-    )
-    html = views.render_listing(found, views.Links.of(request, URL_PREFIX), dag_id or "", gateway or "")
+    found = query.listing(session, user)
+    links = views.Links.of(request, URL_PREFIX)
+    html = views.render_listing(found, links, query.dag_id or "", query.gateway or "")
     return HTMLResponse(html, status_code=_status(found.problems if not found.rows else []))
 
 
@@ -104,28 +106,30 @@ def campaign_page(request: Request, session: SessionDep, user: UserDep, key: str
     return HTMLResponse(html, status_code=_status(found.problems if found.row is None else []))
 
 
+@dataclass
+class RunQuery:
+    """One DAG run (and optionally one task of it), for the run tab's page and its JSON."""
+
+    dag_id: str
+    run_id: str
+    task_id: str | None = None
+    map_index: int | None = None
+
+    def view(self, session: Any) -> pages.RunView:
+        return pages.run_view(
+            session, self.dag_id, self.run_id, task_id=self.task_id, map_index=self.map_index
+        )
+
+
 @app.get("/api/run", dependencies=[RunAccess])
-def run_json(
-    session: SessionDep,
-    dag_id: str,
-    run_id: str,
-    task_id: str | None = None,
-    map_index: int | None = None,
-) -> JSONResponse:
-    found = pages.run_view(session, dag_id, run_id, task_id=task_id, map_index=map_index)
+def run_json(session: SessionDep, query: Annotated[RunQuery, Depends()]) -> JSONResponse:
+    found = query.view(session)
     return JSONResponse(found.as_dict(), status_code=_status(found.problems if not found.rows else []))
 
 
 @app.get("/run", response_class=HTMLResponse, dependencies=[RunAccess])
-def run_page(
-    request: Request,
-    session: SessionDep,
-    dag_id: str,
-    run_id: str,
-    task_id: str | None = None,
-    map_index: int | None = None,
-) -> HTMLResponse:
-    found = pages.run_view(session, dag_id, run_id, task_id=task_id, map_index=map_index)
+def run_page(request: Request, session: SessionDep, query: Annotated[RunQuery, Depends()]) -> HTMLResponse:
+    found = query.view(session)
     html = views.render_run(found, views.Links.of(request, URL_PREFIX))
     return HTMLResponse(html, status_code=_status(found.problems if not found.rows else []))
 

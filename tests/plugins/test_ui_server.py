@@ -132,6 +132,16 @@ def test_every_route_asks_for_a_login(server: ApiServer) -> None:
     assert with_cookie.status_code == 200
 
 
+def test_the_list_filters_are_checked_alike_on_the_page_and_the_json(server: ApiServer, token: str) -> None:
+    for path in ("/sms-campaigns/", "/sms-campaigns/api/campaigns"):
+        assert server.get(path, token, page=0).status_code == 422, path
+        assert server.get(path, token, page_size=100_000).status_code == 422, path
+        assert server.get(path, token, gateway="no-such-gateway").status_code == 200, path
+    for path in ("/sms-campaigns/run", "/sms-campaigns/api/run"):
+        assert server.get(path, token, dag_id="sms_campaign").status_code == 422, path  # no run_id
+        assert server.get(path, token, dag_id="d", run_id="r", map_index="x").status_code == 422, path
+
+
 def test_the_campaigns_json_matches_the_ledger_and_report_row_for_row(
     server: ApiServer, token: str, demo: Demo, want: dict[str, dict]
 ) -> None:
