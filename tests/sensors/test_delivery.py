@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from types import SimpleNamespace
 
@@ -67,10 +66,22 @@ def test_poke_mode_waits_until_every_message_is_final(gateway, frozen_sandbox, s
     sandbox = frozen_sandbox
     send_campaign(sms_conn_env[gateway], sqlite_conn_id)
     op = sensor(sms_conn_env[gateway], sqlite_conn_id, deferrable=False, poke_interval=0.2, timeout=60)
-    threading.Timer(0.5, sandbox.advance, args=(5,)).start()
+    # The clock moves once the first poke has its answer, not after a delay: a slow machine whose
+    # first poke came late would otherwise see everything final at once and prove no waiting.
+    poke, pokes = op.poke, []
+
+    def poke_then_deliver(ctx):
+        done = poke(ctx)
+        pokes.append(bool(done))
+        if len(pokes) == 1:
+            sandbox.advance(5)
+        return done
+
+    op.poke = poke_then_deliver
 
     result = op.execute(context())
 
+    assert pokes == [False, True]  # it waited: not final at first, final at the next poke
     assert result["status"] == "success"
     assert result["counts"] == OUTCOMES
     assert (result["total"], result["final"], result["failed"]) == (6, 6, 2)
