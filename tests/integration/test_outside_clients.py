@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib
 import os
 
+import pendulum
 import pytest
 
 pytestmark = pytest.mark.integration
@@ -80,10 +81,11 @@ def test_send_balance_outbox_group_and_contact(sandbox, api):
     assert received["reference"] == "outside-1"
     assert float(api.get_balance().credits) < float(before.credits)
 
+    # A year after the sandbox's today, whatever today is: a fixed date would pass one day, and the
+    # message would then go out at once instead of waiting in the outbox.
+    next_year = pendulum.parse(sandbox.health()["now"]).add(years=1).format("YYYY-MM-DD") + " 10:00"
     later = api.send_text_message(
-        smstools.SendTextMessageRequest(
-            message="later", sender=SENDER, to="31612345679", date="2030-01-01 10:00"
-        )
+        smstools.SendTextMessageRequest(message="later", sender=SENDER, to="31612345679", date=next_year)
     )
     outbox = api.get_outbox()
     assert outbox.total == 1
@@ -91,7 +93,7 @@ def test_send_balance_outbox_group_and_contact(sandbox, api):
     assert (scheduled.messageid, scheduled.to, scheduled.var_date) == (
         later.messageid,
         "31612345679",
-        "2030-01-01 10:00",
+        next_year,
     )
 
     [group_id] = api.create_group(
@@ -130,7 +132,10 @@ def test_list_contacts(strings_sandbox, strings_api):
     assert listed_contact.unsubscribed is True
 
 
-def test_message_log(strings_api):
+def test_message_log(strings_sandbox, strings_api):
+    # Its clock stopped (strings_api's reset restarts it): the message is still queued when the log
+    # is read, however slow the machine (with real time it is sent after 1 s).
+    strings_sandbox.freeze_clock()
     sent = strings_api.send_text_message(
         smstools.SendTextMessageRequest(message="logged", sender=SENDER, to=PHONE)
     )

@@ -63,7 +63,10 @@ def _sends(sandbox) -> int:
     return sandbox.request_count(GATEWAY, path_contains="/v1/message/send")
 
 
-def test_round_trip_group_contacts_batch_statuses_and_balance(sandbox, hook):
+def test_round_trip_group_contacts_batch_statuses_and_balance(frozen_sandbox, hook):
+    # The clock is stopped: the statuses read right after sending are queued however slow the machine
+    # (with real time they turn sent after 1 s), and only advance() moves them.
+    sandbox = frozen_sandbox
     group_id = hook.create_list("Customers")
     assert hook.find_list("Customers") == group_id
     contacts = [

@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from types import SimpleNamespace
 
@@ -67,10 +66,22 @@ def test_poke_mode_waits_until_every_message_is_final(gateway, frozen_sandbox, s
     sandbox = frozen_sandbox
     send_campaign(sms_conn_env[gateway], sqlite_conn_id)
     op = sensor(sms_conn_env[gateway], sqlite_conn_id, deferrable=False, poke_interval=0.2, timeout=60)
-    threading.Timer(0.5, sandbox.advance, args=(5,)).start()
+    # The clock moves once the first poke has its answer, not after a delay: a slow machine whose
+    # first poke came late would otherwise see everything final at once and prove no waiting.
+    poke, pokes = op.poke, []
+
+    def poke_then_deliver(ctx):
+        done = poke(ctx)
+        pokes.append(bool(done))
+        if len(pokes) == 1:
+            sandbox.advance(5)
+        return done
+
+    op.poke = poke_then_deliver
 
     result = op.execute(context())
 
+    assert pokes == [False, True]  # it waited: not final at first, final at the next poke
     assert result["status"] == "success"
     assert result["counts"] == OUTCOMES
     assert (result["total"], result["final"], result["failed"]) == (6, 6, 2)
@@ -121,14 +132,20 @@ def test_enough_final_messages_satisfy_min_final_ratio(sandbox, sms_conn_env, sq
     assert op.execute(context())["final"] == 6
 
 
-def test_deferrable_mode_defers_to_a_trigger_that_reads_the_ledger(sandbox, sms_conn_env, sqlite_conn_id):
+def test_deferrable_mode_defers_to_a_trigger_that_reads_the_ledger(
+    frozen_sandbox, sms_conn_env, sqlite_conn_id
+):
+    # The clock is stopped: on a slow machine the campaign must not turn final (and, two of six not
+    # delivered being over max_failed_ratio, fail instead of deferring) before the sensor's first poll.
     send_campaign(sms_conn_env["smsgateway24"], sqlite_conn_id)
     op = sensor(
         sms_conn_env["smsgateway24"], sqlite_conn_id, poke_interval=2, timeout=600, max_failed_ratio=0.1
     )
 
+    before = pendulum.now("UTC")
     with pytest.raises(TaskDeferred) as deferred:
         op.execute(context())
+    after = pendulum.now("UTC")
 
     trigger = deferred.value.trigger
     assert isinstance(trigger, SmsDeliveryTrigger)
@@ -137,9 +154,9 @@ def test_deferrable_mode_defers_to_a_trigger_that_reads_the_ledger(sandbox, sms_
     assert kwargs["message_ids"] is None  # the trigger reads them itself: small serialised kwargs
     assert kwargs["ledger_conn_id"] == sqlite_conn_id
     assert (kwargs["poll_interval"], kwargs["max_failed_ratio"]) == (2.0, 0.1)
-    deadline = pendulum.parse(kwargs["timeout_at"])
-    assert 590 < (deadline - pendulum.now("UTC")).total_seconds() <= 600
-    assert pendulum.parse(kwargs["since"]) < pendulum.now("UTC")
+    # 600 s after the poll, however long the poll took
+    assert before.add(seconds=600) <= pendulum.parse(kwargs["timeout_at"]) <= after.add(seconds=600)
+    assert pendulum.parse(kwargs["since"]) < before
     assert deferred.value.method_name == "execute_complete"
     assert deferred.value.timeout.total_seconds() > 600  # Airflow's own timeout only backs up the trigger's
 

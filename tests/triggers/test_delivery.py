@@ -39,18 +39,33 @@ def send(conn_id: str, numbers=NUMBERS, **kwargs) -> list[str]:
     return [r.message_id for r in results]
 
 
-async def events_of(trigger: SmsDeliveryTrigger, *, advance=None, after: float = 0.3) -> list[dict]:
-    """Every event the trigger yields (run to its end); ``advance`` moves the sandbox clock meanwhile."""
+async def events_of(trigger: SmsDeliveryTrigger) -> list[dict]:
+    """Every event the trigger yields (run to its end)."""
+    return [event.payload async for event in trigger.run()]
 
-    async def move_clock():
-        await asyncio.sleep(after)
-        await asyncio.to_thread(advance)
 
-    mover = asyncio.create_task(move_clock()) if advance else None
-    events = [event.payload async for event in trigger.run()]
-    if mover:
-        await mover
-    return events
+def after_the_first_poll(monkeypatch: pytest.MonkeyPatch, action) -> None:
+    """Run ``action`` (e.g. move the sandbox clock) once the trigger's first status poll has its
+    answer and before it polls again: an event, not a delay, so a slow machine cannot poll late."""
+    from airflow_provider_sms.triggers import delivery
+
+    real = delivery.aget_gateway_hook
+
+    async def hook_that_acts_after_one_poll(conn_id: str):
+        hook = await real(conn_id)
+        poll, polled = hook.aget_statuses, []
+
+        async def aget_statuses(*args, **kwargs):
+            answer = await poll(*args, **kwargs)
+            if not polled:
+                polled.append(True)
+                await asyncio.to_thread(action)
+            return answer
+
+        hook.aget_statuses = aget_statuses
+        return hook
+
+    monkeypatch.setattr(delivery, "aget_gateway_hook", hook_that_acts_after_one_poll)
 
 
 def test_serialises_and_round_trips():
@@ -85,13 +100,17 @@ def test_needs_exactly_one_source_of_message_ids():
 
 
 @pytest.mark.parametrize("gateway", GATEWAYS)
-def test_fires_once_when_all_messages_are_final_with_counts(gateway, frozen_sandbox, sms_conn_env):
-    # The clock is stopped: on a loaded machine the 2 s delivery must not pass before the first poll.
+def test_fires_once_when_all_messages_are_final_with_counts(
+    gateway, frozen_sandbox, sms_conn_env, monkeypatch
+):
+    # The clock is stopped and moves only after the first poll's answer: on a loaded machine neither
+    # the 2 s delivery nor a timed advance() can come before the first poll.
     sandbox = frozen_sandbox
     ids = send(sms_conn_env[gateway])
     trigger = SmsDeliveryTrigger(sms_conn_id=sms_conn_env[gateway], message_ids=ids, poll_interval=0.1)
+    after_the_first_poll(monkeypatch, lambda: sandbox.advance(5))
 
-    events = asyncio.run(events_of(trigger, advance=lambda: sandbox.advance(5)))
+    events = asyncio.run(events_of(trigger))
 
     assert len(events) == 1
     assert events[0]["status"] == "success"
