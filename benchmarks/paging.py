@@ -2,12 +2,17 @@
 
 A list page should cost its size, not its offset (issue 20). Each gateway in turn gets N messages
 (prebuilt batch requests, not timed; a cycle of 100,000 numbers, so the sandbox validates each
-number once), then the pages named below are fetched in turns, ``repeats`` times, over one
-keep-alive connection, and each one's median kept. The ratio page 500 / page 1 comes from the
-same run.
+number once; no simulated replies), then the pages named below are fetched in turns, ``repeats``
+times, over one keep-alive connection, and each one's median kept. The ratio page 500 / page 1
+comes from the same run.
+
+TextBoost's ``GET /sms`` lists received replies among the sent messages, so it is measured a
+second time on N messages of which about ``reply_share`` (10%) get a simulated reply, arriving
+within ``REPLY_SECONDS`` of delivery: interleaved with the messages sent meanwhile.
 
     python -m benchmarks --only paging                       # 1M messages per gateway, 1M contacts
     python -m benchmarks --only paging --paging-items 100000 # smaller
+    python -m benchmarks.paging --gateways textboost --contacts 0  # TextBoost only, with replies
     # against a sandbox already running, e.g. started from an older checkout:
     python -m benchmarks.paging --url http://127.0.0.1:8025 --items 1000000
 """
@@ -31,6 +36,7 @@ DISTINCT_NUMBERS = 100_000
 SMSTOOLS_LIMIT = 2000  # the largest page each API allows
 TEXTBOOST_PER_PAGE = 1000
 SG24_TIME = "%Y-%m-%d %H:%M:%S"
+REPLY_SECONDS = 60  # a simulated reply arrives 6 to 60 s after delivery (2 s)
 
 
 def _numbers(count: int, pool: NumberPool) -> list[str]:
@@ -112,8 +118,33 @@ def _pages(items: int, size: int) -> tuple[int, int, int]:
     return 1, min(500, last), last
 
 
+def _fill_with_replies(
+    session: requests.Session, url: str, numbers: list[str], reply_share: float
+) -> tuple[int, int]:
+    """Send ``numbers`` through TextBoost with replies from about ``reply_share`` of them (each
+    number replies once, to its first SMS), then move the clock until all have arrived; returns
+    (messages, replies arrived)."""
+    rate = min(1.0, reply_share * len(numbers) / len(set(numbers)))
+    session.post(
+        f"{url}/_sandbox/reply-simulation", json={"rate": rate, "seconds": REPLY_SECONDS}
+    ).raise_for_status()
+    _fill_messages(session, url, "textboost", numbers)
+    session.post(f"{url}/_sandbox/advance", json={"seconds": REPLY_SECONDS + 5}).raise_for_status()
+    stats = session.get(f"{url}/_sandbox/stats", timeout=60).json()
+    arrived = stats["replies"]["by_gateway"]["textboost"]
+    if arrived["pending"]:
+        raise RuntimeError(f"replies not all arrived: {arrived}")
+    return stats["messages"]["by_gateway"]["textboost"]["total"], arrived["arrived"]
+
+
 def run(
-    url: str, gateways: list[str], items: int, contacts: int, pool: NumberPool, repeats: int = 11
+    url: str,
+    gateways: list[str],
+    items: int,
+    contacts: int,
+    pool: NumberPool,
+    repeats: int = 11,
+    reply_share: float = 0.1,
 ) -> tuple[list[Table], dict[str, Any]]:
     table = Table(
         f"Paging: page 1, page 500 and the last page of each sandbox list ({items:,} messages per gateway)",
@@ -131,7 +162,9 @@ def run(
         "textboost": {"Authorization": f"Bearer {CREDENTIALS['textboost']['password']}", "Accept": "application/json"},
     }  # fmt: skip
 
-    def measure(gateway: str, name: str, total: int, size: int, method: str, path: str, params: Any) -> None:
+    def measure(
+        gateway: str, name: str, total: int, size: int, method: str, path: str, params: Any
+    ) -> dict[str, Any]:
         first, middle, last = _pages(total, size)
         calls = {
             page: (method, url + path, {"params": params(page, size), "headers": auth.get(gateway)})
@@ -142,10 +175,13 @@ def run(
         table.add(gateway, name, total, size, times[first], times[middle], last, times[last], f"{ratio:.2f}x")
         numbers[f"{gateway} {name}"] = {"items": total, "size": size, "ms": times, "ratio": ratio}
         log(f"{gateway} {name}: page 1 {times[first]:.1f} ms, page {middle} {times[middle]:.1f} ms")
+        return numbers[f"{gateway} {name}"]
 
     try:
         for gateway in gateways:
             session.post(f"{url}/_sandbox/reset", timeout=60).raise_for_status()
+            # No simulated replies: TextBoost would list them among its messages (measured below).
+            session.post(f"{url}/_sandbox/reply-simulation", json={"rate": 0}).raise_for_status()
             log(f"paging: filling {items:,} {gateway} messages")
             since = _fill_messages(session, url, gateway, _numbers(items, pool))
             if gateway == "smstools":
@@ -192,6 +228,16 @@ def run(
             page_table.add(gateway, items, first_look, next_look)
             numbers[f"{gateway} status page"] = {"first_ms": first_look, "next_ms": next_look}
             log(f"status page on {items:,} {gateway} messages: {first_look:.0f} ms, then {next_look:.1f} ms")
+            if gateway == "textboost" and reply_share:
+                session.post(f"{url}/_sandbox/reset", timeout=60).raise_for_status()
+                log(f"paging: filling {items:,} textboost messages, about {reply_share:.0%} answered")
+                sent, received = _fill_with_replies(session, url, _numbers(items, pool), reply_share)
+                result = measure(
+                    gateway, "GET /api/v3/sms with replies", sent + received, TEXTBOOST_PER_PAGE, "GET",
+                    "/api/v3/sms", lambda page, size: {"page": page, "per_page": size},
+                )  # fmt: skip
+                result.update(messages=sent, replies=received)
+                log(f"textboost list: {sent:,} messages and {received:,} replies")
         if contacts:
             session.post(f"{url}/_sandbox/reset", timeout=60).raise_for_status()
             log(f"paging: filling {contacts:,} Smstools contacts")
@@ -208,6 +254,11 @@ def run(
     finally:
         session.close()
     table.notes.append("page 500 is the last page where a list has fewer")
+    table.notes.append(
+        f"GET /api/v3/sms with replies: {items:,} messages to a cycle of {DISTINCT_NUMBERS:,} numbers, "
+        f"about {reply_share:.0%} of them answered (each number once, to its first SMS, within "
+        f"{REPLY_SECONDS} s of delivery); items = messages + replies, merged by time"
+    )
     table.notes.append(
         "median of the request's wall time (send, serve, read) over one keep-alive connection, the "
         "pages of a list taking turns; "
@@ -231,6 +282,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--contacts", type=int, default=1_000_000, help="Smstools contacts (0: none)")
     parser.add_argument("--gateways", default="smstools,smsgateway24,textboost")
     parser.add_argument("--repeats", type=int, default=11)
+    parser.add_argument(
+        "--reply-share",
+        type=float,
+        default=0.1,
+        help="TextBoost messages answered in the list with replies (0: skip)",
+    )
     args = parser.parse_args(argv)
     gateways = [part for part in args.gateways.split(",") if part]
     sandbox = None
@@ -241,7 +298,9 @@ def main(argv: list[str] | None = None) -> int:
         sandbox = start_sandbox_process(delivery_seconds=2)
         url = sandbox.url
     try:
-        tables, _ = run(url.rstrip("/"), gateways, args.items, args.contacts, NumberPool(), args.repeats)
+        tables, _ = run(
+            url.rstrip("/"), gateways, args.items, args.contacts, NumberPool(), args.repeats, args.reply_share
+        )
     finally:
         if sandbox is not None:
             sandbox.stop()

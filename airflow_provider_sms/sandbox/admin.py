@@ -5,6 +5,7 @@ None of these routes is counted as gateway traffic or ever faulted.
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections import Counter
 from datetime import datetime, timezone
@@ -163,7 +164,7 @@ def contact_view(state: SandboxState, contact: Contact) -> dict[str, Any]:
 
 
 def _reply_counts(state: SandboxState, gateway: str, now: float) -> dict[str, int]:
-    arrived = sum(reply.received_at <= now for reply in state.replies[gateway].rows.values())
+    arrived = len(state.arrived_replies(gateway, now))
     return {"arrived": arrived, "pending": len(state.replies[gateway]) - arrived}
 
 
@@ -381,10 +382,11 @@ def create_admin_router(state: SandboxState, injector: FaultInjector) -> APIRout
         except BadBody as exc:
             return _bad_request(str(exc))
         now = state.now()
-        rows = [
-            reply for gw in ((gateway,) if gateway else GATEWAYS) for reply in state.replies[gw].rows.values()
-        ]
-        rows.sort(key=lambda reply: (reply.received_at, reply.seq))
+        # Each gateway's replies are kept in this order already (sequence numbers are server-wide).
+        rows = heapq.merge(
+            *(state.reply_order[gw] for gw in ((gateway,) if gateway else GATEWAYS)),
+            key=lambda reply: (reply.received_at, reply.seq),
+        )
         return respond([reply_view(reply, now) for reply in rows])
 
     @router.post("/replies")

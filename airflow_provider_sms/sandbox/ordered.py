@@ -2,12 +2,14 @@
 
 A dict keeps insertion order but reaches its n-th item only by walking past n items, which made
 page 500 of a 1M-message listing twice as slow as page 1. ``OrderedRows`` is a dict that also keeps
-its values in a list, so a window of positions is a slice.
+its values in a list, so a window of positions is a slice. ``SortedRows`` keeps values sorted by a
+key instead (replies by arrival, which is not the order they are stored in), so a range of keys is
+found by bisection and a window of it is a slice too.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
+from bisect import bisect_left, bisect_right, insort_right
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Generic, TypeVar, overload
 
@@ -179,3 +181,98 @@ class InOrder(Sequence[T], Generic[T]):
 
     def __getitem__(self, position: int | slice) -> T | list[T]:
         return self._rows._ordered()[position]
+
+
+class SortedRows(Generic[T]):
+    """Values kept sorted by ``sort_key`` (e.g. a reply's ``(received_at, seq)``): a range of keys is
+    found by bisection, a window of positions is a slice.
+
+    Values arrive mostly in key order (a simulated reply arrives after the ones before it), so an
+    insertion moves at most the few values after it; ``load`` sorts a whole batch at once (a state
+    file gives its rows back in any order). ``sort_key`` must be unique per value and fixed for its
+    lifetime: :meth:`remove` finds a value by it.
+    """
+
+    __slots__ = ("_key", "_values")
+
+    def __init__(self, sort_key: Callable[[T], Any]) -> None:
+        self._key = sort_key
+        self._values: list[T] = []
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __iter__(self) -> Iterator[T]:
+        return iter(self._values)
+
+    def add(self, value: T) -> None:
+        values = self._values
+        if not values or self._key(values[-1]) <= self._key(value):
+            values.append(value)
+        else:
+            insort_right(values, value, key=self._key)
+
+    def load(self, values: Iterable[T]) -> None:
+        """Replace the contents by ``values`` (in any order)."""
+        self._values = sorted(values, key=self._key)
+
+    def remove(self, value: T) -> bool:
+        """Remove ``value`` (the one with its key); whether it was there."""
+        values, key = self._values, self._key(value)
+        position = bisect_left(values, key, key=self._key)
+        if position < len(values) and self._key(values[position]) == key:
+            del values[position]
+            return True
+        return False
+
+    def clear(self) -> None:
+        self._values = []
+
+    def count_below(self, bound: Any) -> int:
+        """How many keys are ``<= bound``."""
+        return bisect_right(self._values, bound, key=self._key)
+
+    def window(self, start: int = 0, stop: int | None = None) -> Window[T]:
+        """Positions ``start`` to ``stop`` (clamped, like a slice with non-negative bounds) as a
+        read-only sequence: a view, valid until the next change."""
+        size = len(self._values)
+        stop = size if stop is None else min(max(stop, 0), size)
+        return Window(self._values, min(max(start, 0), stop), stop)
+
+    def between(self, low: Any = None, high: Any = None) -> Window[T]:
+        """The values whose key is ``>= low`` and ``<= high`` (None: unbounded), by bisection."""
+        values, key = self._values, self._key
+        start = 0 if low is None else bisect_left(values, low, key=key)
+        stop = len(values) if high is None else bisect_right(values, high, key=key)
+        return self.window(start, max(start, stop))
+
+
+class Window(Sequence[T], Generic[T]):
+    """Positions ``start`` to ``stop`` of a list as a read-only sequence: indexing and slicing cost
+    the size of the answer, not the position."""
+
+    __slots__ = ("_positions", "_values")
+
+    def __init__(self, values: list[T], start: int, stop: int) -> None:
+        self._values = values
+        self._positions = range(start, stop)
+
+    def __len__(self) -> int:
+        return len(self._positions)
+
+    def __iter__(self) -> Iterator[T]:
+        return iter(self._values[self._positions.start : self._positions.stop])  # a C copy beats a walk
+
+    @overload
+    def __getitem__(self, position: int) -> T: ...
+
+    @overload
+    def __getitem__(self, position: slice) -> list[T]: ...
+
+    def __getitem__(self, position: int | slice) -> T | list[T]:
+        chosen = self._positions[position]  # an IndexError, or the positions in the list
+        if isinstance(chosen, int):
+            return self._values[chosen]
+        if chosen.step == 1:
+            return self._values[chosen.start : chosen.stop]
+        return [self._values[at] for at in chosen]

@@ -146,6 +146,7 @@ class GatewaySummary:
     per_minute: Counter[int]
     finished_per_minute: dict[int, Counter[str]]
     requests: int
+    replies: int = 0  # received by the sandbox clock (simulated or injected)
 
 
 class Tally:
@@ -196,6 +197,7 @@ class Tally:
                 per_minute=tally.per_minute,
                 finished_per_minute=tally.finished_per_minute,
                 requests=requests[gateway],
+                replies=len(self.state.arrived_replies(gateway, now)),  # a bisection
             )
         return now, summaries
 
@@ -318,7 +320,8 @@ def _gateway_card(gateway: str, summary: GatewaySummary, last_minute: int) -> st
     return f"""<section class="card" id="{gateway}">
 <h3 style="color:{color}">{name}</h3>
 <div><span class="big" data-gateway="{gateway}" data-total>{summary.total:,}</span> messages,
-<span data-gateway="{gateway}" data-requests>{summary.requests:,}</span> requests since start</div>
+<span data-gateway="{gateway}" data-requests>{summary.requests:,}</span> requests since start,
+<span data-gateway="{gateway}" data-replies>{summary.replies:,}</span> replies received</div>
 <div>delivery rate: <b data-gateway="{gateway}" data-rate>{rate_text}</b></div>
 <h4>Funnel</h4>{funnel}
 <h4>By status</h4>{breakdown}

@@ -56,6 +56,11 @@ SMS_ID_BASE = 62_800_000
 # Received messages have ids of their own range, far past any sent message's (our choice).
 REPLY_ID_BASE = 900_000_000
 INCOMING = 5
+# Every status a sent message can show (its timelines, scheduled included): filtering by another
+# (5, incoming, above all) matches none of them.
+MESSAGE_STATUSES = frozenset(
+    raw for steps in delivery.TIMELINES["smsgateway24"].values() for _, raw in steps
+) | {delivery.SCHEDULED["smsgateway24"]}
 TIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d")
 PAKET_TIME_FORMATS = ("%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M")
 CREATED_FORMAT = "%Y-%m-%d %H:%M:%S.000000"
@@ -406,15 +411,16 @@ def create_router(state: SandboxState) -> APIRouter:
 
         now = state.now()
         device_id, status, sim = wanted["device_id"], wanted["status"], wanted["sim"]
+        if status is not None and status not in MESSAGE_STATUSES:
+            candidates = ()  # e.g. status 5, incoming: no sent message ever shows it
         received: list[Reply] = []
         if customerid is None and status in (None, INCOMING):  # an incoming SMS has no customerid
-            for reply in state.arrived_replies(GATEWAY, now):
+            # Arrived (by now) and within begindate/enddate: by bisection on the arrival time.
+            for reply in state.replies_between(GATEWAY, begin, now if end is None else min(end, now)):
                 extra = reply.extra or {}
                 if (
                     (device_id is not None and extra.get("device_id") != device_id)
                     or (sim is not None and extra.get("sim") != sim)
-                    or (begin is not None and reply.received_at < begin)
-                    or (end is not None and reply.received_at > end)
                     or (phone and phone not in reply.sender)
                 ):
                     continue

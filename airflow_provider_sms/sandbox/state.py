@@ -15,12 +15,13 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from datetime import timezone
+from operator import attrgetter
 from typing import Any, Generic, TypeVar
 from zoneinfo import ZoneInfo
 
 from airflow_provider_sms.sandbox import delivery, replies
 from airflow_provider_sms.sandbox.config import DEVICE_IDS, SandboxConfig
-from airflow_provider_sms.sandbox.ordered import InOrder, OrderedRows
+from airflow_provider_sms.sandbox.ordered import InOrder, OrderedRows, SortedRows, Window
 from airflow_provider_sms.sandbox.validation import UTC, zone
 
 GATEWAYS = ("smstools", "smsgateway24", "textboost")
@@ -154,6 +155,11 @@ def _created_at(message: Message) -> float:
     return message.created_at
 
 
+# A reply's place in its gateway's arrival order: the time, then the sequence for equal times
+# (unique: every reply of the sandbox takes the next number of one sequence).
+_arrival = attrgetter("received_at", "seq")
+
+
 Row = TypeVar("Row")
 _FIELDS = {cls: tuple(f.name for f in fields(cls)) for cls in (Message, Reply, Contact, Group)}
 
@@ -250,6 +256,9 @@ class SandboxState:
         self.scheduled: dict[str, dict[str, None]] = {gw: {} for gw in GATEWAYS}
         self.repliers: set[tuple[str, str]] = set()  # (gateway, number) with a simulated reply
         self.reply_of: dict[tuple[str, str], str] = {}  # (gateway, message key) → its reply's key
+        # Per gateway, the replies by arrival (received_at, seq): which have arrived is a bisection,
+        # a page of them a slice.
+        self.reply_order: dict[str, SortedRows[Reply]] = {gw: SortedRows(_arrival) for gw in GATEWAYS}
 
     # ------------------------------------------------------------------ clock, ids, accounts
     def now(self) -> float:
@@ -347,6 +356,7 @@ class SandboxState:
             reply = self.replies[gateway].pop(reply_key)
             if reply is not None:
                 self.repliers.discard((gateway, reply.sender))
+                self.reply_order[gateway].remove(reply)
         self.version += 1
         return message
 
@@ -411,6 +421,7 @@ class SandboxState:
         key = str(reply.seq)
         self.replies[reply.gateway].put(key, reply)
         self._index_reply(key, reply)
+        self.reply_order[reply.gateway].add(reply)
         self.version += 1
 
     def _index_reply(self, key: str, reply: Reply) -> None:
@@ -419,11 +430,16 @@ class SandboxState:
             if reply.in_reply_to is not None:
                 self.reply_of[(reply.gateway, reply.in_reply_to)] = key
 
-    def arrived_replies(self, gateway: str, now: float) -> list[Reply]:
-        """The gateway's replies the clock has reached, oldest first."""
-        arrived = [reply for reply in self.replies[gateway].rows.values() if reply.received_at <= now]
-        arrived.sort(key=lambda reply: (reply.received_at, reply.seq))
-        return arrived
+    def arrived_replies(self, gateway: str, now: float) -> Window[Reply]:
+        """The gateway's replies the clock has reached, oldest first (``received_at``, then ``seq``),
+        as a view whose slices cost their length."""
+        order = self.reply_order[gateway]
+        return order.window(0, order.count_below((now, math.inf)))
+
+    def replies_between(self, gateway: str, low: float | None, high: float) -> Window[Reply]:
+        """The gateway's replies received from ``low`` (None: the first) to ``high``, both included,
+        oldest first; found by bisection."""
+        return self.reply_order[gateway].between(None if low is None else (low, -math.inf), (high, math.inf))
 
     def set_reply_simulation(self, rate: float | None = None, seconds: float | None = None) -> None:
         """Change the share of recipients who reply and the reply delay, for messages sent from now
@@ -609,6 +625,8 @@ class SandboxState:
                     self._index_contact(key, row)
                 elif kind == "reply":
                     self._index_reply(key, row)
+        for gateway, table in self.replies.items():  # one sort, whatever order the file kept
+            self.reply_order[gateway].load(table.rows.values())
 
 
 def _encode(row: Any) -> str:

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import datetime
-from typing import Any
+from itertools import islice
+from typing import Any, overload
 
 from fastapi import APIRouter, Request, Response
 
@@ -74,18 +75,76 @@ def reply_id(reply: Reply) -> str:
     return uid(reply.seq + REPLY_SEQ_OFFSET, MESSAGE_SALT)
 
 
-class _Merged:
-    """Sent messages and received replies as one list in time order, read lazily (a page reads
-    only as far as it reaches)."""
+def reply_seq(message_id: str) -> int | None:
+    """The sequence number a reply's uid was made from (the inverse of :func:`reply_id`: the
+    multiplier is odd, so invertible modulo 16**13), or None when ``message_id`` is no uid."""
+    try:
+        value = int(message_id, 16)
+    except ValueError:
+        return None
+    seq = (value - MESSAGE_SALT) * pow(0x9E3779B1, -1, 16**13) % 16**13
+    return seq - REPLY_SEQ_OFFSET
 
-    def __init__(self, sent: Collection[Message], received: list[Reply]) -> None:
-        self.sent, self.received = sent, received
+
+class Merged(Sequence[Message | Reply]):
+    """Sent messages and received replies as one list in time order: the stable merge of the two
+    (at equal times the message first), which is what iterating it gives (``heapq.merge``).
+
+    When the messages are in creation order (``sorted_sent``: always, unless a state file gave them
+    back otherwise) a slice costs its length, not its offset: the split of a position between the
+    two lists is found by bisection (:meth:`split`), then a page is merged from there. Otherwise a
+    slice walks the merge from the start, as before.
+    """
+
+    __slots__ = ("received", "sent", "sorted_sent")
+
+    def __init__(self, sent: Sequence[Message], received: Sequence[Reply], sorted_sent: bool) -> None:
+        self.sent, self.received, self.sorted_sent = sent, received, sorted_sent
 
     def __len__(self) -> int:
         return len(self.sent) + len(self.received)
 
     def __iter__(self) -> Iterator[Message | Reply]:
         return heapq.merge(self.sent, self.received, key=_time)
+
+    def split(self, position: int) -> tuple[int, int]:
+        """How many messages and how many replies the first ``position`` items of the merge hold.
+
+        ``i`` messages are too few while the reply the rest would take last (``p - i - 1``) is not
+        earlier than message ``i``, which the merge puts first; that is false from some ``i`` on, the
+        answer, so it is found by bisection on ``i``: O(log n).
+        """
+        sent, received = self.sent, self.received
+        low, high = max(0, position - len(received)), min(position, len(sent))
+        while low < high:
+            middle = (low + high) // 2
+            if received[position - middle - 1].received_at >= sent[middle].created_at:
+                low = middle + 1
+            else:
+                high = middle
+        return low, position - low
+
+    @overload
+    def __getitem__(self, position: int) -> Message | Reply: ...
+
+    @overload
+    def __getitem__(self, position: slice) -> list[Message | Reply]: ...
+
+    def __getitem__(self, position: int | slice) -> Message | Reply | list[Message | Reply]:
+        if isinstance(position, int):
+            at = range(len(self))[position]  # an IndexError when out of range
+            return self[at : at + 1][0]
+        start, stop, step = position.indices(len(self))
+        if step != 1 or not self.sorted_sent:
+            return list(self)[position] if step != 1 else list(islice(self, start, stop))
+        size = max(0, stop - start)
+        sent_from, received_from = self.split(start)
+        page = heapq.merge(
+            self.sent[sent_from : sent_from + size],
+            self.received[received_from : received_from + size],
+            key=_time,
+        )
+        return list(islice(page, size))
 
 
 def _time(item: Message | Reply) -> float:
@@ -548,11 +607,11 @@ def create_router(state: SandboxState) -> APIRouter:
         received = state.arrived_replies(GATEWAY, now)
         if not received:
             return paginate(request, fields, messages.ordered(), lambda message: render_message(message, now))
-        # With replies, the two lists are merged lazily: a page reads only as far as it reaches.
+        # With replies, a page is merged from where it starts in each list, found by bisection.
         return paginate(
             request,
             fields,
-            _Merged(messages.ordered(), received),
+            Merged(messages.ordered(), received, messages.rows.monotone()),
             lambda item: render_reply(item) if isinstance(item, Reply) else render_message(item, now),
         )
 
@@ -562,9 +621,9 @@ def create_router(state: SandboxState) -> APIRouter:
         message = messages.get(message_id)
         if message is not None:
             return render_message(message)
-        for reply in state.arrived_replies(GATEWAY, state.now()):
-            if reply_id(reply) == message_id:
-                return render_reply(reply)
+        reply = state.replies[GATEWAY].get(str(reply_seq(message_id)))
+        if reply is not None and reply_id(reply) == message_id and reply.received_at <= state.now():
+            return render_reply(reply)
         raise TextBoostError(404, f"Message {message_id} not found.")
 
     # ------------------------------------------------------------------ account

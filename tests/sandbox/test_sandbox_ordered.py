@@ -3,12 +3,13 @@ any sequence of the dict's mutators."""
 
 from __future__ import annotations
 
+import math
 import random
 from itertools import pairwise
 
 import pytest
 
-from airflow_provider_sms.sandbox.ordered import OrderedRows
+from airflow_provider_sms.sandbox.ordered import OrderedRows, SortedRows
 
 
 def _mutate(rng: random.Random, rows: OrderedRows[str, float], reference: dict[str, float]) -> None:
@@ -108,3 +109,62 @@ def test_epoch_changes_on_removal_and_replacement_but_not_on_append() -> None:
 def test_without_an_order_key_between_is_everything() -> None:
     rows = OrderedRows({"a": 3, "b": 1})
     assert rows.monotone() is False and list(rows.between(2, 2)) == [3, 1]
+
+
+# ---------------------------------------------------------------------------------------------------
+# SortedRows: what sorting a plain list by the key gives, after any adds, removals, loads and clears
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_sorted_rows_read_what_a_sorted_list_holds(seed: int) -> None:
+    rng = random.Random(seed)
+    rows: SortedRows[tuple[float, int]] = SortedRows(lambda value: value)
+    reference: list[tuple[float, int]] = []
+    serial = 0
+    for _ in range(500):
+        op = rng.choice(
+            ["add"] * 8 + ["remove", "remove_missing", "load"] + ["clear"] * (rng.random() < 0.05)
+        )
+        if op == "add":
+            serial += 1
+            # Mostly after the last (as replies arrive), sometimes before; few distinct times: ties.
+            last = reference[-1][0] if reference else 0.0
+            at = last + rng.choice([0, 0, 1]) if rng.random() < 0.7 else float(rng.randrange(-3, 8))
+            rows.add((at, serial))
+            reference.append((at, serial))
+        elif op == "remove" and reference:
+            value = rng.choice(reference)
+            assert rows.remove(value)
+            reference.remove(value)
+        elif op == "remove_missing":
+            assert not rows.remove((0.25, -1))
+        elif op == "load":
+            rng.shuffle(reference)
+            rows.load(reference)
+        elif op == "clear":
+            rows.clear()
+            reference.clear()
+        reference.sort()
+        assert len(rows) == len(reference)
+        if rng.random() < 0.3:
+            assert list(rows) == reference
+            bound = rng.uniform(-4, 10)
+            assert rows.count_below((bound, math.inf)) == sum(at <= bound for at, _ in reference)
+            low, high = sorted(float(rng.randrange(-4, 10)) for _ in range(2))
+            within = [value for value in reference if low <= value[0] <= high]
+            assert list(rows.between((low, -math.inf), (high, math.inf))) == within
+            assert list(rows.between(None, (high, math.inf))) == [v for v in reference if v[0] <= high]
+            assert list(rows.between((high, -math.inf), (low, -math.inf))) == []  # an empty range
+            start, stop = rng.randrange(-2, len(reference) + 3), rng.randrange(-2, len(reference) + 3)
+            window = rows.window(start, stop)
+            expected = reference[max(start, 0) : max(stop, 0)]
+            assert list(window) == expected and len(window) == len(expected)
+            for _ in range(3):
+                a, b = rng.randrange(-5, len(expected) + 5), rng.randrange(-5, len(expected) + 5)
+                assert window[a:b] == expected[a:b] and window[a:b:2] == expected[a:b:2]
+            for position in (-len(expected) - 1, -1, 0, len(expected)):
+                if -len(expected) <= position < len(expected):
+                    assert window[position] == expected[position]
+                else:
+                    with pytest.raises(IndexError):
+                        window[position]

@@ -130,8 +130,16 @@ class Traffic:
         self.sent += [row["uid"] for row in data]
 
 
+def replies_arrived(sandbox: SandboxServer, gateway: str) -> int:
+    """The gateway's replies the sandbox clock has reached, counted by scanning its reply table."""
+    state = sandbox.app.state.sandbox
+    now = state.now()
+    return sum(reply.received_at <= now for reply in dict.values(state.replies[gateway].rows))
+
+
 def assert_page_matches_stats(sandbox: SandboxServer, http: requests.Session) -> PageReader:
-    """Every number of the page equals what ``/_sandbox/stats`` counts by scanning every message."""
+    """Every number of the page equals what ``/_sandbox/stats`` counts by scanning every message
+    (the replies received: what a scan of the replies counts)."""
     _, page = read_page(sandbox, http)
     stats = sandbox.stats()
     for gateway in GATEWAYS:
@@ -139,10 +147,11 @@ def assert_page_matches_stats(sandbox: SandboxServer, http: requests.Session) ->
         shown = page.numbers[gateway]
         assert number(shown["total"]) == counts["total"]
         assert number(shown["requests"]) == stats["requests"]["by_gateway"][gateway]
+        assert number(shown["replies"]) == replies_arrived(sandbox, gateway), gateway
         on_page = {
             status: number(text)
             for status, text in shown.items()
-            if status not in ("total", "requests", "rate")
+            if status not in ("total", "requests", "rate", "replies")
         }
         expected = counts["by_normalized_status"]
         assert {s: n for s, n in on_page.items() if n} == expected, gateway
@@ -197,6 +206,31 @@ def test_the_page_shows_the_numbers_the_state_holds_as_it_changes(sandbox, http)
     sandbox.reset()
     page = assert_page_matches_stats(sandbox, http)
     assert all(number(page.numbers[gateway]["total"]) == 0 for gateway in GATEWAYS)
+
+
+def test_each_card_counts_the_replies_its_gateway_received_by_the_sandbox_clock(sandbox, http):
+    sandbox.set_reply_simulation(rate=1, seconds=100)  # every delivered number replies within 100 s
+    traffic = Traffic(sandbox, http)
+    traffic.smstools(5)
+    traffic.smsgateway24(5)
+    traffic.textboost(10)
+    sandbox.inject_reply("smstools", "+31612345678", "Who is this?")
+    in_an_hour = later(sandbox, "%Y-%m-%dT%H:%M:%S", hours=1)
+    sandbox.inject_reply("smsgateway24", "+31612345678", "STOP", received_at=in_an_hour)
+
+    def shown() -> dict[str, int]:
+        page = assert_page_matches_stats(sandbox, http)
+        return {gateway: number(page.numbers[gateway]["replies"]) for gateway in GATEWAYS}
+
+    assert shown() == {"smstools": 1, "smsgateway24": 0, "textboost": 0}  # only the injected one yet
+    sandbox.advance(2 + 100)  # delivered, and every simulated reply in (3 of 5 numbers are delivered)
+    assert shown() == {"smstools": 4, "smsgateway24": 3, "textboost": 6}
+    sandbox.advance(3600)
+    assert shown() == {"smstools": 4, "smsgateway24": 4, "textboost": 6}
+    text, _ = read_page(sandbox, http)
+    assert "data-replies>6</span> replies received" in text
+    sandbox.reset()
+    assert shown() == dict.fromkeys(GATEWAYS, 0)
 
 
 def test_latest_messages_are_the_newest_hundred_newest_first(sandbox, http):
