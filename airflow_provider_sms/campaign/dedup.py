@@ -24,19 +24,35 @@ _SHIFT = np.uint64(64 - _PARTITION_BITS)
 _MAX_DIGITS = 18  # any 18-digit number fits an int64
 
 
-def _as_int(recipient: str) -> int:
-    """The number as an int, or -1 when the text is not ``+`` and up to 18 ASCII digits without a
-    leading zero (those map one-to-one to ints; -1 is never a valid key)."""
-    digits = recipient[1:]
-    if (
-        recipient[:1] == "+"
-        and 0 < len(digits) <= _MAX_DIGITS
-        and digits.isdigit()
-        and digits.isascii()
-        and digits[0] != "0"
-    ):
-        return int(digits)
-    return -1
+def _keys(recipients: Sequence[str]) -> np.ndarray:
+    """Each recipient as its int64 number, or -1 where the text is not ``+`` and 1 to 18 ASCII
+    digits without a leading zero (only those map one-to-one to ints; -1 is never a number).
+
+    Vectorised: the texts become a matrix of code points, the digits are checked and summed
+    column by column (about 0.1 µs per recipient, where ``int()`` per text costs 1 µs)."""
+    n = len(recipients)
+    if not n:
+        return np.empty(0, dtype=np.int64)
+    text = np.array(recipients, dtype=str)
+    width = text.dtype.itemsize // 4
+    if width < 2:  # no text longer than one character: none is a number
+        return np.full(n, -1, dtype=np.int64)
+    codes = text.view(np.uint32).reshape(n, width)
+    digits = codes[:, 1 : _MAX_DIGITS + 1].astype(np.int64) - ord("0")
+    end = codes[:, 1 : _MAX_DIGITS + 1] == 0  # numpy pads shorter texts with NUL
+    ok = (codes[:, 0] == ord("+")) & (digits[:, 0] >= 1) & (digits[:, 0] <= 9)
+    ok &= (((digits >= 0) & (digits <= 9)) | end).all(axis=1)  # ASCII digits up to the end
+    ok &= ~(end[:, :-1] & ~end[:, 1:]).any(axis=1)  # nothing after the end
+    if width > _MAX_DIGITS + 1:
+        ok &= (codes[:, _MAX_DIGITS + 1 :] == 0).all(axis=1)  # at most 18 digits
+    # numpy also drops a text's trailing NULs, so the lengths must match: "+1\x00" is not "+1".
+    lengths = np.fromiter(map(len, recipients), dtype=np.int64, count=n)
+    ok &= lengths == 1 + (~end).sum(axis=1)
+    keys = np.zeros(n, dtype=np.int64)
+    for column in range(digits.shape[1]):
+        keys = np.where(end[:, column], keys, keys * 10 + digits[:, column])
+    keys[~ok] = -1
+    return keys
 
 
 class RecipientSet:
@@ -65,10 +81,9 @@ class RecipientSet:
     def __contains__(self, recipient: object) -> bool:
         if not isinstance(recipient, str):
             return False
-        key = _as_int(recipient)
-        if key < 0:
+        keys = _keys([recipient])
+        if keys[0] < 0:
             return recipient in self._other
-        keys = np.array([key], dtype=np.int64)
         return bool(self._known(self._partition(keys)[0], keys)[0])
 
     def first_seen(self, recipients: Sequence[str]) -> list[bool]:
@@ -76,8 +91,7 @@ class RecipientSet:
         (not seen in an earlier call, nor earlier in this one), else False."""
         n = len(recipients)
         fresh = [False] * n
-        ints = [_as_int(r) for r in recipients]
-        keys = np.fromiter(ints, dtype=np.int64, count=n)
+        keys = _keys(recipients)
         valid = np.flatnonzero(keys >= 0)
         if valid.size:
             # return_index gives each value's first position (np.unique sorts stably for it).
@@ -98,8 +112,8 @@ class RecipientSet:
             for position in valid[first[new]].tolist():
                 fresh[position] = True
         if valid.size < n:
-            for position, key in enumerate(ints):
-                if key < 0 and recipients[position] not in self._other:
+            for position in np.flatnonzero(keys < 0).tolist():
+                if recipients[position] not in self._other:
                     self._other.add(recipients[position])
                     fresh[position] = True
         return fresh

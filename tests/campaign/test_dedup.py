@@ -35,7 +35,21 @@ def _check(chunks: list[list[str]]) -> RecipientSet:
 # from the numbers they resemble.
 E164 = st.integers(min_value=1, max_value=60).map(lambda n: f"+49151{n:08d}")
 ODD = st.sampled_from(
-    ["+04915100000001", "4915100000001", "+٤٩١٥١", "+1234567890123456789", "+", "", "+49 151", "x"]
+    [
+        "+04915100000001",
+        "4915100000001",
+        "+٤٩١٥١",
+        "+1234567890123456789",
+        "+123456789012345678",
+        "+",
+        "",
+        "+49 151",
+        "x",
+        "+4915100000001\x00",
+        "+49151\x0000000001",
+        "+4915100000001 ",
+        "++4915100000001",
+    ]
 )
 WIDE = st.integers(min_value=1, max_value=999_999_999_999_999_999).map(lambda n: f"+{n}")
 RECIPIENT = st.one_of(E164, E164, WIDE, ODD)
@@ -72,6 +86,14 @@ def test_many_chunks_with_duplicates_across_them_merge_runs_exactly():
 def test_a_number_and_its_look_alikes_are_different_recipients():
     chunk = ["+4915100000001", "+04915100000001", "4915100000001", "+٤٩١٥١٠٠٠٠٠٠٠١", "+4915100000001"]
     assert RecipientSet().first_seen(chunk) == [True, True, True, True, False]
+    assert RecipientSet().first_seen(["+1", "+1\x00", "+", ""]) == [True, True, True, True]
+    assert RecipientSet().first_seen(["", "+", ""]) == [True, True, False]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.text(alphabet="+0123456789٤ \x00x", max_size=20), max_size=20), max_size=10))
+def test_first_seen_matches_a_set_on_arbitrary_texts(chunks):
+    _check(chunks)
 
 
 def test_an_empty_chunk_changes_nothing():
