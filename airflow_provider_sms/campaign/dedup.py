@@ -33,20 +33,22 @@ def _keys(recipients: Sequence[str]) -> np.ndarray:
     n = len(recipients)
     if not n:
         return np.empty(0, dtype=np.int64)
+    lengths = np.fromiter(map(len, recipients), dtype=np.int64, count=n)
+    longest = 1 + _MAX_DIGITS
+    if lengths.max() > longest:  # no number; and one long text must not widen the whole matrix
+        recipients = [r if len(r) <= longest else "" for r in recipients]
     text = np.array(recipients, dtype=str)
     width = text.dtype.itemsize // 4
     if width < 2:  # no text longer than one character: none is a number
         return np.full(n, -1, dtype=np.int64)
     codes = text.view(np.uint32).reshape(n, width)
-    digits = codes[:, 1 : _MAX_DIGITS + 1].astype(np.int64) - ord("0")
-    end = codes[:, 1 : _MAX_DIGITS + 1] == 0  # numpy pads shorter texts with NUL
+    digits = codes[:, 1:longest].astype(np.int64) - ord("0")
+    end = codes[:, 1:longest] == 0  # numpy pads shorter texts with NUL
     ok = (codes[:, 0] == ord("+")) & (digits[:, 0] >= 1) & (digits[:, 0] <= 9)
     ok &= (((digits >= 0) & (digits <= 9)) | end).all(axis=1)  # ASCII digits up to the end
     ok &= ~(end[:, :-1] & ~end[:, 1:]).any(axis=1)  # nothing after the end
-    if width > _MAX_DIGITS + 1:
-        ok &= (codes[:, _MAX_DIGITS + 1 :] == 0).all(axis=1)  # at most 18 digits
-    # numpy also drops a text's trailing NULs, so the lengths must match: "+1\x00" is not "+1".
-    lengths = np.fromiter(map(len, recipients), dtype=np.int64, count=n)
+    # numpy also drops a text's trailing NULs, so the lengths must match: "+1\x00" is not "+1";
+    # this also rules out the long texts blanked above.
     ok &= lengths == 1 + (~end).sum(axis=1)
     keys = np.zeros(n, dtype=np.int64)
     for column in range(digits.shape[1]):

@@ -88,6 +88,14 @@ def test_a_number_and_its_look_alikes_are_different_recipients():
     assert RecipientSet().first_seen(chunk) == [True, True, True, True, False]
     assert RecipientSet().first_seen(["+1", "+1\x00", "+", ""]) == [True, True, True, True]
     assert RecipientSet().first_seen(["", "+", ""]) == [True, True, False]
+    long = "+" + "4" * 10_000  # not a number; nor does it widen the chunk's matrix to 10,000 columns
+    assert RecipientSet().first_seen(["+44", long, "+44", long, "+" + "4" * 19]) == [
+        True,
+        True,
+        False,
+        False,
+        True,
+    ]
 
 
 @settings(max_examples=200, deadline=None)
