@@ -6,6 +6,7 @@
     python -m benchmarks --profile --json out.json --markdown out.md
     python -m benchmarks --only phones            # phone validation against phonenumbers, 1M numbers
     python -m benchmarks --only ui               # the campaigns page over a 1M-row PostgreSQL ledger
+    python -m benchmarks --only campaign         # one 1M-recipient campaign end to end on PostgreSQL
 
 The sandbox gateway runs as a separate process (``start_sandbox_process``), so client and server do
 not share a GIL; on a 2-core machine they still share the cores.
@@ -34,18 +35,20 @@ from benchmarks.common import (
     workdir,
 )
 
-BENCHMARKS = ("send", "sync", "reconcile", "memory", "phones", "ui", "paging")
+BENCHMARKS = ("send", "sync", "reconcile", "memory", "phones", "ui", "paging", "campaign")
 QUICK = {
     "phones": 20_000,
     "messages": 5_000,
     "naive_messages": 1_000,
     "memory_rows": "5000,20000",
+    "memory_dedup_rows": "100000",
     "contacts": 20_000,
     "status_rows": 20_000,
     "naive_commit_rows": 2_000,
     "ui_rows": 50_000,
     "paging_items": 20_000,
     "paging_contacts": 20_000,
+    "campaign_recipients": 20_000,
 }
 
 
@@ -78,6 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--memory-sources", default="sqlite,postgres", help="SQL sources of the memory benchmark"
     )
     parser.add_argument("--memory-gateway", default="smstools")
+    parser.add_argument(
+        "--memory-dedup-rows",
+        default="1000000,10000000",
+        help="rows fed to the de-duplication structure alone (and to a set[str]); empty: skip",
+    )
     parser.add_argument(
         "--rtt-ms", type=float, default=0, help="send benchmark: add this latency to every gateway request"
     )
@@ -122,6 +130,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--paging-contacts", type=int, default=1_000_000, help="Smstools contacts in the paging benchmark"
     )
     parser.add_argument(
+        "--campaign-recipients",
+        type=int,
+        default=1_000_000,
+        help="audience rows of the end-to-end campaign (PostgreSQL)",
+    )
+    parser.add_argument("--campaign-gateway", default="smstools")
+    parser.add_argument(
         "--profile", action="store_true", help="profile one provider send per gateway (pyinstrument)"
     )
     parser.add_argument("--profile-messages", type=int, default=20_000)
@@ -146,7 +161,11 @@ def main(argv: list[str] | None = None) -> int:
     memory_sources = _csv(args.memory_sources)
     missing_pg = postgres_unavailable()
     if missing_pg and (
-        "postgres" in ledgers or "postgres" in memory_sources or "reconcile" in only or "ui" in only
+        "postgres" in ledgers
+        or "postgres" in memory_sources
+        or "reconcile" in only
+        or "ui" in only
+        or "campaign" in only
     ):
         log(f"skipping PostgreSQL: {missing_pg}")
         ledgers = [x for x in ledgers if x != "postgres"]
@@ -226,8 +245,9 @@ def main(argv: list[str] | None = None) -> int:
                 from benchmarks import memory
 
                 sizes = [int(x) for x in _csv(str(args.memory_rows))]
+                dedup_sizes = [int(x) for x in _csv(str(args.memory_dedup_rows))]
                 new, numbers = memory.run(
-                    sandbox, conn_ids, args.memory_gateway, memory_sources, sizes, pool, tmp
+                    sandbox, conn_ids, args.memory_gateway, memory_sources, sizes, pool, tmp, dedup_sizes
                 )
                 tables += new
                 results["memory"] = numbers
@@ -248,6 +268,18 @@ def main(argv: list[str] | None = None) -> int:
                 tables += new
                 results["paging"] = numbers
                 _print(new)
+            if "campaign" in only:
+                if missing_pg:
+                    log("campaign: needs PostgreSQL; skipped")
+                else:
+                    from benchmarks import campaign
+
+                    new, numbers = campaign.run(
+                        sandbox, conn_ids, args.campaign_gateway, args.campaign_recipients, pool, tmp
+                    )
+                    tables += [new]
+                    results["campaign"] = numbers
+                    _print([new])
     finally:
         if sandbox is not None:
             sandbox.stop()

@@ -1,4 +1,5 @@
-"""Memory: peak RSS of SmsBulkSendOperator sending N rows read from a SQL table, N = 100k and 1M.
+"""Memory: peak RSS of SmsBulkSendOperator sending N rows read from a SQL table, N = 100k and 1M;
+and of the de-duplication structure alone (RecipientSet against a set[str]) for 1M and 10M rows.
 
 Each size runs in a fresh child process (``python -m benchmarks.memory --child ...``), so its peak
 RSS belongs to that send alone; the child also reports its RSS just before ``execute`` (imports,
@@ -106,6 +107,92 @@ def child(args: argparse.Namespace) -> int:
     return 0
 
 
+def dedup_child(rows: int, structure: str) -> int:
+    """In the child: feed ``rows`` E.164 recipients (1 % repeats) in chunks of 5,000 to the
+    de-duplication structure alone; print its RSS growth (VmHWM) and time as one JSON line."""
+    from airflow_provider_sms.campaign.dedup import RecipientSet
+    from benchmarks.common import current_rss_mb, own_peak_rss_mb
+
+    before = current_rss_mb()
+    seen: Any = RecipientSet() if structure == "RecipientSet" else set()
+    new = 0
+    started = time.perf_counter()
+    for start in range(0, rows, 5000):
+        # Row i repeats row i - 10 when i % 100 == 99: one duplicate per hundred rows.
+        chunk = [
+            f"+316{10_000_000 + (i - 10 if i % 100 == 99 else i)}"
+            for i in range(start, min(start + 5000, rows))
+        ]
+        if structure == "RecipientSet":
+            new += sum(seen.first_seen(chunk))
+        else:
+            for r in chunk:
+                if r not in seen:
+                    seen.add(r)
+                    new += 1
+    elapsed = time.perf_counter() - started
+    print(
+        "RESULT "
+        + json.dumps(
+            {
+                "rows": rows,
+                "structure": structure,
+                "recipients": new,
+                "rss_before_mb": round(before, 1),
+                "peak_rss_mb": round(own_peak_rss_mb(), 1),
+                "seconds": round(elapsed, 2),
+            }
+        ),
+        flush=True,
+    )
+    return 0
+
+
+def measure_dedup(rows: int, structure: str) -> dict[str, Any]:
+    command = [
+        sys.executable,
+        "-m",
+        "benchmarks.memory",
+        "--child",
+        "--dedup",
+        structure,
+        "--rows",
+        str(rows),
+    ]
+    return _result(
+        subprocess.run(command, capture_output=True, text=True, check=False, env=os.environ.copy())
+    )
+
+
+def dedup_table(sizes: list[int]) -> tuple[Table, dict[str, Any]]:
+    """Peak RSS growth of the de-duplication structure alone, against the ``set[str]`` it replaced."""
+    table = Table(
+        "Memory: the de-duplication structure alone (1 % repeated rows, chunks of 5,000)",
+        ["structure", "rows", "recipients", "peak growth MB", "bytes per recipient", "seconds"],
+    )
+    results: dict[str, Any] = {}
+    for structure in ("RecipientSet", "set[str]"):
+        for rows in sizes:
+            log(f"memory: {structure} alone, {rows:,} rows")
+            r = measure_dedup(rows, structure)
+            growth = r["peak_rss_mb"] - r["rss_before_mb"]
+            table.add(
+                structure, rows, r["recipients"], growth, growth * 2**20 / r["recipients"], r["seconds"]
+            )
+            results[f"dedup.{structure}.{rows}"] = {**r, "growth_mb": round(growth, 1)}
+    table.notes.append("peak growth: the child's VmHWM minus its RSS before the first chunk")
+    return table, results
+
+
+def _result(done: subprocess.CompletedProcess) -> dict[str, Any]:
+    for line in done.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT ") :])
+    raise RuntimeError(
+        f"memory child failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    )
+
+
 def measure(sms_conn_id: str, source_conn_id: str, ledger_conn_id: str, rows: int) -> dict[str, Any]:
     command = [
         sys.executable,
@@ -121,12 +208,8 @@ def measure(sms_conn_id: str, source_conn_id: str, ledger_conn_id: str, rows: in
         "--ledger-conn-id",
         ledger_conn_id,
     ]
-    done = subprocess.run(command, capture_output=True, text=True, check=False, env=os.environ.copy())
-    for line in done.stdout.splitlines():
-        if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT ") :])
-    raise RuntimeError(
-        f"memory child failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return _result(
+        subprocess.run(command, capture_output=True, text=True, check=False, env=os.environ.copy())
     )
 
 
@@ -138,6 +221,7 @@ def run(
     sizes: list[int],
     pool: NumberPool,
     workdir: Path,
+    dedup_sizes: list[int] | None = None,
 ) -> tuple[list[Table], dict[str, Any]]:
     table = Table(
         f"Memory: peak RSS sending from a SQL table ({gateway}, ledger on SQLite)",
@@ -191,17 +275,24 @@ def run(
                 f"({flat / ((sizes[-1] - sizes[0]) / 1e6):,.0f} MB per million rows)"
             )
             results[f"{source}.growth_per_million_mb"] = round(flat / ((sizes[-1] - sizes[0]) / 1e6), 1)
-    return [table], results
+    tables = [table]
+    if dedup_sizes:
+        dedup, numbers = dedup_table(dedup_sizes)
+        tables.append(dedup)
+        results.update(numbers)
+    return tables, results
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="child process of the memory benchmark")
     parser.add_argument("--child", action="store_true", required=True)
     parser.add_argument("--rows", type=int, required=True)
-    parser.add_argument("--sms-conn-id", required=True)
-    parser.add_argument("--source-conn-id", required=True)
-    parser.add_argument("--ledger-conn-id", required=True)
-    return child(parser.parse_args(argv))
+    parser.add_argument("--dedup", choices=("RecipientSet", "set[str]"), help="measure this structure alone")
+    parser.add_argument("--sms-conn-id")
+    parser.add_argument("--source-conn-id")
+    parser.add_argument("--ledger-conn-id")
+    args = parser.parse_args(argv)
+    return dedup_child(args.rows, args.dedup) if args.dedup else child(args)
 
 
 if __name__ == "__main__":

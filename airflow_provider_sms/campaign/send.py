@@ -23,6 +23,7 @@ from typing import Any
 
 import pandas as pd
 
+from airflow_provider_sms.campaign.dedup import RecipientSet
 from airflow_provider_sms.campaign.prefetch import prefetched
 from airflow_provider_sms.campaign.rails import Rails, balance_unchecked
 from airflow_provider_sms.campaign.send_window import SendWindow, UnknownTimezoneError
@@ -146,7 +147,7 @@ class CampaignSend:
         self.ledger = ledger
         self.rails = rails
         self.reasons: Counter = Counter()  # suppressed rows per reason
-        self.seen: set[str] = set()
+        self.seen = RecipientSet()  # every recipient read so far, ~8 bytes each (campaign/dedup.py)
         self.counts: Counter = Counter()  # outcomes, counted by the delivering thread
         self.read: Counter = Counter()  # input and duplicates, counted by the read-ahead thread
         self.segments = 0
@@ -218,17 +219,31 @@ class CampaignSend:
     # -- one chunk of input rows -------------------------------------------------------------------
 
     def prepare(self, chunk: pd.DataFrame) -> tuple[list[LedgerEntry], Bodies]:
-        """Ledger entries and texts for one chunk of input rows (runs ahead, in the read-ahead thread)."""
+        """Ledger entries and texts for one chunk of input rows (runs ahead, in the read-ahead thread).
+
+        The rows' recipients are read first, then checked against those seen so far all at once
+        (:meth:`RecipientSet.first_seen`): the first row of a recipient in the input is the one
+        used, a later one is counted as a duplicate."""
         require_columns(list(chunk.columns), [self.settings.phone_column], "the audience")
         self.template.check_columns(chunk.columns)
         entries: list[LedgerEntry] = []
         bodies: Bodies = {}
-        for row in chunk.to_dict("records"):
-            entry, body = self._prepare(row)
-            if entry is not None:
-                entries.append(entry)
-                if body is not None:
-                    bodies[entry.recipient] = body
+        rows = chunk.to_dict("records")
+        read = [self._recipient(row) for row in rows]
+        first = iter(self.seen.first_seen([r for r in read if isinstance(r, str)]))
+        for row, recipient in zip(rows, read, strict=True):
+            if recipient is None:  # another shard's row
+                continue
+            if isinstance(recipient, LedgerEntry):  # an unreadable number, rejected
+                entries.append(recipient)
+                continue
+            if not next(first):
+                self.read["duplicates"] += 1
+                continue
+            entry, body = self._prepare(row, recipient)
+            entries.append(entry)
+            if body is not None:
+                bodies[entry.recipient] = body
         return entries, bodies
 
     def deliver(self, entries: list[LedgerEntry], bodies: Bodies) -> None:
@@ -333,29 +348,34 @@ class CampaignSend:
         if len(str(self.recorded)) > len(str(before)) and self.recorded >= 1000:
             self.ledger.analyze()
 
-    def _prepare(self, row: dict[str, Any]) -> tuple[LedgerEntry | None, tuple[str, str | None] | None]:
-        """Normalise, de-duplicate, suppress and render one input row."""
+    def _recipient(self, row: dict[str, Any]) -> str | LedgerEntry | None:
+        """Count one input row and read its recipient (E.164); a rejected entry for an unreadable
+        number, or None for a row another shard sends."""
         s = self.settings
         self.read["input"] += 1
-        position = int(row.pop("_row"))
+        position = int(row["_row"])  # popped by _prepare
         raw_phone = row.get(s.phone_column)
         try:
             recipient = normalize_phone(raw_phone, s.region)
         except InvalidPhoneNumberError as exc:
             if s.shard_count > 1 and position % s.shard_count != s.shard_index:
                 self.read["input"] -= 1  # another shard records this reject
-                return None, None
+                return None
             key = f"invalid:{position}:{str(raw_phone)[:200]}"
             return LedgerEntry(
                 key, REJECTED, idempotency_key(self.campaign_key, key), error=exc.reason, source_row=position
-            ), None
+            )
         if s.shard_count > 1 and shard_of(recipient, s.shard_count) != s.shard_index:
             self.read["input"] -= 1
-            return None, None
-        if recipient in self.seen:
-            self.read["duplicates"] += 1
-            return None, None
-        self.seen.add(recipient)
+            return None
+        return recipient
+
+    def _prepare(
+        self, row: dict[str, Any], recipient: str
+    ) -> tuple[LedgerEntry, tuple[str, str | None] | None]:
+        """Suppress or render the first row of a recipient (read by :meth:`_recipient`)."""
+        s = self.settings
+        position = int(row.pop("_row"))
         key = idempotency_key(self.campaign_key, recipient)
         if recipient in self.suppressed:
             return LedgerEntry(recipient, SUPPRESSED, key, error=SUPPRESSION_LIST, source_row=position), None

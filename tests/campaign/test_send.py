@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import logging
+import random
 from pathlib import Path
 
 import pytest
@@ -137,3 +138,38 @@ def test_ids_that_cannot_be_looked_up_stay_accepted_and_are_never_resent(sqlite_
     assert _counts(sqlite_conn_id, "idless") == {ACCEPTED: 3}
     _run(hook, sqlite_conn_id, "idless")  # a re-run: nothing is pending, nothing goes out again
     assert len(hook.sent) == 3
+
+
+def _engine(hook, sqlite_conn_id, key):
+    return CampaignSend(
+        SendSettings(batch_size=hook.batch_size),
+        hook,
+        key,
+        MessageTemplate("Hi {{ name }}"),
+        {"+4915100000009"},
+        MessageLedger(sqlite_conn_id, gateway=hook.gateway),
+        log=logging.getLogger("test"),
+    )
+
+
+def test_duplicates_across_chunks_count_once_and_a_reordered_retry_sends_nothing_twice(sqlite_conn_id):
+    rows = [{"phone": f"+49151000000{n:02d}", "name": f"n{n}"} for n in range(12)]
+    rows += [{"phone": "0049 151 00000003", "name": "later"}, {"phone": "nonsense", "name": "x"}]
+    rows += [{**rows[5], "name": "again"}, {"phone": "+4915100000009", "name": "s"}, {**rows[0]}]
+    hook = FakeHook()
+    summary = _engine(hook, sqlite_conn_id, "dups").run(iter_chunks(rows, chunk_size=4))
+    # 17 rows: 1 unreadable, 4 duplicates (+..03 in another format, +..05, +..09 the suppressed
+    # number's second row, +..00), one suppressed; the first row of a recipient is the one sent.
+    assert (summary["input"], summary["duplicates"], summary["rejected"]) == (17, 4, 1)
+    assert (summary["accepted"], summary["suppressed"]) == (11, 1)
+    assert sorted(m.body for m in hook.sent) == sorted(f"Hi n{n}" for n in range(12) if n != 9)
+    assert len({m.to for m in hook.sent}) == len(hook.sent)
+
+    random.Random(1).shuffle(rows)  # another try reads the same audience in another order
+    again = _engine(hook, sqlite_conn_id, "dups").run(iter_chunks(rows, chunk_size=3))
+    assert len(hook.sent) == 11  # nothing sent twice
+    assert {k: again[k] for k in ("input", "duplicates", "accepted")} == {
+        "input": 17,
+        "duplicates": 4,
+        "accepted": 11,
+    }
