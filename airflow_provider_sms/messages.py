@@ -528,11 +528,13 @@ def assess(message_ids: Iterable[str], statuses: Mapping[str, DeliveryStatus]) -
     return DeliveryProgress(total, dict(counts))
 
 
-def merge_statuses(known: dict[str, DeliveryStatus], reports: Mapping[str, Any]) -> dict[str, DeliveryStatus]:
-    """Fold freshly listed reports into ``known`` without moving any status backwards."""
-    for message_id, report in reports.items():
+def merge_statuses(
+    known: dict[str, DeliveryStatus], statuses: Mapping[str, DeliveryStatus]
+) -> dict[str, DeliveryStatus]:
+    """Fold freshly listed statuses into ``known`` without moving any status backwards."""
+    for message_id, status in statuses.items():
         previous = known.get(message_id)
-        known[message_id] = report.status if previous is None else previous.advance(report.status)
+        known[message_id] = status if previous is None else previous.advance(status)
     return known
 
 

@@ -175,8 +175,8 @@ class SmsDeliverySensor(BaseSensorOperator):
     def poke(self, context: Context) -> bool | PokeReturnValue:
         ids, since = self.watched
         pending = [i for i in ids if not (i in self._known and self._known[i].is_final)]
-        reports = self.hook.get_statuses(pending, since) if pending else {}
-        progress = self._progress = assess(ids, merge_statuses(self._known, reports))
+        statuses = self.hook.get_status_values(pending, since) if pending else {}
+        progress = self._progress = assess(ids, merge_statuses(self._known, statuses))
         self.log.info("Delivery: %s", progress.summary())
         outcome = progress.outcome(self.min_final_ratio, self.max_failed_ratio)
         if outcome == FAILED:

@@ -140,7 +140,7 @@ class SmsDeliveryTrigger(BaseTrigger):
             if outcome is not None:
                 break
             try:
-                reports = await hook.aget_statuses([i for i in ids if not _final(known.get(i))], since)
+                statuses = await hook.aget_status_values([i for i in ids if not _final(known.get(i))], since)
             except SmsGatewayError as exc:
                 errors += 1
                 if not isinstance(exc, SmsTransientError) or errors >= MAX_CONSECUTIVE_ERRORS:
@@ -149,7 +149,7 @@ class SmsDeliveryTrigger(BaseTrigger):
             else:
                 errors = 0
                 before = progress
-                progress = assess(ids, merge_statuses(known, reports))
+                progress = assess(ids, merge_statuses(known, statuses))
                 self.log.info("Delivery: %s", progress.summary())
                 # Poll quickly while statuses move; back off while nothing changes.
                 changed = progress.counts != before.counts

@@ -43,11 +43,18 @@ def test_send_statuses_lookup_and_connection_test(gateway, sandbox, sms_conn_env
 
     async def read_async():
         async_hook = await aget_gateway_hook(sms_conn_env[gateway])
-        return await async_hook.aget_statuses(ids, since=since)
+        return (
+            await async_hook.aget_statuses(ids, since=since),
+            await async_hook.aget_status_values(ids, since=since),
+        )
 
-    assert {k: v.status for k, v in asyncio.run(read_async()).items()} == {
-        k: v.status for k, v in statuses.items()
-    }
+    reports, values = asyncio.run(read_async())
+    want = {k: v.status for k, v in statuses.items()}
+    assert {k: v.status for k, v in reports.items()} == want
+    assert values == want == hook.get_status_values([*ids, "no-such-id"], since=since)
+    listed = sandbox.request_count(gateway=gateway)
+    assert hook.get_status_values([], since=since) == {} == hook.get_statuses([], since=since)
+    assert sandbox.request_count(gateway=gateway) == listed  # nothing asked, nothing read
 
     found = hook.find_sent(messages[:3], since)
     assert {found[m.key].message_id for m in messages[:3]} == set(ids)

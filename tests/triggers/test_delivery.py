@@ -53,16 +53,16 @@ def after_the_first_poll(monkeypatch: pytest.MonkeyPatch, action) -> None:
 
     async def hook_that_acts_after_one_poll(conn_id: str):
         hook = await real(conn_id)
-        poll, polled = hook.aget_statuses, []
+        poll, polled = hook.aget_status_values, []
 
-        async def aget_statuses(*args, **kwargs):
+        async def aget_status_values(*args, **kwargs):
             answer = await poll(*args, **kwargs)
             if not polled:
                 polled.append(True)
                 await asyncio.to_thread(action)
             return answer
 
-        hook.aget_statuses = aget_statuses
+        hook.aget_status_values = aget_status_values
         return hook
 
     monkeypatch.setattr(delivery, "aget_gateway_hook", hook_that_acts_after_one_poll)
