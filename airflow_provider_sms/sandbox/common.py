@@ -70,7 +70,7 @@ def loads_json(raw: str | bytes) -> Any:
             # decides as before: same value, or the same error.
             data = msgspec.json.decode(raw)
             text = raw
-        except msgspec.DecodeError:
+        except ValueError:  # msgspec.DecodeError, or a text with lone surrogates msgspec cannot read
             text = raw.decode(json.detect_encoding(raw), "surrogatepass") if isinstance(raw, bytes) else raw
             data = _DECODER.decode(text)
     except RecursionError:
