@@ -25,6 +25,7 @@ from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
 import aiohttp
+import msgspec
 import pendulum
 import requests
 from airflow.sdk import BaseHook
@@ -110,7 +111,7 @@ class Call:
     path: str
     params: dict[str, Any] | None = None
     json: Any = None
-    data: dict[str, Any] | None = None
+    data: dict[str, Any] | bytes | None = None  # bytes: a form body already encoded
     files: dict[str, Any] | None = None
     headers: dict[str, str] = field(default_factory=dict)
     creates_messages: bool = False
@@ -305,6 +306,17 @@ def _safe_url(url: str | None) -> str:
 def _preview(body: bytes, size: int = 80) -> str:
     text = body[:size].decode("utf-8", "replace")
     return repr(text + ("..." if len(body) > size else ""))
+
+
+def _loads(body: bytes) -> Any:
+    """``json.loads(body)``, faster: msgspec reads a 2,000-row status page several times faster, to
+    the same values. What it refuses (a BOM, UTF-16, NaN, escaped lone surrogates, 1e400, deep
+    nesting, cut-off or non-JSON text) goes to ``json.loads``, which decides as before: same value,
+    or same error."""
+    try:
+        return msgspec.json.decode(body)
+    except (ValueError, RecursionError):  # msgspec.DecodeError is a ValueError
+        return json.loads(body)
 
 
 def _call_key(call: Call) -> str:
@@ -733,7 +745,7 @@ class SmsGatewayHook(BaseHook):
         if 300 <= status < 400:
             raise self._redirect_error(call, status, headers.get("Location"))
         try:
-            payload = json.loads(body) if body else None
+            payload = _loads(body) if body else None
         except ValueError:
             if status < 300:  # every gateway answers JSON: an HTML page or cut-off JSON is not an answer
                 error = self.malformed(call, f"not JSON: {_preview(body)}")

@@ -102,6 +102,10 @@ class SmsGateway24Hook(SmsGatewayHook):
         data = dict(call.data or {})
         if isinstance(data.get("datajson"), Mapping):  # addalotofsms carries the token inside its JSON
             data["datajson"] = json.dumps({"token": self._token, **data["datajson"]})
+            if len(data) == 1:  # the body is this one large field: encoded here, byte for byte as
+                # requests and aiohttp would, without urllib's Python loop over every character
+                body = b"datajson=" + _quote_plus(data["datajson"])
+                return replace(call, data=body, headers={**call.headers, "Content-Type": FORM_TYPE})
         else:
             data["token"] = self._token
         return replace(call, data=data)
@@ -517,6 +521,22 @@ def _row_errors(errors: Any) -> dict[int, str]:
     """Our sandbox's per-row errors of addalotofsms (``[{"index", "sendto", "message"}]``), by row."""
     rows = [e for e in errors or () if isinstance(e, Mapping) and isinstance(e.get("index"), int)]
     return {e["index"]: str(e.get("message") or "refused by the gateway") for e in rows}
+
+
+FORM_TYPE = "application/x-www-form-urlencoded"
+_ALWAYS_SAFE = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~"
+_ESCAPES = [b"%%%02X" % byte for byte in range(256)]
+
+
+def _quote_plus(text: str) -> bytes:
+    """``urllib.parse.quote_plus(text, safe="")`` (what ``urlencode`` writes of a value), as bytes:
+    one ``bytes.replace`` per distinct byte to escape instead of a dictionary look-up per character,
+    several times faster on a 500-row addalotofsms body."""
+    raw = text.encode("utf-8")
+    escaped = set(raw.translate(None, _ALWAYS_SAFE)) - {0x20}
+    for byte in sorted(escaped, key=lambda b: b != 0x25):  # "%" first: its escapes add more "%"
+        raw = raw.replace(bytes((byte,)), _ESCAPES[byte])
+    return raw.replace(b" ", b"+")
 
 
 def _form(fields: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,8 +1,8 @@
 """Request parsing and responses shared by the gateway routers.
 
-Bodies are parsed by hand (``json.loads``, ``parse_qsl``) rather than through pydantic models:
+Bodies are parsed by hand (``msgspec``/``json``, ``parse_qsl``) rather than through pydantic models:
 a 1,000-recipient batch must cost microseconds per recipient, and each gateway words its own
-validation errors anyway.
+validation errors anyway. Answers are encoded by msgspec too (a 2,000-message page in a few ms).
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from itertools import islice
 from typing import Any
 from urllib.parse import parse_qsl
 
-from fastapi import Request
+import msgspec
+from fastapi import Request, Response
 from fastapi.responses import JSONResponse
 
 GATEWAY_PREFIXES = (
@@ -63,16 +64,24 @@ def _nested_deeper(data: Any, limit: int) -> bool:
 def loads_json(raw: str | bytes) -> Any:
     """Parse strict JSON nested at most ``MAX_JSON_DEPTH`` levels; ``BadBody`` otherwise."""
     try:
-        text = raw.decode(json.detect_encoding(raw), "surrogatepass") if isinstance(raw, bytes) else raw
-        data = _DECODER.decode(text)
+        try:
+            # msgspec (several times faster) reads what json reads, to the same values; whatever it
+            # refuses (not UTF-8, a BOM, escaped lone surrogates, 1e400...) goes to json, which
+            # decides as before: same value, or the same error.
+            data = msgspec.json.decode(raw)
+            text = raw
+        except ValueError:  # msgspec.DecodeError, or a text with lone surrogates msgspec cannot read
+            text = raw.decode(json.detect_encoding(raw), "surrogatepass") if isinstance(raw, bytes) else raw
+            data = _DECODER.decode(text)
     except RecursionError:
         raise TooDeep(f"the JSON is nested more than {MAX_JSON_DEPTH} levels deep") from None
     except ValueError as exc:  # also UnicodeDecodeError
         raise BadBody(f"the body is not valid JSON: {exc}") from exc
     # Fewer brackets than the cap cannot nest deeper than it: most bodies skip the walk.
+    brackets = (b"[", b"{") if isinstance(text, bytes) else ("[", "{")
     if (
         isinstance(data, dict | list)
-        and text.count("[") + text.count("{") > MAX_JSON_DEPTH
+        and sum(map(text.count, brackets)) > MAX_JSON_DEPTH
         and _nested_deeper(data, MAX_JSON_DEPTH)
     ):
         raise TooDeep(f"the JSON is nested more than {MAX_JSON_DEPTH} levels deep")
@@ -107,8 +116,13 @@ def page_items(items: Iterable[Any], page: int, size: int, render: Callable[[Any
     return [render(item) for item in chosen]
 
 
-def respond(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(data, status_code=status, headers=headers)
+def respond(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """``data`` as a JSON answer (compact, UTF-8, as ``JSONResponse`` writes it)."""
+    try:
+        content = msgspec.json.encode(data)
+    except (TypeError, ValueError, OverflowError):  # what msgspec cannot write: JSONResponse decides
+        return JSONResponse(data, status_code=status, headers=headers)
+    return Response(content, status_code=status, headers=headers, media_type="application/json")
 
 
 async def read_json(request: Request) -> Any:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import string
+import struct
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
@@ -77,8 +78,15 @@ class SimulatedReply:
 @lru_cache(maxsize=1 << 16)
 def _draws(number: str) -> tuple[float, ...]:
     """Five independent draws in [0, 1) fixed by ``number``."""
-    digest = hashlib.sha256(f"sandbox reply {number}".encode()).digest()
-    return tuple(int.from_bytes(digest[i : i + 6], "big") / 2**48 for i in range(0, 30, 6))
+    h1, l1, h2, l2, h3, l3, h4, l4, h5, l5 = _SIX_BYTE_NUMBERS.unpack_from(
+        hashlib.sha256(f"sandbox reply {number}".encode()).digest()
+    )
+    return ((h1 << 32 | l1) / 2**48, (h2 << 32 | l2) / 2**48, (h3 << 32 | l3) / 2**48,
+            (h4 << 32 | l4) / 2**48, (h5 << 32 | l5) / 2**48)  # fmt: skip
+
+
+# The first 30 bytes of a digest as five big-endian 48-bit numbers, each in two parts (16 + 32 bits).
+_SIX_BYTE_NUMBERS = struct.Struct(">" + "HI" * 5)
 
 
 def simulated_reply(number: str, rate: float) -> SimulatedReply | None:

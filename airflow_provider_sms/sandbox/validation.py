@@ -94,6 +94,7 @@ _GSM_EXTENDED = frozenset("^{}\\[~]|€\f")
 _GSM_ALL = _GSM_BASIC | _GSM_EXTENDED
 
 
+@lru_cache(maxsize=1024)  # a batch repeats its text for every recipient
 def count_segments(text: str) -> int:
     """Number of SMS parts a text needs (GSM-7: 160/153 septets, otherwise UCS-2: 70/67 units)."""
     chars = set(text)  # set algebra runs in C: no per-character Python loop

@@ -240,7 +240,7 @@ def test_list_groups_follows_page_numbers_over_three_pages_not_the_next_page_url
     assert [g["name"] for g in groups] == ["A", "B", "C", "D", "E"]
     assert pages_requested(requests_mock) == [1, 2, 3]
     assert {r.hostname for r in requests_mock.request_history} == {"sms.reseller.example"}
-    assert all(sent(r)[0] == "GET" and r.qs["per_page"] == ["100"] for r in requests_mock.request_history)
+    assert all(sent(r)[0] == "GET" and r.qs["per_page"] == ["1000"] for r in requests_mock.request_history)
 
 
 def test_pages_without_last_page_follow_next_page_url_presence(hook, requests_mock):
