@@ -20,7 +20,6 @@ from airflow_provider_sms.messages import DeliveryStatus, SendOutcome
 from airflow_provider_sms.storage.report import STAGING
 from airflow_provider_sms.storage.table import (
     IN_SLICE,
-    SQLITE_VARIABLES,
     SqlTable,
     pg_array,
     quote_name,
@@ -202,7 +201,8 @@ class MessageLedger(SqlTable):
         inserted = 0
         with self.write_transaction() as cursor:
             for cte, params in self.rows_cte(RECORD_COLUMNS, rows, fixed=len(constants)):
-                cursor.execute(
+                self.run_once(
+                    cursor,
                     f"{cte}INSERT INTO {self.quoted} ({names}) {select} "
                     "ON CONFLICT (campaign_key, recipient) DO NOTHING",
                     (*params, *constants),
@@ -235,47 +235,32 @@ class MessageLedger(SqlTable):
                 last[recipient] = (text, segments)
         if not last:
             return now, set()
-        recipients = list(last)
-        texts = [(r, h, n) for r, (h, n) in last.items() if h is not None]
+        # Texts that changed since they were recorded are written with the claim; NULL keeps the row's.
+        rows = [(r, h, n) for r, (h, n) in last.items()]
         ph = self.ph
         claimed: set[str] = set()
         with self.write_transaction() as cursor:
-            if texts:  # the texts that changed since they were recorded are written with the claim
-                sets = [(r, h, n) for r, (h, n) in last.items()]
-                statements = (
-                    (
-                        f"{cte}UPDATE {self.quoted} AS t SET state = {ph}, attempts = t.attempts + 1, "
-                        f"sent_at = {ph}, updated_at = {ph}, "
-                        "body_hash = CASE WHEN v.body_hash IS NULL THEN t.body_hash ELSE v.body_hash END, "
-                        "segments = CASE WHEN v.body_hash IS NULL THEN t.segments ELSE v.segments END "
-                        f"FROM v WHERE t.campaign_key = {ph} AND t.state = {ph} "
-                        f"AND {among} AND t.recipient = v.recipient",
-                        (*params, SENDING, stamp, stamp, campaign_key, PENDING, *among_params),
-                        part,
-                    )
-                    for cte, params, part in self._pieces(CLAIM_COLUMNS, sets, fixed=5)
-                    for among, among_params in [self._among("t.recipient", part, joined=True)]
+            statements = (
+                (
+                    f"{cte}UPDATE {self.quoted} AS t SET state = {ph}, attempts = t.attempts + 1, "
+                    f"sent_at = {ph}, updated_at = {ph}, "
+                    "body_hash = CASE WHEN v.body_hash IS NULL THEN t.body_hash ELSE v.body_hash END, "
+                    "segments = CASE WHEN v.body_hash IS NULL THEN t.segments ELSE v.segments END "
+                    f"FROM v WHERE t.campaign_key = {ph} AND t.state = {ph} AND t.recipient = v.recipient",
+                    (*params, SENDING, stamp, stamp, campaign_key, PENDING),
+                    part,
                 )
-            else:
-                statements = (
-                    (
-                        f"UPDATE {self.quoted} SET state = {ph}, attempts = attempts + 1, sent_at = {ph}, "
-                        f"updated_at = {ph} WHERE campaign_key = {ph} AND state = {ph} "
-                        f"AND {among}",
-                        (SENDING, stamp, stamp, campaign_key, PENDING, *among_params),
-                        part,
-                    )
-                    for part in self._recipient_pieces(recipients, fixed=5)
-                    for among, among_params in [self._among("recipient", part)]
-                )
+                for cte, params, part in self._pieces(CLAIM_COLUMNS, rows, fixed=5)
+            )
             for sql, params, part in statements:
-                cursor.execute(sql, params)
+                self.run_once(cursor, sql, params)
                 if self.changed(cursor) == len(part):
                     claimed.update(part)
                     continue
                 # Another try took some of them: ours are the ones stamped with this claim's time.
                 among, among_params = self._among("recipient", part)
-                cursor.execute(
+                self.run_once(
+                    cursor,
                     f"SELECT recipient FROM {self.quoted} WHERE campaign_key = {ph} AND state = {ph} "
                     f"AND sent_at = {ph} AND {among}",
                     (campaign_key, SENDING, stamp, *among_params),
@@ -294,13 +279,13 @@ class MessageLedger(SqlTable):
         now = self.ts(utcnow())
         ph = self.ph
         with self.write_transaction() as cursor:
-            for cte, params, part in self._pieces(SUPPRESS_COLUMNS, list(reasons.items()), fixed=4):
-                among, among_params = self._among("t.recipient", part, joined=True)
-                cursor.execute(
+            for cte, params in self.rows_cte(SUPPRESS_COLUMNS, list(reasons.items()), fixed=4):
+                self.run_once(
+                    cursor,
                     f"{cte}UPDATE {self.quoted} AS t SET state = {ph}, error = v.error, updated_at = {ph} "
                     f"FROM v WHERE t.campaign_key = {ph} AND t.state = {ph} "
-                    f"AND {among} AND t.recipient = v.recipient",
-                    (*params, SUPPRESSED, now, campaign_key, PENDING, *among_params),
+                    "AND t.recipient = v.recipient",
+                    (*params, SUPPRESSED, now, campaign_key, PENDING),
                 )
         return None
 
@@ -356,13 +341,13 @@ class MessageLedger(SqlTable):
         now = self.ts(utcnow())
         ph = self.ph
         with self.write_transaction() as cursor:
-            for cte, params, part in self._pieces(MARK_COLUMNS, list(last.values()), fixed=2):
-                among, among_params = self._among("t.recipient", part, joined=True)
-                cursor.execute(
+            for cte, params in self.rows_cte(MARK_COLUMNS, list(last.values()), fixed=2):
+                self.run_once(
+                    cursor,
                     f"{cte}UPDATE {self.quoted} AS t SET state = v.state, message_id = v.message_id, "
                     f"status = v.status, raw_status = v.raw_status, error = v.error, updated_at = {ph} "
-                    f"FROM v WHERE t.campaign_key = {ph} AND {among} AND t.recipient = v.recipient",
-                    (*params, now, campaign_key, *among_params),
+                    f"FROM v WHERE t.campaign_key = {ph} AND t.recipient = v.recipient",
+                    (*params, now, campaign_key),
                 )
         return given
 
@@ -383,23 +368,11 @@ class MessageLedger(SqlTable):
             yield cte, params, [row[0] for row in rows[start : start + count]]
             start += count
 
-    def _recipient_pieces(self, recipients: list[str], *, fixed: int) -> Iterator[list[str]]:
-        if self.is_postgres:
-            yield recipients
-            return
-        step = SQLITE_VARIABLES - fixed
-        for start in range(0, len(recipients), step):
-            yield recipients[start : start + step]
-
-    def _among(self, column: str, recipients: list[str], *, joined: bool = False) -> tuple[str, list[Any]]:
-        """SQL saying ``column`` is one of ``recipients``, and its parameters. On PostgreSQL the rows
-        to change are found with ``= ANY`` of one array, which the planner answers with primary-key
-        probes (a join alone may become a hash join that reads the whole campaign for every batch);
-        SQLite probes the primary key through a join (``joined``) by itself."""
+    def _among(self, column: str, recipients: list[str]) -> tuple[str, list[Any]]:
+        """SQL saying ``column`` is one of ``recipients``, and its parameters: ``= ANY`` of one
+        array on PostgreSQL, ``IN (?, ...)`` on SQLite (within its variable limit)."""
         if self.is_postgres:
             return f"{column} = ANY({self.ph}::text[])", [pg_array(recipients)]
-        if joined:
-            return "1 = 1", []
         return f"{column} IN {self.in_clause(len(recipients))}", list(recipients)
 
     def counts(self, campaign_key: str) -> Counter:
