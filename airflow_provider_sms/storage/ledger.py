@@ -20,6 +20,7 @@ from airflow_provider_sms.messages import DeliveryStatus, SendOutcome
 from airflow_provider_sms.storage.report import STAGING
 from airflow_provider_sms.storage.table import (
     IN_SLICE,
+    SQLITE_VARIABLES,
     SqlTable,
     pg_array,
     quote_name,
@@ -237,21 +238,38 @@ class MessageLedger(SqlTable):
             return now, set()
         # Texts that changed since they were recorded are written with the claim; NULL keeps the row's.
         rows = [(r, h, n) for r, (h, n) in last.items()]
+        recipients = list(last)
         ph = self.ph
         claimed: set[str] = set()
         with self.write_transaction() as cursor:
-            statements = (
-                (
-                    f"{cte}UPDATE {self.quoted} AS t SET state = {ph}, attempts = t.attempts + 1, "
-                    f"sent_at = {ph}, updated_at = {ph}, "
-                    "body_hash = CASE WHEN v.body_hash IS NULL THEN t.body_hash ELSE v.body_hash END, "
-                    "segments = CASE WHEN v.body_hash IS NULL THEN t.segments ELSE v.segments END "
-                    f"FROM v WHERE t.campaign_key = {ph} AND t.state = {ph} AND t.recipient = v.recipient",
-                    (*params, SENDING, stamp, stamp, campaign_key, PENDING),
-                    part,
+            statements: Iterable[tuple[str, Sequence[Any], list[str]]]
+            if self.dialect == "sqlite" and all(h is None for _, h, _ in rows):
+                # No text to write: SQLite runs an IN list faster than its UPDATE ... FROM, which
+                # materialises the join first (11-12 against 7-8 µs a message in the benchmark).
+                step = SQLITE_VARIABLES - 5
+                statements = (
+                    (
+                        f"UPDATE {self.quoted} SET state = {ph}, attempts = attempts + 1, sent_at = {ph}, "
+                        f"updated_at = {ph} WHERE campaign_key = {ph} AND state = {ph} "
+                        f"AND recipient IN {self.in_clause(len(part))}",
+                        (SENDING, stamp, stamp, campaign_key, PENDING, *part),
+                        part,
+                    )
+                    for part in (recipients[i : i + step] for i in range(0, len(recipients), step))
                 )
-                for cte, params, part in self._pieces(CLAIM_COLUMNS, rows, fixed=5)
-            )
+            else:  # PostgreSQL joins the arrays (probes by primary key, or one hash join, by the statistics)
+                statements = (
+                    (
+                        f"{cte}UPDATE {self.quoted} AS t SET state = {ph}, attempts = t.attempts + 1, "
+                        f"sent_at = {ph}, updated_at = {ph}, "
+                        "body_hash = CASE WHEN v.body_hash IS NULL THEN t.body_hash ELSE v.body_hash END, "
+                        "segments = CASE WHEN v.body_hash IS NULL THEN t.segments ELSE v.segments END "
+                        f"FROM v WHERE t.campaign_key = {ph} AND t.state = {ph} AND t.recipient = v.recipient",
+                        (*params, SENDING, stamp, stamp, campaign_key, PENDING),
+                        part,
+                    )
+                    for cte, params, part in self._pieces(CLAIM_COLUMNS, rows, fixed=5)
+                )
             for sql, params, part in statements:
                 self.run_once(cursor, sql, params)
                 if self.changed(cursor) == len(part):
