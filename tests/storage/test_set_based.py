@@ -243,3 +243,19 @@ def test_each_batch_change_is_one_statement(sql_conn_id, size):
     finally:
         ledger._conn = ledger._conn._conn
         ledger.close()
+
+
+def test_a_batch_in_several_sqlite_pieces_is_one_transaction(sql_conn_id):
+    """A batch SQLite writes in two statements (past its variable limit) is committed whole or not
+    at all: the second piece failing rolls the first back (PostgreSQL: one statement anyway)."""
+    ledger = MessageLedger(sql_conn_id, "atomic")
+    ledger.ensure_table()
+    entries = [LedgerEntry(f"+4915400{i:05d}", PENDING, "k") for i in range(6_000)]
+    entries[5_500] = LedgerEntry("+4915499999999", PENDING, None)  # NOT NULL: this piece fails
+    try:
+        with pytest.raises(Exception, match=r"(?i)null"):
+            ledger.record("c", entries)
+        assert ledger.counts("c") == {}
+        assert ledger.record("c", entries[:10]) == 10  # the connection is usable again
+    finally:
+        ledger.close()
