@@ -1,7 +1,7 @@
 """The ledger's set-based batch statements against its per-row reference (storage/reference.py):
 the same random sequences of record / claim / mark / suppress, run on both, on SQLite and on
 PostgreSQL, must leave identical tables and return the same answers; and each batch change is one
-statement."""
+statement. The contact sync state's saves and removes likewise against its per-row statements."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import pytest
 from airflow_provider_sms.messages import SendOutcome
 from airflow_provider_sms.storage import ledger as ledger_module
 from airflow_provider_sms.storage import reference
+from airflow_provider_sms.storage import sync_state as sync_state_module
 from airflow_provider_sms.storage.ledger import (
     ACCEPTED,
     AMBIGUOUS,
@@ -27,6 +28,7 @@ from airflow_provider_sms.storage.ledger import (
     idempotency_key,
 )
 from airflow_provider_sms.storage.reference import PerRowLedger
+from airflow_provider_sms.storage.sync_state import ContactSyncState
 
 CAMPAIGNS = ("c1", "ünïcode ✓ campaign")
 # Texts the statements must carry through unharmed: a PostgreSQL array literal's quotes, commas,
@@ -259,3 +261,48 @@ def test_a_batch_in_several_sqlite_pieces_is_one_transaction(sql_conn_id):
         assert ledger.record("c", entries[:10]) == 10  # the connection is usable again
     finally:
         ledger.close()
+
+
+class _PerRowSyncState(ContactSyncState):
+    """The sync state with its per-row statements (the fallback for an SQLite older than 3.33)."""
+
+    set_based = False
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_sync_state_saves_and_removes_as_its_per_row_statements_do(sql_conn_id, monkeypatch, seed):
+    clock = Clock()
+    monkeypatch.setattr(sync_state_module, "utcnow", clock)
+    tables = (
+        ContactSyncState(sql_conn_id, "set_state", gateway="smstools"),
+        _PerRowSyncState(sql_conn_id, "ref_state", gateway="smstools"),
+    )
+    rng = random.Random(seed)
+    keys = [f"k{i}" for i in range(30)] + list(ODD_TEXTS)
+    try:
+        for table in tables:
+            table.ensure_table()
+        for step in range(40):
+            list_id = rng.choice(["L1", "L2"])
+            if rng.random() < 0.7:
+                rows = [
+                    (k, rng.choice([None, "id-" + k]), rng.choice([None, "+49151", *ODD_TEXTS]), _text(rng))
+                    for k in rng.sample(keys, rng.randint(0, 15))
+                ]
+                rows += rng.sample(
+                    rows, min(len(rows), rng.randint(0, 3))
+                )  # a key given twice: the last counts
+                name = rng.choice([None, "list one", "Ünï"])
+                answers = [t.save(list_id, rows, f"run-{step}", list_name=name) for t in tables]
+            else:
+                gone = rng.sample(keys, rng.randint(0, 10))
+                answers = [t.remove(list_id, gone) for t in tables]
+            clock.tick()
+            assert answers[0] == answers[1], f"step {step}"
+            contents = [
+                t.query(f"SELECT * FROM {t.quoted} ORDER BY gateway, list_id, contact_key") for t in tables
+            ]
+            assert contents[0] == contents[1], f"step {step}"
+    finally:
+        for table in tables:
+            table.close()
