@@ -7,6 +7,7 @@
     python -m benchmarks --only phones            # phone validation against phonenumbers, 1M numbers
     python -m benchmarks --only ui               # the campaigns page over a 1M-row PostgreSQL ledger
     python -m benchmarks --only campaign         # one 1M-recipient campaign end to end on PostgreSQL
+    python -m benchmarks --only ledger           # CPU per message of the ledger's writes, per-row vs set-based
 
 The sandbox gateway runs as a separate process (``start_sandbox_process``), so client and server do
 not share a GIL; on a 2-core machine they still share the cores.
@@ -35,7 +36,8 @@ from benchmarks.common import (
     workdir,
 )
 
-BENCHMARKS = ("send", "sync", "reconcile", "memory", "phones", "ui", "paging", "campaign")
+BENCHMARKS = ("send", "sync", "reconcile", "memory", "phones", "ui", "paging", "campaign", "ledger")
+NO_GATEWAY = {"phones", "ledger"}  # benchmarks that need no sandbox
 QUICK = {
     "phones": 20_000,
     "messages": 5_000,
@@ -49,6 +51,7 @@ QUICK = {
     "paging_items": 20_000,
     "paging_contacts": 20_000,
     "campaign_recipients": 20_000,
+    "ledger_messages": 5_000,
 }
 
 
@@ -68,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--quick", action="store_true", help="small sizes for a smoke test: " + str(QUICK))
     parser.add_argument("--gateways", default=",".join(GATEWAYS))
     parser.add_argument(
-        "--ledgers", default=",".join(LEDGERS), help="ledger databases for the send benchmark"
+        "--ledgers", default=",".join(LEDGERS), help="ledger databases for the send and ledger benchmarks"
     )
     parser.add_argument("--messages", type=int, default=100_000, help="messages per bulk-send run")
     parser.add_argument(
@@ -137,6 +140,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--campaign-gateway", default="smstools")
     parser.add_argument(
+        "--ledger-messages", type=int, default=50_000, help="messages per run of the ledger benchmark"
+    )
+    parser.add_argument(
+        "--ledger-repeats", type=int, default=2, help="ledger: runs per configuration (the best counts)"
+    )
+    parser.add_argument(
         "--profile", action="store_true", help="profile one provider send per gateway (pyinstrument)"
     )
     parser.add_argument("--profile-messages", type=int, default=20_000)
@@ -179,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {"machine": info, "arguments": {k: str(v) for k, v in vars(args).items()}}
     pool = NumberPool()
     sandbox = None
-    if set(only) - {"phones"}:  # the phone benchmark needs no gateway
+    if set(only) - NO_GATEWAY:
         log("starting the sandbox gateway as a subprocess")
         sandbox = start_sandbox_process(delivery_seconds=2)
     try:
@@ -258,6 +267,13 @@ def main(argv: list[str] | None = None) -> int:
                 new, numbers = phones.run(args.phones)
                 tables += new
                 results["phones"] = numbers
+                _print(new)
+            if "ledger" in only:
+                from benchmarks import ledger
+
+                new, numbers = ledger.run(ledgers, args.ledger_messages, args.ledger_repeats, pool, tmp)
+                tables += new
+                results["ledger"] = numbers
                 _print(new)
             if "paging" in only:
                 from benchmarks import paging

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -18,7 +18,14 @@ from typing import Any
 from airflow_provider_sms.exceptions import NothingToWatchError
 from airflow_provider_sms.messages import DeliveryStatus, SendOutcome
 from airflow_provider_sms.storage.report import STAGING
-from airflow_provider_sms.storage.table import IN_SLICE, SqlTable, quote_name, utcnow
+from airflow_provider_sms.storage.table import (
+    IN_SLICE,
+    SQLITE_VARIABLES,
+    SqlTable,
+    pg_array,
+    quote_name,
+    utcnow,
+)
 
 PENDING, SENDING, ACCEPTED, REJECTED, SUPPRESSED, AMBIGUOUS = (
     "pending",
@@ -59,6 +66,27 @@ KEY = ("campaign_key", "recipient")
 # second) and its counts an index-only range.
 CAMPAIGN_INDEX = ("campaign_started", ("campaign_key", "created_at", "state", "segments"))
 MAX_CAMPAIGN_KEY = 250  # the width of the campaign_key column above
+# The per-row values of the set-based statements (the table ``v`` they read), recipient first.
+RECORD_COLUMNS = [
+    ("recipient", "text"),
+    ("idempotency_key", "text"),
+    ("source_row", "bigint"),
+    ("body_hash", "text"),
+    ("segments", "integer"),
+    ("state", "text"),
+    ("message_id", "text"),
+    ("error", "text"),
+]
+CLAIM_COLUMNS = [("recipient", "text"), ("body_hash", "text"), ("segments", "integer")]
+SUPPRESS_COLUMNS = [("recipient", "text"), ("error", "text")]
+MARK_COLUMNS = [
+    ("recipient", "text"),
+    ("state", "text"),
+    ("message_id", "text"),
+    ("status", "text"),
+    ("raw_status", "text"),
+    ("error", "text"),
+]
 
 
 def idempotency_key(campaign_key: str, recipient: str) -> str:
@@ -136,33 +164,52 @@ class MessageLedger(SqlTable):
         return [LedgerEntry(*row) for row in rows]
 
     def record(self, campaign_key: str, entries: Iterable[LedgerEntry]) -> int:
-        """Insert new rows; rows already in the ledger for this campaign are left as they are."""
+        """Insert new rows; rows already in the ledger for this campaign are left as they are (and
+        of one recipient given twice, the first). One ``INSERT ... SELECT ... ON CONFLICT DO
+        NOTHING`` in one transaction; returns how many rows it inserted."""
         check_campaign_key(campaign_key)
-        now = self.ts(utcnow())
-        names = [name for name, _ in COLUMNS]
-        rows = (
+        if not self.set_based:
+            from airflow_provider_sms.storage import reference
+
+            return reference.record(self, campaign_key, entries)
+        first: dict[str, LedgerEntry] = {}
+        for e in entries:
+            first.setdefault(e.recipient, e)
+        if not first:
+            return 0
+        rows = [
             (
-                campaign_key,
                 e.recipient,
                 e.idempotency_key,
-                self.gateway,
-                self.sms_conn_id,
                 e.source_row,
                 e.body_hash,
                 e.segments,
                 e.state,
                 e.message_id,
-                None,
-                None,
                 e.error,
-                0,
-                now,
-                now,
-                None,
             )
-            for e in entries
+            for e in first.values()
+        ]
+        now = self.ts(utcnow())
+        # Constant columns are bound once, not once per row.
+        constants = [campaign_key, self.gateway, self.sms_conn_id, now, now]
+        names = ", ".join(name for name, _ in COLUMNS)
+        ph = self.ph
+        select = (
+            f"SELECT {ph}, recipient, idempotency_key, {ph}, {ph}, source_row, body_hash, segments, state, "
+            f"message_id, NULL, NULL, error, 0, {ph}, {ph}, NULL FROM v WHERE true"  # SQLite needs the WHERE
         )
-        return self.insert_ignore(names, rows, KEY)
+        inserted = 0
+        with self.write_transaction() as cursor:
+            for cte, params in self.rows_cte(RECORD_COLUMNS, rows, fixed=len(constants)):
+                self.run_once(
+                    cursor,
+                    f"{cte}INSERT INTO {self.quoted} ({names}) {select} "
+                    "ON CONFLICT (campaign_key, recipient) DO NOTHING",
+                    (*params, *constants),
+                )
+                inserted += self.changed(cursor)
+        return inserted
 
     def claim(
         self, campaign_key: str, claims: Sequence[tuple[str, str | None, int | None]]
@@ -174,51 +221,91 @@ class MessageLedger(SqlTable):
         still ``pending`` are claimed (a conditional update whose row count is checked), so that of
         two tries racing for a row exactly one sends it; the hash of the text is written with the
         claim, so a later look-up matches what was sent, not what a changed template would send.
+        One ``UPDATE`` for the batch, in one transaction (plus one ``SELECT`` of what this call
+        claimed only when another try took some of the rows).
         """
+        if not self.set_based:
+            from airflow_provider_sms.storage import reference
+
+            return reference.claim(self, campaign_key, claims)
         now = utcnow()
         stamp = self.ts(now)
-        recipients = [recipient for recipient, _, _ in claims]
+        last: dict[str, tuple[str | None, int | None]] = {}
+        for recipient, text, segments in claims:  # of one recipient given twice, the last text given
+            if recipient not in last or text is not None:
+                last[recipient] = (text, segments)
+        if not last:
+            return now, set()
+        # Texts that changed since they were recorded are written with the claim; NULL keeps the row's.
+        rows = [(r, h, n) for r, (h, n) in last.items()]
+        recipients = list(last)
+        ph = self.ph
         claimed: set[str] = set()
-        # One set-based statement per slice, all in one transaction: the batch is claimed as a whole.
-        with self.transaction() as cursor:
-            for start in range(0, len(recipients), IN_SLICE):
-                part = recipients[start : start + IN_SLICE]
-                cursor.execute(
-                    f"UPDATE {self.quoted} SET state = {self.ph}, attempts = attempts + 1, "
-                    f"sent_at = {self.ph}, updated_at = {self.ph} WHERE campaign_key = {self.ph} "
-                    f"AND state = {self.ph} AND recipient IN {self.in_clause(len(part))}",
-                    (SENDING, stamp, stamp, campaign_key, PENDING, *part),
+        with self.write_transaction() as cursor:
+            statements: Iterable[tuple[str, Sequence[Any], list[str]]]
+            if self.dialect == "sqlite" and all(h is None for _, h, _ in rows):
+                # No text to write: SQLite runs an IN list faster than its UPDATE ... FROM, which
+                # materialises the join first (11-12 against 7-8 µs a message in the benchmark).
+                step = SQLITE_VARIABLES - 5
+                statements = (
+                    (
+                        f"UPDATE {self.quoted} SET state = {ph}, attempts = attempts + 1, sent_at = {ph}, "
+                        f"updated_at = {ph} WHERE campaign_key = {ph} AND state = {ph} "
+                        f"AND recipient IN {self.in_clause(len(part))}",
+                        (SENDING, stamp, stamp, campaign_key, PENDING, *part),
+                        part,
+                    )
+                    for part in (recipients[i : i + step] for i in range(0, len(recipients), step))
                 )
-                if cursor.rowcount == len(part):
+            else:  # PostgreSQL joins the arrays (probes by primary key, or one hash join, by the statistics)
+                statements = (
+                    (
+                        f"{cte}UPDATE {self.quoted} AS t SET state = {ph}, attempts = t.attempts + 1, "
+                        f"sent_at = {ph}, updated_at = {ph}, "
+                        "body_hash = CASE WHEN v.body_hash IS NULL THEN t.body_hash ELSE v.body_hash END, "
+                        "segments = CASE WHEN v.body_hash IS NULL THEN t.segments ELSE v.segments END "
+                        f"FROM v WHERE t.campaign_key = {ph} AND t.state = {ph} AND t.recipient = v.recipient",
+                        (*params, SENDING, stamp, stamp, campaign_key, PENDING),
+                        part,
+                    )
+                    for cte, params, part in self._pieces(CLAIM_COLUMNS, rows, fixed=5)
+                )
+            for sql, params, part in statements:
+                self.run_once(cursor, sql, params)
+                if self.changed(cursor) == len(part):
                     claimed.update(part)
                     continue
                 # Another try took some of them: ours are the ones stamped with this claim's time.
-                cursor.execute(
-                    f"SELECT recipient FROM {self.quoted} WHERE campaign_key = {self.ph} "
-                    f"AND state = {self.ph} AND sent_at = {self.ph} "
-                    f"AND recipient IN {self.in_clause(len(part))}",
-                    (campaign_key, SENDING, stamp, *part),
+                among, among_params = self._among("recipient", part)
+                self.run_once(
+                    cursor,
+                    f"SELECT recipient FROM {self.quoted} WHERE campaign_key = {ph} AND state = {ph} "
+                    f"AND sent_at = {ph} AND {among}",
+                    (campaign_key, SENDING, stamp, *among_params),
                 )
                 claimed.update(row[0] for row in cursor.fetchall())
-            texts = [(h, n, campaign_key, r) for r, h, n in claims if r in claimed and h is not None]
-            if texts:
-                self._executemany(
-                    cursor,
-                    f"UPDATE {self.quoted} SET body_hash = {self.ph}, segments = {self.ph} "
-                    f"WHERE campaign_key = {self.ph} AND recipient = {self.ph}",
-                    texts,
-                )
         return now, claimed
 
     def suppress(self, campaign_key: str, reasons: dict[str, str]) -> None:
         """Suppress rows still ``pending`` (an earlier try recorded them; an opt-out or a cap now
-        leaves them out) with their reason, in one transaction. Rows in any other state stay."""
+        leaves them out) with their reason: one ``UPDATE`` in one transaction. Rows in any other
+        state stay."""
+        if not self.set_based:
+            from airflow_provider_sms.storage import reference
+
+            return reference.suppress(self, campaign_key, reasons)
         now = self.ts(utcnow())
-        self.executemany(
-            f"UPDATE {self.quoted} SET state = {self.ph}, error = {self.ph}, updated_at = {self.ph} "
-            f"WHERE campaign_key = {self.ph} AND recipient = {self.ph} AND state = {self.ph}",
-            ((SUPPRESSED, reason, now, campaign_key, r, PENDING) for r, reason in reasons.items()),
-        )
+        ph = self.ph
+        with self.write_transaction() as cursor:
+            for cte, params in self.rows_cte(SUPPRESS_COLUMNS, list(reasons.items()), fixed=4):
+                self.run_once(
+                    cursor,
+                    f"{cte}UPDATE {self.quoted} AS t SET state = {ph}, error = v.error, updated_at = {ph} "
+                    f"FROM v WHERE t.campaign_key = {ph} AND t.state = {ph} "
+                    "AND t.recipient = v.recipient",
+                    (*params, SUPPRESSED, now, campaign_key, PENDING),
+                )
+        return None
 
     def ensure_recipient_index(self) -> None:
         """The index a frequency cap reads by: messages per recipient and time, across campaigns."""
@@ -256,17 +343,55 @@ class MessageLedger(SqlTable):
             self.execute(f"ANALYZE {self.quoted}")
 
     def mark(self, campaign_key: str, outcomes: Iterable[SendOutcome]) -> int:
-        """Record outcomes (state, gateway id and status, error of each recipient) in one transaction."""
+        """Record outcomes (state, gateway id and status, error of each recipient; of one recipient
+        given twice, the last): one ``UPDATE ... FROM`` in one transaction. Returns how many
+        outcomes it was given."""
+        if not self.set_based:
+            from airflow_provider_sms.storage import reference
+
+            return reference.mark(self, campaign_key, outcomes)
+        given, last = 0, {}
+        for o in outcomes:
+            given += 1
+            last[o.recipient] = (o.recipient, o.state, o.message_id, o.status, o.raw_status, o.error)
+        if not last:
+            return 0
         now = self.ts(utcnow())
-        return self.executemany(
-            f"UPDATE {self.quoted} SET state = {self.ph}, message_id = {self.ph}, status = {self.ph}, "
-            f"raw_status = {self.ph}, error = {self.ph}, updated_at = {self.ph} "
-            f"WHERE campaign_key = {self.ph} AND recipient = {self.ph}",
-            (
-                (o.state, o.message_id, o.status, o.raw_status, o.error, now, campaign_key, o.recipient)
-                for o in outcomes
-            ),
-        )
+        ph = self.ph
+        with self.write_transaction() as cursor:
+            for cte, params in self.rows_cte(MARK_COLUMNS, list(last.values()), fixed=2):
+                self.run_once(
+                    cursor,
+                    f"{cte}UPDATE {self.quoted} AS t SET state = v.state, message_id = v.message_id, "
+                    f"status = v.status, raw_status = v.raw_status, error = v.error, updated_at = {ph} "
+                    f"FROM v WHERE t.campaign_key = {ph} AND t.recipient = v.recipient",
+                    (*params, now, campaign_key),
+                )
+        return given
+
+    # -- the pieces of the set-based statements ----------------------------------------------------
+
+    def _pieces(
+        self, columns: Sequence[tuple[str, str]], rows: Sequence[tuple], *, fixed: int
+    ) -> Iterator[tuple[str, list[Any], list[str]]]:
+        """``(cte, params, recipients)`` for ``rows`` whose first column is the recipient: one piece
+        on PostgreSQL, as few as SQLite's variable limit allows there (see :meth:`rows_cte`)."""
+        if self.is_postgres:
+            for cte, params in self.rows_cte(columns, rows, fixed=fixed):
+                yield cte, params, [row[0] for row in rows]
+            return
+        start = 0
+        for cte, params in self.rows_cte(columns, rows, fixed=fixed):
+            count = len(params) // len(columns)
+            yield cte, params, [row[0] for row in rows[start : start + count]]
+            start += count
+
+    def _among(self, column: str, recipients: list[str]) -> tuple[str, list[Any]]:
+        """SQL saying ``column`` is one of ``recipients``, and its parameters: ``= ANY`` of one
+        array on PostgreSQL, ``IN (?, ...)`` on SQLite (within its variable limit)."""
+        if self.is_postgres:
+            return f"{column} = ANY({self.ph}::text[])", [pg_array(recipients)]
+        return f"{column} IN {self.in_clause(len(recipients))}", list(recipients)
 
     def counts(self, campaign_key: str) -> Counter:
         """Rows per state for ``campaign_key``."""

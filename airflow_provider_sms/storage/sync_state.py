@@ -36,6 +36,8 @@ STATE_COLUMNS: list[tuple[str, str]] = [
     ("synced_at", "TIMESTAMP"),
 ]
 STATE_KEY = ("gateway", "list_id", "contact_key")
+# The per-row values of a set-based save (the table ``v`` it reads).
+SAVE_COLUMNS = [("contact_key", "text"), ("contact_id", "text"), ("phone", "text"), ("field_hash", "text")]
 REJECT_COLUMNS: list[tuple[str, str]] = [
     ("run_key", "VARCHAR(250) NOT NULL"),
     ("source_row", "BIGINT NOT NULL"),
@@ -162,11 +164,36 @@ class ContactSyncState(SqlTable):
             for n in names
             if n not in STATE_KEY
         )
+        now = self.ts(utcnow())
+        if self.set_based:
+            # One INSERT ... SELECT for the batch; a key given twice keeps its last row (one
+            # statement may not update a row twice on PostgreSQL).
+            last: dict[str, tuple] = {}
+            given = 0
+            for key, contact_id, phone, field_hash in rows:
+                given += 1
+                last[key] = (key, contact_id, phone, field_hash)
+            if not last:
+                return 0
+            ph = self.ph
+            constants = [self.gateway, list_id, list_name, run_token, now]
+            select = (
+                f"SELECT {ph}, {ph}, contact_key, contact_id, phone, field_hash, {ph}, {ph}, {ph} "
+                "FROM v WHERE true"  # SQLite needs the WHERE before ON CONFLICT
+            )
+            with self.write_transaction() as cursor:
+                for cte, params in self.rows_cte(SAVE_COLUMNS, list(last.values()), fixed=len(constants)):
+                    self.run_once(
+                        cursor,
+                        f"{cte}INSERT INTO {self.quoted} ({cols}) {select} "
+                        f"ON CONFLICT ({', '.join(STATE_KEY)}) DO UPDATE SET {updates}",
+                        (*params, *constants),
+                    )
+            return given
         sql = (
             f"INSERT INTO {self.quoted} ({cols}) VALUES ({', '.join([self.ph] * len(names))}) "
             f"ON CONFLICT ({', '.join(STATE_KEY)}) DO UPDATE SET {updates}"
         )
-        now = self.ts(utcnow())
         return self.executemany(
             sql,
             (
@@ -176,6 +203,21 @@ class ContactSyncState(SqlTable):
         )
 
     def remove(self, list_id: str, keys: Iterable[str]) -> int:
+        """Delete the rows of ``keys``: one statement (per SQLite variable-limit piece); returns how
+        many keys it was given."""
+        keys = list(keys)
+        if not keys:
+            return 0
+        if self.set_based:
+            with self.write_transaction() as cursor:
+                for cte, params in self.rows_cte([("contact_key", "text")], [(k,) for k in keys], fixed=2):
+                    self.run_once(
+                        cursor,
+                        f"{cte}DELETE FROM {self.quoted} WHERE {self._where_list()} "
+                        "AND contact_key IN (SELECT contact_key FROM v)",
+                        (*params, self.gateway, list_id),
+                    )
+            return len(keys)
         return self.executemany(
             f"DELETE FROM {self.quoted} WHERE {self._where_list()} AND contact_key = {self.ph}",
             ((self.gateway, list_id, key) for key in keys),
