@@ -79,6 +79,8 @@ DEFAULT_MAX_ATTEMPTS = 5
 DEFAULT_BACKOFF = 0.5
 MAX_BACKOFF = 30.0
 MAX_RETRY_AFTER = 120.0
+# Tries of one request whose token is refused: renewed once by it, or meanwhile by another thread.
+MAX_TOKEN_ROUNDS = 3
 # Connections the session keeps per host; :meth:`SmsGatewayHook.use_threads` raises it.
 DEFAULT_POOL_SIZE = 16
 # The largest answer the hooks read (the ``max_response_bytes`` extra); a larger one is an error.
@@ -561,15 +563,27 @@ class SmsGatewayHook(BaseHook):
         return self._retrying(call, Retrying)(self._request_once_with_auth, call)
 
     def _request_once_with_auth(self, call: Call) -> Any:
-        token = self._ensure_token() if call.authenticated else None
-        try:
+        if not call.authenticated:
             return self._request_once(call)
-        except SmsAuthError:
-            # A token that expired mid-run is fetched again once; static credentials are not retried.
-            if not call.authenticated or self._token_call() is None:
-                raise
-            self._renew_token(token)
-            return self._request_once(call)
+        self._ensure_token()
+        renewed = False
+        for _ in range(MAX_TOKEN_ROUNDS):
+            used = self._token
+            try:
+                return self._request_once(call)
+            except SmsAuthError:
+                # A token that expired mid-run is fetched again; static credentials are not retried.
+                if self._token_call() is None:
+                    raise
+                with self._token_lock:
+                    if self._token == used:  # nobody renewed it since it was refused
+                        if renewed:  # a token fetched for this request was refused: wrong credentials
+                            raise
+                        self._token = None
+                        self._ensure_token()
+                        renewed = True
+                    # else another thread sharing the hook renewed it meanwhile: use that one
+        return self._request_once(call)
 
     def _ensure_token(self) -> str | None:
         """The session token, fetched if there is none yet (None for static credentials). Threads
@@ -581,14 +595,6 @@ class SmsGatewayHook(BaseHook):
                 with _not_sent_yet():
                     self._accept_token(self._request_once(self._token_call()))
             return self._token
-
-    def _renew_token(self, refused: str | None) -> None:
-        """Replace the token the gateway ``refused``; if another thread already replaced it, the
-        new one is used as it is (fetching again would only renew a token that works)."""
-        with self._token_lock:
-            if self._token == refused:
-                self._token = None
-            self._ensure_token()
 
     def _request_once(self, call: Call) -> Any:
         self._throttle()
