@@ -90,7 +90,8 @@ class SmsBulkSendOperator(SendWindowDeferral, LedgerOutlets, SafetyRails, BaseOp
     :param chunk_size: rows read and recorded at a time.
     :param batch_size: messages per request; at most (and by default) the gateway's maximum.
     :param max_in_flight: batch requests at the gateway at once (templated; an integer ≥ 1, default
-        4). Each batch is still marked ``sending`` in the ledger before its request leaves, and the
+        2; more pays off against a distant gateway: 4 sent 1.3-1.8 times as fast as 1 with a 200 ms
+        round trip, and nothing more on loopback). Each batch is still marked ``sending`` in the ledger before its request leaves, and the
         answers are recorded in the order the requests were made; when one fails in a way that ends
         the run, no later request leaves (its messages stay pending) and those already sent are
         recorded. 1 sends one request at a time; a gateway whose ``capabilities.parallel_sends`` is
