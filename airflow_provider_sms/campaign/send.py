@@ -437,6 +437,8 @@ class CampaignSend:
             window: deque[_Request] = deque()  # submitted, not settled yet: oldest first
             try:
                 for batch in chunked(entries, self.settings.batch_size):
+                    if self.halted:  # a request in the window failed for good: settling it raises
+                        break
                     messages = self._claim([self._message(e, bodies) for e in batch], current)
                     if not messages:
                         continue
