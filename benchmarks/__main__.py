@@ -92,6 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--rtt-ms", type=float, default=0, help="send benchmark: add this latency to every gateway request"
     )
+    parser.add_argument(
+        "--in-flight",
+        default="",
+        help="send benchmark: run the provider phase once per max_in_flight value (e.g. 1,2,4,8);\n"
+        "the ratios then compare each with the naive loop and with 1 in flight",
+    )
     parser.add_argument("--contacts", type=int, default=1_000_000, help="contacts in the sync benchmark")
     parser.add_argument(
         "--changed", type=float, default=0.001, help="share of contacts changed for the re-sync"
@@ -198,8 +204,18 @@ def main(argv: list[str] | None = None) -> int:
                 from benchmarks import send
 
                 naive = args.naive_messages or args.messages
+                in_flight = [int(n) for n in _csv(args.in_flight)] or None
                 new, numbers = send.run(
-                    sandbox, conn_ids, gateways, ledgers, args.messages, naive, pool, tmp, args.rtt_ms
+                    sandbox,
+                    conn_ids,
+                    gateways,
+                    ledgers,
+                    args.messages,
+                    naive,
+                    pool,
+                    tmp,
+                    args.rtt_ms,
+                    in_flight,
                 )
                 tables += new
                 results["send"] = numbers

@@ -8,7 +8,8 @@ For each gateway, on fresh phone numbers each time (so the sandbox never answers
   starts, sequentially over one keep-alive ``http.client`` connection, batches as big as the hook's.
   Nothing a client can do sequentially goes faster.
 * **provider**: ``SmsBulkSendOperator.execute`` with its ledger on SQLite and on PostgreSQL, the
-  same audience size, the same text (rendered per row through the template).
+  same audience size, the same text (rendered per row through the template); with ``in_flight``
+  once per ``max_in_flight`` value (the ratios then also compare each with one request in flight).
 
 The operator's time is split (by timing wrappers around a few methods, not a profiler) into the
 gateway round trips (``hook.send_batch``: the sandbox's work plus the hook's own), the ledger
@@ -216,11 +217,19 @@ def split_timers(op) -> Any:
 
 
 def provider_run(
-    conn_id: str, ledger_conn_id: str, frame, campaign: str, profile=None, server_pid: int | None = None
+    conn_id: str,
+    ledger_conn_id: str,
+    frame,
+    campaign: str,
+    profile=None,
+    server_pid: int | None = None,
+    max_in_flight: int | None = None,
 ) -> tuple[Timer, dict]:
-    """Run SmsBulkSendOperator once; returns its timer and the time spent in send_batch and the ledger."""
+    """Run SmsBulkSendOperator once (``max_in_flight`` None: the operator's default); returns its
+    timer and the time spent in send_batch and the ledger."""
     from airflow_provider_sms.operators.send import SmsBulkSendOperator
 
+    extra = {} if max_in_flight is None else {"max_in_flight": max_in_flight}
     op = SmsBulkSendOperator(
         task_id="send",
         sms_conn_id=conn_id,
@@ -229,6 +238,7 @@ def provider_run(
         sender=SENDER,
         ledger_conn_id=ledger_conn_id,
         campaign_key=campaign,
+        **extra,
     )
     context = task_context(run_id=campaign)
     timer = Timer(server_pid)
@@ -263,11 +273,15 @@ def run(
     pool: NumberPool,
     workdir,
     rtt_ms: float = 0,
+    in_flight: list[int] | None = None,
 ) -> tuple[list[Table], dict[str, Any]]:
     """Measure every phase for every gateway; returns the tables and the raw numbers.
 
     ``rtt_ms`` adds that much latency to every gateway request (the sandbox's latency fault), as a
-    stand-in for the network round trip to a real gateway."""
+    stand-in for the network round trip to a real gateway. ``in_flight``: run the provider phase
+    once per ``max_in_flight`` value (default: once, at the operator's default)."""
+    variants: list[int | None] = list(in_flight or [None])
+    compare = 1 in variants and len(variants) > 1
     where = f", {rtt_ms:g} ms added to every request" if rtt_ms else ""
 
     def fresh_sandbox() -> None:
@@ -307,7 +321,9 @@ def run(
         [
             "gateway",
             "ledger",
+            *(["in flight"] if in_flight else []),
             "x naive (≥ 50)",
+            *(["x in flight 1"] if compare else []),
             "requests/msg (≤ 0.01)",
             "overhead vs ceiling (≤ 15 %)",
             "verdicts",
@@ -332,23 +348,33 @@ def run(
             f"ceiling (batch {batch})", messages, timer, *_sandbox_counts(sandbox, gateway)
         )
 
+        provider_keys = []
         for ledger in ledgers:
-            frame = audience_frame(pool.take(messages))
-            with sql_connection(ledger, workdir, f"ledger_{gateway}") as ledger_conn_id:
-                fresh_sandbox()
-                log(f"{gateway}: SmsBulkSendOperator, ledger on {ledger}, {messages:,} messages")
-                timer, split = provider_run(
-                    conn_ids[gateway],
-                    ledger_conn_id,
-                    frame,
-                    f"bench-{gateway}-{ledger}",
-                    server_pid=sandbox.process.pid,
+            for n in variants:
+                key = ledger if n is None else f"{ledger}.in_flight_{n}"
+                provider_keys.append((key, ledger, n))
+                frame = audience_frame(pool.take(messages))
+                with sql_connection(ledger, workdir, f"ledger_{gateway}_{n or 0}") as ledger_conn_id:
+                    fresh_sandbox()
+                    flight = "" if n is None else f", max_in_flight={n}"
+                    log(f"{gateway}: SmsBulkSendOperator, ledger on {ledger}{flight}, {messages:,} messages")
+                    timer, split = provider_run(
+                        conn_ids[gateway],
+                        ledger_conn_id,
+                        frame,
+                        f"bench-{gateway}-{ledger}-{n or 0}",
+                        server_pid=sandbox.process.pid,
+                        max_in_flight=n,
+                    )
+                runs[key] = SendRun(
+                    f"provider, ledger on {ledger}{flight}",
+                    messages,
+                    timer,
+                    *_sandbox_counts(sandbox, gateway),
+                    split,
                 )
-            runs[ledger] = SendRun(
-                f"provider, ledger on {ledger}", messages, timer, *_sandbox_counts(sandbox, gateway), split
-            )
-            if runs[ledger].stored != messages or runs[ledger].duplicates:
-                raise RuntimeError(f"{gateway}/{ledger}: the sandbox holds {runs[ledger]}")
+                if runs[key].stored != messages or runs[key].duplicates:
+                    raise RuntimeError(f"{gateway}/{key}: the sandbox holds {runs[key]}")
 
         for key, r in runs.items():
             split = r.split or {}
@@ -373,9 +399,10 @@ def run(
                 "requests_per_message": r.requests_per_message,
                 "split": {k: round(v, 3) for k, v in split.items()} or None,
             }
-        for ledger in ledgers:
-            r = runs[ledger]
+        for key, ledger, n in provider_keys:
+            r = runs[key]
             speedup = r.rate / runs["naive"].rate
+            versus_one = r.rate / runs[f"{ledger}.in_flight_1"].rate if compare else None
             overhead = runs["ceiling"].rate / r.rate - 1
             ok = (
                 speedup >= TARGET_SPEEDUP,
@@ -385,13 +412,16 @@ def run(
             ratios.add(
                 gateway,
                 ledger,
+                *([n] if in_flight else []),
                 f"{speedup:,.1f}x",
+                *([f"{versus_one:.2f}x"] if compare else []),
                 f"{r.requests_per_message:.4f}",
                 f"{overhead * 100:+.0f} %",
                 " / ".join(verdict(x) for x in ok),
             )
-            results[f"{gateway}.{ledger}.ratios"] = {
+            results[f"{gateway}.{key}.ratios"] = {
                 "speedup_vs_naive": round(speedup, 2),
+                "speedup_vs_in_flight_1": None if versus_one is None else round(versus_one, 3),
                 "requests_per_message": r.requests_per_message,
                 "overhead_vs_ceiling": round(overhead, 4),
             }

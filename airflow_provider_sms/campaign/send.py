@@ -13,7 +13,7 @@ import logging
 import pickle
 import tempfile
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -66,6 +66,9 @@ PROGRESS_EVERY_SECONDS = 30.0
 # Why a row is suppressed (the rails add "opted out" and "frequency cap", campaign/rails.py).
 SUPPRESSION_LIST, UNSUBSCRIBED = "suppression list", "unsubscribed"
 MAX_SEND_ROUNDS = 3
+# Batch requests in flight at once by default (``max_in_flight``): the value that was never slower
+# than one at a 20 ms round trip (benchmarks/RESULTS.md, "Requests in flight").
+DEFAULT_MAX_IN_FLIGHT = 2
 Bodies = dict[str, tuple[str, str | None]]  # recipient -> (text, time zone of its send window)
 
 
@@ -89,6 +92,13 @@ class SendSettings:
     resend_ambiguous: bool = False
     concurrent_run_timeout: float = 900.0
     ledger_table: str = "sms_messages"
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+
+    def __post_init__(self) -> None:
+        if isinstance(self.max_in_flight, bool) or not isinstance(self.max_in_flight, int):
+            raise ValueError(f"max_in_flight must be an integer, got {self.max_in_flight!r}")
+        if self.max_in_flight < 1:
+            raise ValueError(f"max_in_flight must be at least 1, got {self.max_in_flight}")
 
 
 def suppression_set(numbers: Iterable[Any], region: str | None, log: logging.Logger) -> set[str]:
@@ -103,12 +113,12 @@ def suppression_set(numbers: Iterable[Any], region: str | None, log: logging.Log
 
 
 class _NotSent(Exception):
-    """A queued request that did not leave because an earlier one ended the run."""
+    """A queued request that did not leave because another one (or the run itself) ended the run."""
 
 
 @dataclass
 class _Request:
-    """A batch request handed to the gateway thread: its messages, when they were marked, its future."""
+    """A batch request handed to the gateway threads: its messages, when they were marked, its future."""
 
     messages: list[OutboundMessage]
     since: datetime
@@ -138,8 +148,12 @@ class CampaignSend:
         self.settings = settings
         self.hook = hook
         self.send_at_in = send_at_in or self._window_opening
-        self.gateway: ThreadPoolExecutor | None = None  # the one thread that talks to the gateway
+        self.gateway: ThreadPoolExecutor | None = None  # the threads that talk to the gateway
         self.halted = False  # set when a request failed in a way that ends the run
+        # Batch requests at once: the setting, unless the gateway takes one at a time.
+        capabilities = getattr(hook, "capabilities", None)  # a stand-in hook may declare none
+        parallel = capabilities is None or capabilities.parallel_sends
+        self.in_flight = settings.max_in_flight if parallel else 1
         self.log = log or logging.getLogger(__name__)
         self.campaign_key = campaign_key
         self.template = template
@@ -170,7 +184,9 @@ class CampaignSend:
                 unchecked = balance_unchecked(self.rails.settings, self.hook)
                 if unchecked and not self._budgeted and not self.settings.dry_run:
                     self.log.info("%s", unchecked)  # else the budget check says it
-            self.gateway = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sms-gateway")
+            if not self.settings.dry_run and hasattr(self.hook, "use_threads"):
+                self.hook.use_threads(self.in_flight)
+            self.gateway = ThreadPoolExecutor(max_workers=self.in_flight, thread_name_prefix="sms-gateway")
             try:
                 with self._one_try_at_a_time():
                     if self._budgeted:
@@ -430,29 +446,32 @@ class CampaignSend:
     ) -> None:
         """Send ``entries``; what a lost answer left proven absent goes out again, a few rounds at most.
 
-        One request is in flight while the previous one's outcome is written and the next batch is
-        marked ``sending``: the ledger's writes overlap the gateway's round trip. A request leaves
-        only after its rows are committed as ``sending``.
+        Up to ``in_flight`` requests are at the gateway while the main thread writes the outcome
+        of the oldest and marks the next batch ``sending``: the ledger's writes overlap the round
+        trips. A request leaves only after its rows are committed as ``sending``, and outcomes are
+        settled in the order the requests were made, so the ledger's writes and the counters do not
+        depend on which answer came first.
         """
         recipients = [e.recipient for e in entries]
         for _ in range(MAX_SEND_ROUNDS):
-            in_flight: _Request | None = None
+            window: deque[_Request] = deque()  # submitted, not settled yet: oldest first
             try:
                 for batch in chunked(entries, self.settings.batch_size):
+                    if self.halted:  # a request in the window failed for good: settling it raises
+                        break
                     messages = self._claim([self._message(e, bodies) for e in batch], current)
                     if not messages:
                         continue
                     since = current[messages[0].to].sent_at
-                    request = _Request(messages, since, self.gateway.submit(self._send_batch, messages))
-                    previous, in_flight = in_flight, request
-                    if previous is not None:
-                        self._settle(previous, current)
+                    window.append(_Request(messages, since, self.gateway.submit(self._send_batch, messages)))
+                    # One more than the threads: the next batch is queued, ready when a thread frees.
+                    while len(window) > self.in_flight:
+                        self._settle(window.popleft(), current)
+                while window:
+                    self._settle(window.popleft(), current)
             except BaseException:
-                if in_flight is not None:
-                    self._settle_after_failure(in_flight, current)
+                self._settle_after_failure(window, current)
                 raise
-            if in_flight is not None:
-                self._settle(in_flight, current)
             entries = [current[r] for r in recipients if current[r].state == PENDING]
             if not entries:
                 return
@@ -493,8 +512,8 @@ class CampaignSend:
         return [m for m in messages if m.to in claimed]
 
     def _send_batch(self, messages: list[OutboundMessage]) -> list[SendResult]:
-        """In the gateway thread: send, unless an earlier request failed in a way that ends the run
-        (then nothing more leaves, as if the requests had been made one after the other)."""
+        """In a gateway thread: send, unless a request failed in a way that ends the run (then
+        nothing more leaves; requests already at the gateway are settled by the main thread)."""
         if self.halted:
             raise _NotSent
         try:
@@ -506,7 +525,8 @@ class CampaignSend:
             raise
 
     def _on_gateway(self, function: Callable[..., Any], *args: Any) -> Any:
-        """Call the hook in the gateway thread, behind any request in flight (one caller at a time)."""
+        """Call the hook in a gateway thread, behind any request still queued (with one thread,
+        behind the request in flight: the hook has one caller at a time)."""
         return self.gateway.submit(function, *args).result()
 
     def _mark(self, outcomes: list[SendOutcome], current: dict[str, LedgerEntry]) -> None:
@@ -523,17 +543,24 @@ class CampaignSend:
         """Give every message of a request the same state (and reason), without a gateway id."""
         self._mark([SendOutcome(m.to, state, error=error) for m in messages], current)
 
-    def _settle_after_failure(self, request: _Request, current: dict[str, LedgerEntry]) -> None:
-        """The run is failing: keep the request from leaving if it still can, else record its outcome.
-        Whatever goes wrong here is logged; the first failure is the one raised."""
-        try:
-            self.halted = True
-            if request.future.cancel():  # never left: provably not sent
-                self._mark_all(request.messages, PENDING, None, current)
-            else:
-                self._settle(request, current)
-        except Exception as exc:
-            self.log.warning("A batch in flight when the run failed failed too: %s", exc)
+    def _settle_after_failure(self, window: deque[_Request], current: dict[str, LedgerEntry]) -> None:
+        """The run is failing: nothing that has not left may leave, and everything that left is
+        settled (its answer, or a look-up where it was lost), oldest first. Whatever goes wrong
+        here is logged; the first failure is the one raised."""
+        self.halted = True  # a queued request that a thread picks up now raises _NotSent
+        while window:
+            request = window.popleft()
+            try:
+                if request.future.cancel():  # never left: provably not sent
+                    self._mark_all(request.messages, PENDING, None, current)
+                else:
+                    self._settle(request, current)
+            except BaseException as exc:
+                # The request's own failure (even a BaseException its thread died of) is logged and
+                # the next request settled; anything else (the task being killed now) goes on up.
+                if not isinstance(exc, Exception) and not _raised_by(request, exc):
+                    raise
+                self.log.warning("A batch in flight when the run failed failed too: %r", exc)
 
     def _settle(self, request: _Request, current: dict[str, LedgerEntry]) -> None:
         """Record the outcome of a request: its results, or what a failure proves about its messages."""
@@ -672,6 +699,12 @@ class CampaignSend:
             if self.settings.cost_per_segment is not None:
                 summary["estimated_cost"] = round(self.segments * self.settings.cost_per_segment, 4)
         return summary
+
+
+def _raised_by(request: _Request, exc: BaseException) -> bool:
+    """Whether ``exc`` is the request's own outcome (what its thread raised)."""
+    future = request.future
+    return future.done() and not future.cancelled() and future.exception() is exc
 
 
 def _clean(value: Any) -> Any:

@@ -79,6 +79,10 @@ DEFAULT_MAX_ATTEMPTS = 5
 DEFAULT_BACKOFF = 0.5
 MAX_BACKOFF = 30.0
 MAX_RETRY_AFTER = 120.0
+# Tries of one request whose token is refused: renewed once by it, or meanwhile by another thread.
+MAX_TOKEN_ROUNDS = 3
+# Connections the session keeps per host; :meth:`SmsGatewayHook.use_threads` raises it.
+DEFAULT_POOL_SIZE = 16
 # The largest answer the hooks read (the ``max_response_bytes`` extra); a larger one is an error.
 DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 # The most pages one listing reads (the ``max_pages`` extra): a gateway that never ends is stopped.
@@ -137,6 +141,8 @@ class Capabilities:
         opted-out number can be marked in a list rather than removed from it.
     :param opt_out_list: the gateway keeps an opt-out list of its own that can be read
         (:meth:`SmsGatewayHook.iter_gateway_opt_outs`; Smstools).
+    :param parallel_sends: the gateway takes several send requests of one account at once (a bulk
+        send's ``max_in_flight``); False makes it send one request at a time.
     """
 
     list_contacts: bool = True
@@ -146,6 +152,7 @@ class Capabilities:
     credit: str | None = None
     contact_unsubscribed: bool = False
     opt_out_list: bool = False
+    parallel_sends: bool = True
 
 
 # A page parser turns one page's payload into (items, the call for the next page or None).
@@ -153,22 +160,34 @@ PageParser = Callable[[Any, Call], "tuple[list[Any], Call | None]"]
 
 
 class _RateLimiter:
-    """Spaces calls at least ``1 / rate`` seconds apart, across threads sharing the hook."""
+    """Spaces calls at least ``1 / rate`` seconds apart, across threads sharing the hook, and holds
+    them all back while the gateway asked to wait (a 429's Retry-After, :meth:`pause`)."""
 
     def __init__(self, rate: float | None) -> None:
         self.interval = 1.0 / rate if rate else 0.0
         self._next = 0.0
+        self._paused_until = 0.0
+        self._paused_by: int | None = None  # the thread told to wait: its retry already waits
         self._lock = threading.Lock()
 
     def reserve(self) -> float:
         """Book the next slot and return how long to wait for it."""
-        if not self.interval:
+        if not self.interval and self._paused_until <= time.monotonic():
             return 0.0
         with self._lock:
             now = time.monotonic()
-            slot = max(now, self._next)
-            self._next = slot + self.interval
+            paused = self._paused_until if self._paused_by != threading.get_ident() else 0.0
+            slot = max(now, self._next, paused)
+            if self.interval:
+                self._next = slot + self.interval
             return slot - now
+
+    def pause(self, seconds: float) -> None:
+        """No call starts for ``seconds`` from now: the gateway answered one thread "wait", and
+        the other threads' requests would only be refused too."""
+        with self._lock:
+            self._paused_until = max(self._paused_until, time.monotonic() + seconds)
+            self._paused_by = threading.get_ident()
 
 
 def _parse_retry_after(value: str | None) -> float | None:
@@ -400,6 +419,9 @@ class SmsGatewayHook(BaseHook):
         self._max_attempts_override = max_attempts
         self._secrets: set[str] = set()
         self._token: str | None = None
+        # One thread at a time fetches a token; the others wait for it rather than fetch their own.
+        self._token_lock = threading.RLock()
+        self._pool_size = DEFAULT_POOL_SIZE
 
     # ---------------------------------------------------------------------------------------------
     # Connection
@@ -434,7 +456,7 @@ class SmsGatewayHook(BaseHook):
 
     def scrub(self, text: str) -> str:
         """Remove every known secret from ``text`` (for exception messages and log lines)."""
-        for secret in self._secrets:
+        for secret in tuple(self._secrets):  # a copy: another thread may be adding a new token
             text = text.replace(secret, "***")
         return text
 
@@ -521,13 +543,24 @@ class SmsGatewayHook(BaseHook):
 
     @cached_property
     def session(self) -> requests.Session:
-        """A pooled session; retries are ours (tenacity), so the adapter never retries by itself."""
+        """A pooled session, shared by the threads using the hook (a connection each, see
+        :meth:`use_threads`); retries are ours (tenacity), so the adapter never retries by itself."""
         session = requests.Session()
-        adapter = _DeadlineAdapter(pool_connections=4, pool_maxsize=16, max_retries=0)
+        adapter = _DeadlineAdapter(pool_connections=4, pool_maxsize=self._pool_size, max_retries=0)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
         return session
+
+    def use_threads(self, threads: int) -> None:
+        """Get the hook ready to be called from ``threads`` threads at once (a bulk send's requests
+        in flight): its session keeps a connection for each, plus one for a look-up, and what it
+        reads lazily (connection, session, rate limiter) is read now, not raced for by the threads."""
+        if threads + 1 > self._pool_size:
+            self._pool_size = threads + 1
+            self.close()  # a session made earlier has the smaller pool
+        for name in ("connection", "base_url", "timeout", "deadline", "max_attempts", "_limiter", "session"):
+            getattr(self, name)
 
     def close(self) -> None:
         if "session" in self.__dict__:
@@ -539,23 +572,38 @@ class SmsGatewayHook(BaseHook):
         return self._retrying(call, Retrying)(self._request_once_with_auth, call)
 
     def _request_once_with_auth(self, call: Call) -> Any:
-        if call.authenticated:
-            self._ensure_token()
-        try:
+        if not call.authenticated:
             return self._request_once(call)
-        except SmsAuthError:
-            # A token that expired mid-run is fetched again once; static credentials are not retried.
-            if not call.authenticated or self._token_call() is None:
-                raise
-            self._token = None
-            self._ensure_token()
-            return self._request_once(call)
+        self._ensure_token()
+        renewed = False
+        for _ in range(MAX_TOKEN_ROUNDS):
+            used = self._token
+            try:
+                return self._request_once(call)
+            except SmsAuthError:
+                # A token that expired mid-run is fetched again; static credentials are not retried.
+                if self._token_call() is None:
+                    raise
+                with self._token_lock:
+                    if self._token == used:  # nobody renewed it since it was refused
+                        if renewed:  # a token fetched for this request was refused: wrong credentials
+                            raise
+                        self._token = None
+                        self._ensure_token()
+                        renewed = True
+                    # else another thread sharing the hook renewed it meanwhile: use that one
+        return self._request_once(call)
 
-    def _ensure_token(self) -> None:
-        token_call = self._token_call()
-        if token_call is not None and self._token is None:
-            with _not_sent_yet():
-                self._accept_token(self._request_once(token_call))
+    def _ensure_token(self) -> str | None:
+        """The session token, fetched if there is none yet (None for static credentials). Threads
+        sharing the hook wait for the one fetching it instead of each fetching their own."""
+        if self._token is not None or self._token_call() is None:
+            return self._token
+        with self._token_lock:
+            if self._token is None:
+                with _not_sent_yet():
+                    self._accept_token(self._request_once(self._token_call()))
+            return self._token
 
     def _request_once(self, call: Call) -> Any:
         self._throttle()
@@ -715,7 +763,11 @@ class SmsGatewayHook(BaseHook):
         def wait(state) -> float:
             # Honour Retry-After when the gateway sent one; otherwise back off with jitter.
             retry_after = getattr(state.outcome.exception(), "retry_after", None)
-            return min(float(retry_after), MAX_RETRY_AFTER) if retry_after is not None else backoff(state)
+            if retry_after is None:
+                return backoff(state)
+            seconds = min(float(retry_after), MAX_RETRY_AFTER)
+            self._limiter.pause(seconds)  # the hook's other threads wait as well
+            return seconds
 
         return retrying_class(
             retry=retry_if_exception(should_retry),

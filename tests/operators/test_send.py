@@ -140,22 +140,35 @@ def test_commit_then_drop_then_retry_leaves_exactly_one_message_each(
     assert sandbox.stats()["faults"]["injected"]["commit_then_drop"] > 0
 
 
+@pytest.mark.parametrize("in_flight", [1, 4])
 @pytest.mark.parametrize("gateway", GATEWAYS)
-def test_crash_mid_batch_is_repaired_without_duplicates(gateway, sandbox, sms_conn_env, sqlite_conn_id):
-    """The worker died after a request left: 20 of its 30 messages had arrived, none was recorded."""
+def test_crash_mid_batch_is_repaired_without_duplicates(
+    gateway, in_flight, sandbox, sms_conn_env, sqlite_conn_id
+):
+    """The worker died after a request left: 20 of its 30 messages had arrived, none was recorded.
+    With requests in parallel, each of those that left died the same way; one that had not left
+    when the first died never leaves."""
     people = audience(100)
-    op = make_operator(sms_conn_env[gateway], sqlite_conn_id, audience=people, batch_size=30)
-    real_send = op.hook.send_batch
+    op = make_operator(
+        sms_conn_env[gateway], sqlite_conn_id, audience=people, batch_size=30, max_in_flight=in_flight
+    )
+    real_send, left = op.hook.send_batch, []
 
     def dies_mid_batch(messages):
+        left.append(len(messages))
         real_send(messages[:20])
         raise KeyboardInterrupt("worker killed")
 
     op.hook.send_batch = dies_mid_batch
     with pytest.raises(KeyboardInterrupt):
         op.execute(context())
-    assert MessageLedger(sqlite_conn_id).counts("spring-sale")["sending"] == 30
-    assert len(sent_messages(sandbox, gateway)) == 20
+    counts = MessageLedger(sqlite_conn_id).counts("spring-sale")
+    if in_flight == 1:
+        assert counts["sending"] == 30 and left == [30]
+    else:  # those that left stay sending; those stopped before leaving are pending again
+        assert counts["sending"] == 30 * len(left) and 1 <= len(left) <= 3
+        assert counts.get("pending", 0) == 90 - 30 * len(left)
+    assert len(sent_messages(sandbox, gateway)) == 20 * len(left)
 
     summary = make_operator(sms_conn_env[gateway], sqlite_conn_id, audience=people).execute(context())
 
@@ -165,23 +178,26 @@ def test_crash_mid_batch_is_repaired_without_duplicates(gateway, sandbox, sms_co
     assert all(m["count"] == 1 for m in received)
 
 
+@pytest.mark.parametrize("in_flight", [1, 4])
 @pytest.mark.parametrize("gateway", ["smstools", "textboost"])
 def test_a_request_leaves_only_after_its_rows_are_committed_as_sending(
-    gateway, sandbox, sms_conn_env, sql_conn_id
+    gateway, in_flight, sandbox, sms_conn_env, sql_conn_id
 ):
-    """With one request in flight while the ledger is written, the rule that makes a send exactly
+    """With requests in flight while the ledger is written, the rule that makes a send exactly
     once still holds: every row of a request is ``sending`` in the ledger (as another connection
-    sees it, i.e. committed) before the request leaves. Hook calls all come from one thread."""
-    op = make_operator(sms_conn_env[gateway], sql_conn_id, batch_size=50)
+    sees it, i.e. committed) before the request leaves. Hook calls come from at most
+    ``max_in_flight`` gateway threads, never from the main thread."""
+    op = make_operator(sms_conn_env[gateway], sql_conn_id, batch_size=50, max_in_flight=in_flight)
     real_send = op.hook.send_batch
-    threads, states_seen, observers = set(), Counter(), []
+    threads, states_seen, local, lock = set(), Counter(), threading.local(), threading.Lock()
 
     def checked_send(messages):
-        threads.add(threading.get_ident())
-        if not observers:  # its own connection, opened in the thread that uses it
-            observers.append(MessageLedger(sql_conn_id))
-        rows = observers[0].load("spring-sale", [m.to for m in messages])
-        states_seen.update(rows[m.to].state for m in messages)
+        if not hasattr(local, "ledger"):  # its own connection, opened in the thread that uses it
+            local.ledger = MessageLedger(sql_conn_id)
+        rows = local.ledger.load("spring-sale", [m.to for m in messages])
+        with lock:
+            threads.add(threading.get_ident())
+            states_seen.update(rows[m.to].state for m in messages)
         return real_send(messages)
 
     op.hook.send_batch = checked_send
@@ -189,14 +205,14 @@ def test_a_request_leaves_only_after_its_rows_are_committed_as_sending(
 
     assert summary["accepted"] == 990
     assert states_seen == {"sending": 990}
-    assert len(threads) == 1 and threading.get_ident() not in threads
+    assert 1 <= len(threads) <= in_flight and threading.get_ident() not in threads
     assert len(sent_messages(sandbox, gateway)) == 990
 
 
 def test_a_failure_that_ends_the_run_lets_no_further_request_leave(sandbox, sms_conn_env, sqlite_conn_id):
     """The next batch is already queued when a request fails for good (here: a refused credential):
     it must not leave, and its rows go back to pending for the retry, not to sending."""
-    op = make_operator(sms_conn_env["textboost"], sqlite_conn_id, batch_size=100)
+    op = make_operator(sms_conn_env["textboost"], sqlite_conn_id, batch_size=100, max_in_flight=1)
     real_send, calls = op.hook.send_batch, []
 
     def fails_on_the_third(messages):

@@ -32,6 +32,7 @@ def main(spec_path: str) -> int:
         ledger_conn_id=spec["ledger_conn_id"],
         campaign_key=spec["campaign_key"],
         batch_size=spec.get("batch_size"),
+        max_in_flight=spec.get("max_in_flight", 1),
         max_reject_ratio=1.0,
     )
     if spec.get("die_after_first_batch"):

@@ -131,6 +131,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
         f"duplicates {total['duplicates']}, lost {total['lost']}, misreported {total['misreported']}"
     )
     terminalreporter.write_line("faults injected by the sandbox: " + json.dumps(injected, sort_keys=True))
+    in_flight = Counter(f.get("in_flight", 1) for f in _RUN_FACTS)
+    terminalreporter.write_line(
+        "runs per max_in_flight: " + ", ".join(f"{n}: {in_flight[n]}" for n in sorted(in_flight))
+    )
     path = os.environ.get("SMS_RELIABILITY_REPORT")
     if path:
         with open(path, "w") as out:

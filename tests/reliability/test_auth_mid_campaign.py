@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import random
+import threading
 
 import pytest
 
@@ -23,7 +24,9 @@ pytestmark = pytest.mark.integration
 BATCH = 20
 
 
-def make_operator(conn_id: str, ledger_conn_id: str, rows: list[dict]) -> SmsBulkSendOperator:
+def make_operator(
+    conn_id: str, ledger_conn_id: str, rows: list[dict], max_in_flight: int = 1
+) -> SmsBulkSendOperator:
     return SmsBulkSendOperator(
         task_id="send",
         sms_conn_id=conn_id,
@@ -34,17 +37,20 @@ def make_operator(conn_id: str, ledger_conn_id: str, rows: list[dict]) -> SmsBul
         campaign_key="auth-mid-campaign",
         batch_size=BATCH,
         max_reject_ratio=1.0,
+        max_in_flight=max_in_flight,
     )
 
 
 def between_batches(op: SmsBulkSendOperator, action) -> None:
     """Call ``action(batch_number)`` before each batch the operator sends."""
     real_send = op.hook.send_batch
-    sent = [0]
+    sent, lock = [0], threading.Lock()
 
     def send(messages):
-        sent[0] += 1
-        action(sent[0])
+        with lock:  # requests in flight at once count from several threads
+            sent[0] += 1
+            number = sent[0]
+        action(number)
         return real_send(messages)
 
     op.hook.send_batch = send
@@ -79,6 +85,33 @@ def test_smsgateway24_token_expiring_mid_campaign_is_renewed(how, sandbox, monke
     assert (
         sandbox.request_count(gateway="smsgateway24", path_contains="gettoken") >= 1 + (200 // BATCH) // 2 - 1
     )
+    assert_exactly_once(sandbox, "smsgateway24", sqlite_conn_id, audience)
+
+
+@pytest.mark.parametrize("how", ["clock passes the token lifetime", "sandbox revokes every token"])
+def test_a_token_expiring_under_requests_in_flight_is_renewed_once_for_all(
+    how, sandbox, monkeypatch, sqlite_conn_id
+):
+    """Four requests at once: the token dies under all those in flight; one thread renews it and
+    the others take the new one (two token requests in the whole run, not one per thread)."""
+    fast_backoff(monkeypatch)
+    sandbox.set_faults(latency_ms=30)  # keeps requests in flight together
+    audience = seeded_audience(random.Random(3), 200)
+    conn_id = set_connection(monkeypatch, "auth_smsgateway24", "smsgateway24", sandbox.url)
+    op = make_operator(conn_id, sqlite_conn_id, audience.rows, max_in_flight=4)
+
+    def expire(batch: int) -> None:
+        if batch == 6:  # after the first answer, so the token exists; with up to three others in flight
+            if how.startswith("clock"):
+                sandbox.advance(3_601)
+            else:
+                sandbox.expire_tokens()
+
+    between_batches(op, expire)
+    summary = op.execute(task_context())
+
+    assert summary["accepted"] == len(audience.valid)
+    assert sandbox.request_count(gateway="smsgateway24", path_contains="gettoken") == 2
     assert_exactly_once(sandbox, "smsgateway24", sqlite_conn_id, audience)
 
 

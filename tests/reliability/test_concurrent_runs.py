@@ -61,9 +61,10 @@ def ledger_counts(ledger_conn_id: str, campaign_key: str):
         ledger.close()
 
 
+@pytest.mark.parametrize("in_flight", [1, 4])
 @pytest.mark.parametrize("gateway", GATEWAYS)
 def test_two_processes_racing_on_one_campaign_send_each_message_once(
-    gateway, sandbox, sql_conn_id, monkeypatch, tmp_path
+    gateway, in_flight, sandbox, sql_conn_id, monkeypatch, tmp_path
 ):
     audience = seeded_audience(random.Random(7), 240)
     conn_id = set_connection(monkeypatch, f"race_{gateway}", gateway, sandbox.url)
@@ -76,6 +77,7 @@ def test_two_processes_racing_on_one_campaign_send_each_message_once(
         message="Hi {{ first_name }}, the spring sale starts today.",
         audience=audience.rows,
         batch_size=10,
+        max_in_flight=in_flight,
     )
     first, second = start_try(tmp_path, "first", **spec), start_try(tmp_path, "second", **spec)
     results = [outcome(first), outcome(second)]

@@ -6,7 +6,8 @@ timeouts, commit then drop, the sending process (a forked child) killed with SIG
 two processes sending the same campaign at once) plus up to two more, whether the template
 changes between tries, the
 audience (100-300 rows with invalid numbers, duplicates and opt-outs), the batch size, the hook's
-attempt budget and how many tries see the faults before a clean try. Every failed try must fail
+attempt budget, how many batch requests are in flight at once (``max_in_flight`` 1, 2, 4 or 8) and
+how many tries see the faults before a clean try. Every failed try must fail
 with a gateway error (anything else is a crash), and in the end:
 
 * no recipient holds more than one message at the sandbox (0 duplicates);
@@ -44,6 +45,7 @@ pytestmark = pytest.mark.integration
 FAULTS = ("429_storm", "5xx_burst", "latency", "commit_then_drop", "kill", "concurrent")
 # Kinds that decide how the first try runs (at most one of them per plan).
 PROCESS_KINDS = ("kill", "concurrent")
+IN_FLIGHT = (1, 2, 4, 8)
 TEMPLATES = (
     "Hi {{ first_name }}, your voucher for {{ campaign_key }} is ready.",  # one body per recipient
     "Spring sale: 20% off until Sunday. Reply STOP to opt out.",  # one body for all: big batches
@@ -65,6 +67,7 @@ class Plan:
     timeout: float | None = None
     kill_after_sends: int = 1
     template_changes: bool = False  # each try renders another text (a template fixed between tries)
+    in_flight: int = 1  # max_in_flight of every try
 
 
 def plan_for(seed: int) -> Plan:
@@ -83,6 +86,8 @@ def plan_for(seed: int) -> Plan:
         max_attempts=rng.choice([2, 3, 5]),
         template=rng.choice(TEMPLATES),
         template_changes=rng.random() < 0.3,
+        # Its own generator: the draws above stay what they were before max_in_flight existed.
+        in_flight=random.Random(seed * 104_729 + 3).choice(IN_FLIGHT),
     )
     faults: dict = {"seed": seed}
     if "429_storm" in kinds:
@@ -196,6 +201,7 @@ def test_seeded_fault_run_sends_each_message_exactly_once(run_seed, sandbox, mon
             campaign_key=campaign_key,
             batch_size=plan.batch_size,
             max_reject_ratio=1.0,
+            max_in_flight=plan.in_flight,
         )
 
     tries, killed, errors, summary = 0, False, [], None
@@ -240,6 +246,7 @@ def test_seeded_fault_run_sends_each_message_exactly_once(run_seed, sandbox, mon
         "faults": plan.kinds + (["template_change"] if plan.template_changes else []),
         "ledger": plan.ledger,
         "recipients": plan.size,
+        "in_flight": plan.in_flight,
         "tries": tries,
         "killed": killed,
         "errors": errors,

@@ -1,0 +1,213 @@
+"""SmsBulkSendOperator with several batch requests in flight (``max_in_flight``): the sandbox over
+HTTP, the ledger on SQLite (and PostgreSQL where named). Exactly once must hold as with one."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections import Counter
+
+import pytest
+from airflow.sdk.exceptions import AirflowFailException
+
+from airflow_provider_sms.exceptions import SmsGatewayError
+from airflow_provider_sms.storage.ledger import ACCEPTED, PENDING, MessageLedger
+from tests.operators.test_send import GATEWAYS, audience, context, make_operator, sent_messages
+
+IN_FLIGHT = 4
+
+
+def _ledger_matches_the_sandbox(sandbox, gateway: str, ledger_conn_id: str, accepted: int) -> None:
+    """Every recipient the ledger holds accepted arrived exactly once, and nothing else arrived."""
+    received = sent_messages(sandbox, gateway)
+    assert Counter(m["count"] for m in received) == {1: accepted}
+    ledger = MessageLedger(ledger_conn_id)
+    try:
+        in_ledger = {e.recipient for e in ledger.in_state("spring-sale", [ACCEPTED])}
+    finally:
+        ledger.close()
+    assert {m["recipient"] for m in received} == in_ledger
+    assert len(in_ledger) == accepted
+
+
+@pytest.mark.parametrize("gateway", GATEWAYS)
+def test_requests_in_parallel_send_each_recipient_once(gateway, sandbox, sms_conn_env, sql_conn_id):
+    """The first two requests wait for each other at a barrier: the run only gets past it because
+    they are at the gateway at the same time (one at a time, it would break after 30 s)."""
+    op = make_operator(sms_conn_env[gateway], sql_conn_id, batch_size=100, max_in_flight=IN_FLIGHT)
+    real_send, calls, lock = op.hook.send_batch, [], threading.Lock()
+    barrier = threading.Barrier(2, timeout=30)
+
+    def meets_the_next(messages):
+        with lock:
+            calls.append(len(messages))
+            first_two = len(calls) <= 2
+        if first_two:
+            barrier.wait()
+        return real_send(messages)
+
+    op.hook.send_batch = meets_the_next
+    summary = op.execute(context())
+
+    assert summary["accepted"] == 990 and summary["ambiguous"] == 0 and summary["rejected"] == 3
+    assert sorted(calls) == [90] + [100] * 9
+    _ledger_matches_the_sandbox(sandbox, gateway, sql_conn_id, 990)
+
+
+@pytest.mark.parametrize("gateway", GATEWAYS)
+def test_faults_with_requests_in_parallel_still_send_exactly_once(
+    gateway, sandbox, sms_conn_env, sqlite_conn_id
+):
+    """500s, answers dropped after the commit and latency, on every request (look-ups included):
+    a failed try is allowed, the retry must complete it with no recipient messaged twice."""
+    people = audience(600)
+    sandbox.set_faults(rate_500=0.15, commit_then_drop=0.2, latency_ms=15, seed=11)
+    with contextlib.suppress(SmsGatewayError):
+        make_operator(
+            sms_conn_env[gateway], sqlite_conn_id, audience=people, batch_size=20, max_in_flight=IN_FLIGHT
+        ).execute(context())
+    injected = sandbox.stats()["faults"]["injected"]
+    assert injected["commit_then_drop"] > 0 and injected["500"] > 0
+    received = sent_messages(sandbox, gateway)
+    assert all(m["count"] == 1 for m in received)  # exactly once already after the faulty try
+
+    sandbox.clear_faults()
+    summary = make_operator(
+        sms_conn_env[gateway], sqlite_conn_id, audience=people, max_in_flight=IN_FLIGHT
+    ).execute(context())
+    assert summary["accepted"] == 590 and summary["ambiguous"] == 0
+    _ledger_matches_the_sandbox(sandbox, gateway, sqlite_conn_id, 590)
+
+
+@pytest.mark.parametrize("gateway", GATEWAYS)
+def test_a_failure_mid_flight_stops_what_has_not_left_and_settles_what_has(
+    gateway, sandbox, sms_conn_env, sqlite_conn_id
+):
+    """The fifth request is refused for good while others are at the gateway (latency keeps them
+    there): those that left are recorded as the gateway answered, no request leaves after the
+    failure is seen, nothing stays ``sending``, and the retry sends the rest exactly once."""
+    sandbox.set_faults(latency_ms=40)
+    op = make_operator(sms_conn_env[gateway], sqlite_conn_id, batch_size=50, max_in_flight=IN_FLIGHT)
+    real_send, calls, lock = op.hook.send_batch, [], threading.Lock()
+    refused: list[str] = []
+
+    def fails_on_the_fifth(messages):
+        with lock:
+            calls.append(messages[0].to)
+            fifth = len(calls) == 5
+        if fifth:
+            refused.extend(m.to for m in messages)
+            raise SmsGatewayError("401 Unauthenticated", gateway=gateway)
+        return real_send(messages)
+
+    op.hook.send_batch = fails_on_the_fifth
+    with pytest.raises(SmsGatewayError):
+        op.execute(context())
+
+    # The fifth failed while at most IN_FLIGHT - 1 others were at the gateway, and one more queued
+    # may have been picked up before the failure was flagged: none after that.
+    assert 5 <= len(calls) <= 5 + IN_FLIGHT
+    ledger = MessageLedger(sqlite_conn_id)
+    counts = ledger.counts("spring-sale")
+    pending = {e.recipient for e in ledger.in_state("spring-sale", [PENDING])}
+    ledger.close()
+    assert counts.get("sending", 0) == 0
+    assert counts[ACCEPTED] == 50 * (len(calls) - 1)  # every request that left and was answered
+    assert set(refused) <= pending and counts[PENDING] == 990 - counts[ACCEPTED]
+    _ledger_matches_the_sandbox(sandbox, gateway, sqlite_conn_id, counts[ACCEPTED])
+
+    sandbox.clear_faults()
+    summary = make_operator(sms_conn_env[gateway], sqlite_conn_id, max_in_flight=IN_FLIGHT).execute(context())
+    assert summary["accepted"] == 990
+    _ledger_matches_the_sandbox(sandbox, gateway, sqlite_conn_id, 990)
+
+
+def test_a_failure_in_the_run_itself_settles_every_request_that_left(sandbox, sms_conn_env, sqlite_conn_id):
+    """The ledger write of the second answer fails (the run's own failure, not the gateway's):
+    the requests already at the gateway are still recorded; the batch whose write failed stays
+    ``sending`` and the retry finds it at the gateway instead of sending it again."""
+    sandbox.set_faults(latency_ms=40)
+    op = make_operator(sms_conn_env["smstools"], sqlite_conn_id, batch_size=50, max_in_flight=IN_FLIGHT)
+    real_mark, marks = MessageLedger.mark, []
+
+    def fails_on_the_second(self, campaign_key, outcomes):
+        outcomes = list(outcomes)
+        marks.append(len(outcomes))
+        if len(marks) == 2:
+            raise RuntimeError("the ledger's database went away")
+        return real_mark(self, campaign_key, outcomes)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(MessageLedger, "mark", fails_on_the_second)
+        with pytest.raises(RuntimeError, match="went away"):
+            op.execute(context())
+    ledger = MessageLedger(sqlite_conn_id)
+    counts = ledger.counts("spring-sale")
+    ledger.close()
+    assert counts["sending"] == 50  # the batch whose answer could not be written
+    left = len(sent_messages(sandbox, "smstools")) // 50
+    assert left >= 2 and counts[ACCEPTED] == 50 * (left - 1)  # all the others that left: recorded
+    assert counts[PENDING] == 990 - 50 * left
+
+    sandbox.clear_faults()
+    summary = make_operator(sms_conn_env["smstools"], sqlite_conn_id, max_in_flight=IN_FLIGHT).execute(
+        context()
+    )
+    assert summary["accepted"] == 990
+    _ledger_matches_the_sandbox(sandbox, "smstools", sqlite_conn_id, 990)
+
+
+@pytest.mark.parametrize("gateway", ["smstools", "smsgateway24"])
+def test_outcomes_are_written_in_the_order_the_requests_were_made(
+    gateway, sandbox, sms_conn_env, sqlite_conn_id, monkeypatch
+):
+    """Earlier requests are held longer, so answers arrive out of order: the ledger's writes (and
+    the summary) are the same as with one request at a time."""
+    real_mark = MessageLedger.mark
+    written: dict[int, list[str]] = {}
+
+    def recording_mark(self, campaign_key, outcomes):
+        outcomes = list(outcomes)
+        written.setdefault(current, []).extend(f"{o.recipient}:{o.state}" for o in outcomes)
+        return real_mark(self, campaign_key, outcomes)
+
+    monkeypatch.setattr(MessageLedger, "mark", recording_mark)
+    summaries = {}
+    for current in (1, IN_FLIGHT):
+        sandbox.reset()
+        op = make_operator(
+            sms_conn_env[gateway],
+            sqlite_conn_id,
+            batch_size=60,
+            max_in_flight=current,
+            campaign_key=f"order-{current}",
+        )
+        real_send, calls, lock = op.hook.send_batch, [], threading.Lock()
+
+        def held(messages, real_send=real_send, calls=calls, lock=lock):
+            with lock:
+                calls.append(None)
+                index = len(calls)
+            time.sleep(0.01 * (4 - index % 4))  # the first of every four answers last
+            return real_send(messages)
+
+        op.hook.send_batch = held
+        summary = op.execute(context())
+        summaries[current] = {k: v for k, v in summary.items() if k != "campaign_key"}
+    assert summaries[1] == summaries[IN_FLIGHT]
+    assert written[1] == written[IN_FLIGHT] and len(written[1]) == 990
+
+
+def test_max_in_flight_is_validated_and_templated(sandbox, sms_conn_env, sqlite_conn_id):
+    for wrong in (0, -1, "two", 1.5, True):
+        with pytest.raises(ValueError, match="max_in_flight"):
+            make_operator(sms_conn_env["smstools"], sqlite_conn_id, max_in_flight=wrong)
+    op = make_operator(sms_conn_env["smstools"], sqlite_conn_id, max_in_flight="{{ params.n }}")
+    assert "max_in_flight" in op.template_fields
+    op.max_in_flight = "3"  # as rendered
+    assert op.settings.max_in_flight == 3
+    op = make_operator(sms_conn_env["smstools"], sqlite_conn_id, max_in_flight="{{ params.n }}")
+    op.max_in_flight = "0"
+    with pytest.raises(AirflowFailException, match="max_in_flight"):
+        op.settings  # noqa: B018
