@@ -101,6 +101,18 @@ class SendSettings:
             raise ValueError(f"max_in_flight must be at least 1, got {self.max_in_flight}")
 
 
+def in_flight_count(value: Any) -> int:
+    """``max_in_flight`` as an integer ≥ 1 (a rendered template gives its digits as text)."""
+    number = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and value.strip().isdigit():
+        number = int(value.strip())
+    if number is None or number < 1:
+        raise ValueError(f"max_in_flight must be an integer of at least 1, got {value!r}")
+    return number
+
+
 def suppression_set(numbers: Iterable[Any], region: str | None, log: logging.Logger) -> set[str]:
     """The numbers never to message, normalised (an unreadable one is logged and ignored)."""
     suppressed = set()

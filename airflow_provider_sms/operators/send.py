@@ -16,6 +16,7 @@ from airflow_provider_sms.campaign.send import (
     DEFAULT_MAX_IN_FLIGHT,
     CampaignSend,
     SendSettings,
+    in_flight_count,
     suppression_set,
 )
 from airflow_provider_sms.campaign.send_window import parse_window, zone
@@ -32,6 +33,7 @@ from airflow_provider_sms.storage.ledger import MessageLedger
 from airflow_provider_sms.storage.sources import DEFAULT_CHUNK_SIZE, iter_chunks, suppression_numbers
 
 __all__ = ["SmsBulkSendOperator", "SmsConcurrentRunError", "default_campaign_key", "ledger_asset"]
+TEMPLATED = ("audience", "sql", "campaign_key", "suppression_sql", "sender", "max_in_flight")
 
 
 @rails_doc(budget=True)
@@ -89,27 +91,15 @@ class SmsBulkSendOperator(SendWindowDeferral, LedgerOutlets, SafetyRails, BaseOp
         by default they stay ``ambiguous`` and every later try looks them up again.
     :param chunk_size: rows read and recorded at a time.
     :param batch_size: messages per request; at most (and by default) the gateway's maximum.
-    :param max_in_flight: batch requests at the gateway at once (templated; an integer ≥ 1, default
-        2; more pays off against a distant gateway: 4 sent 1.3-1.8 times as fast as 1 with a 200 ms
-        round trip, and nothing more on loopback). Each batch is still marked ``sending`` in the ledger before its request leaves, and the
-        answers are recorded in the order the requests were made; when one fails in a way that ends
-        the run, no later request leaves (its messages stay pending) and those already sent are
-        recorded. 1 sends one request at a time; a gateway whose ``capabilities.parallel_sends`` is
-        False always does.
+    :param max_in_flight: batch requests out at once (templated; ≥ 1, default 2; each claimed before it
+        leaves, answers recorded in request order, nothing more leaves after a run-ending failure).
     :param message_options: gateway-specific send fields for every message (``sim``, ``type``...).
     :param concurrent_run_timeout: seconds to wait while another try of the same campaign (and
         shard) is running (a manual re-run beside the scheduled one, a retry beside a lost worker's
         try that is still alive) before failing; the two never send at the same time.
     """
 
-    template_fields: Sequence[str] = (
-        "audience",
-        "sql",
-        "campaign_key",
-        "suppression_sql",
-        "sender",
-        "max_in_flight",
-    )
+    template_fields: Sequence[str] = TEMPLATED
     template_fields_renderers = {"sql": "sql", "suppression_sql": "sql"}
     ui_color = "#d9f2e6"
 
@@ -167,32 +157,23 @@ class SmsBulkSendOperator(SendWindowDeferral, LedgerOutlets, SafetyRails, BaseOp
         self.sms_conn_id = sms_conn_id
         self.message = message
         self.audience = audience
-        self.sql = sql
-        self.sql_conn_id = sql_conn_id
+        self.sql, self.sql_conn_id = sql, sql_conn_id
         self.phone_column = phone_column
         self.default_region = default_region
         self.campaign_key = campaign_key
-        self.ledger_conn_id = ledger_conn_id
-        self.ledger_table = ledger_table
+        self.ledger_conn_id, self.ledger_table = ledger_conn_id, ledger_table
         self.sender = sender
         self.unsubscribed_column = unsubscribed_column
-        self.suppression_list = suppression_list
-        self.suppression_sql = suppression_sql
+        self.suppression_list, self.suppression_sql = suppression_list, suppression_sql
         self.suppression_conn_id = suppression_conn_id
         self.send_window = parse_window(send_window) if send_window else None
-        self.window_timezone = window_timezone
-        self.timezone_column = timezone_column
+        self.window_timezone, self.timezone_column = window_timezone, timezone_column
         self.window_mode = window_mode
-        self.shard_index = shard_index
-        self.shard_count = shard_count
-        self.dry_run = dry_run
-        self.cost_per_segment = cost_per_segment
-        self.max_reject_ratio = max_reject_ratio
-        self.resend_ambiguous = resend_ambiguous
-        self.chunk_size = chunk_size
-        self.batch_size = batch_size
-        self.max_in_flight = max_in_flight
-        if not _is_template(max_in_flight):
+        self.shard_index, self.shard_count = shard_index, shard_count
+        self.dry_run, self.cost_per_segment = dry_run, cost_per_segment
+        self.max_reject_ratio, self.resend_ambiguous = max_reject_ratio, resend_ambiguous
+        self.chunk_size, self.batch_size, self.max_in_flight = chunk_size, batch_size, max_in_flight
+        if not (isinstance(max_in_flight, str) and "{{" in max_in_flight):
             in_flight_count(max_in_flight)  # a wrong value fails when the DAG is parsed
         self.message_options = dict(message_options or {})
         self.concurrent_run_timeout = concurrent_run_timeout
@@ -252,32 +233,12 @@ class SmsBulkSendOperator(SendWindowDeferral, LedgerOutlets, SafetyRails, BaseOp
             in_flight = in_flight_count(self.max_in_flight)  # rendered by now
         except ValueError as exc:  # a rendered template: retrying will not fix it
             raise AirflowFailException(str(exc)) from None
-        return SendSettings(
-            batch_size=batch_size,
-            cost_per_segment=price,
-            max_in_flight=in_flight,
-            **{n: getattr(self, n) for n in names},
-        )
+        values = {n: getattr(self, n) for n in names}
+        return SendSettings(**values, batch_size=batch_size, cost_per_segment=price, max_in_flight=in_flight)
 
     @cached_property
     def region(self) -> str | None:
         return self.default_region or self.hook.extra("default_region")
-
-
-def in_flight_count(value: Any) -> int:
-    """``max_in_flight`` as an integer ≥ 1 (a rendered template gives its digits as text)."""
-    number = None
-    if isinstance(value, int) and not isinstance(value, bool):
-        number = value
-    elif isinstance(value, str) and value.strip().isdigit():
-        number = int(value.strip())
-    if number is None or number < 1:
-        raise ValueError(f"max_in_flight must be an integer of at least 1, got {value!r}")
-    return number
-
-
-def _is_template(value: Any) -> bool:
-    return isinstance(value, str) and "{{" in value
 
 
 def default_campaign_key(context: Context) -> str:

@@ -169,9 +169,7 @@ class MessageLedger(SqlTable):
         NOTHING`` in one transaction; returns how many rows it inserted."""
         check_campaign_key(campaign_key)
         if not self.set_based:
-            from airflow_provider_sms.storage import reference
-
-            return reference.record(self, campaign_key, entries)
+            return _record_per_row(self, campaign_key, entries)
         first: dict[str, LedgerEntry] = {}
         for e in entries:
             first.setdefault(e.recipient, e)
@@ -225,9 +223,7 @@ class MessageLedger(SqlTable):
         claimed only when another try took some of the rows).
         """
         if not self.set_based:
-            from airflow_provider_sms.storage import reference
-
-            return reference.claim(self, campaign_key, claims)
+            return _claim_per_row(self, campaign_key, claims)
         now = utcnow()
         stamp = self.ts(now)
         last: dict[str, tuple[str | None, int | None]] = {}
@@ -291,9 +287,7 @@ class MessageLedger(SqlTable):
         leaves them out) with their reason: one ``UPDATE`` in one transaction. Rows in any other
         state stay."""
         if not self.set_based:
-            from airflow_provider_sms.storage import reference
-
-            return reference.suppress(self, campaign_key, reasons)
+            return _suppress_per_row(self, campaign_key, reasons)
         now = self.ts(utcnow())
         ph = self.ph
         with self.write_transaction() as cursor:
@@ -347,9 +341,7 @@ class MessageLedger(SqlTable):
         given twice, the last): one ``UPDATE ... FROM`` in one transaction. Returns how many
         outcomes it was given."""
         if not self.set_based:
-            from airflow_provider_sms.storage import reference
-
-            return reference.mark(self, campaign_key, outcomes)
+            return _mark_per_row(self, campaign_key, outcomes)
         given, last = 0, {}
         for o in outcomes:
             given += 1
@@ -471,3 +463,104 @@ def ledger_update_statements(
     if not on.is_postgres:
         return [update]
     return [("SET LOCAL enable_hashjoin = off", []), ("SET LOCAL enable_mergejoin = off", []), update]
+
+
+# -- the per-row statements ------------------------------------------------------------------------
+# What every batch change was before it became one statement: the ledger's path where SQLite is
+# older than 3.33 (no ``UPDATE ... FROM``), and the reference the set-based statements are tested
+# and measured against (``storage/reference.py``).
+
+
+def _record_per_row(ledger: MessageLedger, campaign_key: str, entries: Iterable[LedgerEntry]) -> int:
+    """One ``INSERT ... ON CONFLICT DO NOTHING`` per row (``executemany``), in one transaction."""
+    check_campaign_key(campaign_key)
+    now = ledger.ts(utcnow())
+    names = [name for name, _ in COLUMNS]
+    rows = (
+        (
+            campaign_key,
+            e.recipient,
+            e.idempotency_key,
+            ledger.gateway,
+            ledger.sms_conn_id,
+            e.source_row,
+            e.body_hash,
+            e.segments,
+            e.state,
+            e.message_id,
+            None,
+            None,
+            e.error,
+            0,
+            now,
+            now,
+            None,
+        )
+        for e in entries
+    )
+    return ledger.insert_ignore(names, rows, KEY)
+
+
+def _claim_per_row(
+    ledger: MessageLedger, campaign_key: str, claims: Sequence[tuple[str, str | None, int | None]]
+) -> tuple[datetime, set[str]]:
+    """One conditional ``UPDATE ... IN (...)`` per 500 recipients, then one ``UPDATE`` per changed text."""
+    now = utcnow()
+    stamp = ledger.ts(now)
+    recipients = [recipient for recipient, _, _ in claims]
+    claimed: set[str] = set()
+    q, ph = ledger.quoted, ledger.ph
+    with ledger.transaction() as cursor:
+        for start in range(0, len(recipients), IN_SLICE):
+            part = recipients[start : start + IN_SLICE]
+            cursor.execute(
+                f"UPDATE {q} SET state = {ph}, attempts = attempts + 1, "
+                f"sent_at = {ph}, updated_at = {ph} WHERE campaign_key = {ph} "
+                f"AND state = {ph} AND recipient IN {ledger.in_clause(len(part))}",
+                (SENDING, stamp, stamp, campaign_key, PENDING, *part),
+            )
+            if cursor.rowcount == len(part):
+                claimed.update(part)
+                continue
+            cursor.execute(
+                f"SELECT recipient FROM {q} WHERE campaign_key = {ph} "
+                f"AND state = {ph} AND sent_at = {ph} "
+                f"AND recipient IN {ledger.in_clause(len(part))}",
+                (campaign_key, SENDING, stamp, *part),
+            )
+            claimed.update(row[0] for row in cursor.fetchall())
+        texts = [(h, n, campaign_key, r) for r, h, n in claims if r in claimed and h is not None]
+        if texts:
+            ledger._executemany(
+                cursor,
+                f"UPDATE {q} SET body_hash = {ph}, segments = {ph} "
+                f"WHERE campaign_key = {ph} AND recipient = {ph}",
+                texts,
+            )
+    return now, claimed
+
+
+def _suppress_per_row(ledger: MessageLedger, campaign_key: str, reasons: dict[str, str]) -> None:
+    """One conditional ``UPDATE`` per row, in one transaction."""
+    now = ledger.ts(utcnow())
+    ph = ledger.ph
+    ledger.executemany(
+        f"UPDATE {ledger.quoted} SET state = {ph}, error = {ph}, updated_at = {ph} "
+        f"WHERE campaign_key = {ph} AND recipient = {ph} AND state = {ph}",
+        ((SUPPRESSED, reason, now, campaign_key, r, PENDING) for r, reason in reasons.items()),
+    )
+
+
+def _mark_per_row(ledger: MessageLedger, campaign_key: str, outcomes: Iterable[SendOutcome]) -> int:
+    """One ``UPDATE`` per outcome, in one transaction."""
+    now = ledger.ts(utcnow())
+    ph = ledger.ph
+    return ledger.executemany(
+        f"UPDATE {ledger.quoted} SET state = {ph}, message_id = {ph}, status = {ph}, "
+        f"raw_status = {ph}, error = {ph}, updated_at = {ph} "
+        f"WHERE campaign_key = {ph} AND recipient = {ph}",
+        (
+            (o.state, o.message_id, o.status, o.raw_status, o.error, now, campaign_key, o.recipient)
+            for o in outcomes
+        ),
+    )

@@ -12,7 +12,6 @@ import pytest
 
 from airflow_provider_sms.messages import SendOutcome
 from airflow_provider_sms.storage import ledger as ledger_module
-from airflow_provider_sms.storage import reference
 from airflow_provider_sms.storage import sync_state as sync_state_module
 from airflow_provider_sms.storage.ledger import (
     ACCEPTED,
@@ -67,7 +66,6 @@ class Clock:
 def clock(monkeypatch) -> Clock:
     clock = Clock()
     monkeypatch.setattr(ledger_module, "utcnow", clock)
-    monkeypatch.setattr(reference, "utcnow", clock)
     return clock
 
 
