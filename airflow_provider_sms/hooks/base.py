@@ -1062,39 +1062,34 @@ class SmsGatewayHook(BaseHook):
 
         Ids the gateway does not list are absent from the result.
         """
-        wanted = _Wanted(message_ids, _whole_report)
-        for report in self.iter_statuses(since) if wanted.ids else ():
-            if wanted.take(report):
-                break
-        return wanted.found
+        return self._find(_Wanted(message_ids, _whole_report), since)
 
     async def aget_statuses(
         self, message_ids: Iterable[str], since: datetime | None = None
     ) -> dict[str, StatusReport]:
         """Async :meth:`get_statuses`, for triggers."""
-        wanted = _Wanted(message_ids, _whole_report)
-        if wanted.ids:
-            async for report in self.aiter_statuses(since):
-                if wanted.take(report):
-                    break
-        return wanted.found
+        return await self._afind(_Wanted(message_ids, _whole_report), since)
 
     def get_status_values(
         self, message_ids: Iterable[str], since: datetime | None = None
     ) -> dict[str, DeliveryStatus]:
         """:meth:`get_statuses` keeping only each normalised status: what a sensor watching a million
         messages needs (the whole reports would hold every body and date in memory)."""
-        wanted = _Wanted(message_ids, _status_of)
-        for report in self.iter_statuses(since) if wanted.ids else ():
-            if wanted.take(report):
-                break
-        return wanted.found
+        return self._find(_Wanted(message_ids, _status_of), since)
 
     async def aget_status_values(
         self, message_ids: Iterable[str], since: datetime | None = None
     ) -> dict[str, DeliveryStatus]:
         """Async :meth:`get_status_values`, for triggers."""
-        wanted = _Wanted(message_ids, _status_of)
+        return await self._afind(_Wanted(message_ids, _status_of), since)
+
+    def _find(self, wanted: _Wanted, since: datetime | None) -> dict[str, Any]:
+        for report in self.iter_statuses(since) if wanted.ids else ():
+            if wanted.take(report):
+                break
+        return wanted.found
+
+    async def _afind(self, wanted: _Wanted, since: datetime | None) -> dict[str, Any]:
         if wanted.ids:
             async for report in self.aiter_statuses(since):
                 if wanted.take(report):
