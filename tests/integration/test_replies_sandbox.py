@@ -13,32 +13,15 @@ from airflow_provider_sms.hooks import get_gateway_hook
 from airflow_provider_sms.hooks.smstools import SmstoolsHook
 from airflow_provider_sms.messages import InboundMessage, OutboundMessage
 from airflow_provider_sms.sandbox import replies
-from airflow_provider_sms.sandbox.config import SandboxConfig
+from tests.support.replies import ALL_IN, numbers
 
 pytestmark = pytest.mark.integration
 
 GATEWAYS = ["smstools", "smsgateway24", "textboost"]
-RATE, REPLY_SECONDS = SandboxConfig().reply_rate, SandboxConfig().reply_seconds
-ALL_IN = 2 + REPLY_SECONDS  # delivery (the session sandbox's 2 s), then every reply's delay
 # Where a reply to the connection's sender id "ACME" (or from SmsGateway24's device 1001) arrives.
 OUR_SIDE = {"smstools": "+3197010240000", "smsgateway24": "1001", "textboost": "+3197010250000"}
 # Smstools and SmsGateway24 write reply times to the second.
 PRECISION = {"smstools": 1, "smsgateway24": 1, "textboost": 1e-6}
-
-
-def _numbers(kind: str | None, count: int, start: int = 0) -> list[str]:
-    """German mobile numbers whose simulated reply at the default rate is of ``kind`` (None: silent)."""
-    found = []
-    for n in range(start, start + 50_000):
-        number = f"+49151{n:08d}"
-        if number[-2:] in ("13", "66"):
-            continue  # not delivered: no reply whatever the number says
-        reply = replies.simulated_reply(number, RATE)
-        if (reply.kind if reply else None) == kind:
-            found.append(number)
-            if len(found) == count:
-                return found
-    raise AssertionError(f"fewer than {count} numbers reply {kind}")
 
 
 def _now(sandbox) -> dt.datetime:
@@ -84,7 +67,7 @@ def test_simulated_and_injected_replies_are_read_with_their_ids_numbers_and_time
 ):
     sandbox = frozen_sandbox  # "none yet" must not depend on how fast the machine is
     hook = get_gateway_hook(sms_conn_env[gateway])
-    stoppers, talkers, silent = _numbers("stop", 2), _numbers("text", 1), _numbers(None, 2)
+    stoppers, talkers, silent = numbers("stop", 2), numbers("text", 1), numbers(None, 2)
     audience = [*stoppers, *talkers, *silent]
     sent = hook.send_messages(
         [
@@ -120,7 +103,7 @@ def test_replies_are_read_over_several_pages(gateway, sandbox, sms_conn_env, mon
     hook = get_gateway_hook(sms_conn_env[gateway])
     monkeypatch.setattr("airflow_provider_sms.hooks.smstools.PAGE_LIMIT", 2)
     hook.page_size = 2  # TextBoost's per_page
-    hook.send_messages([OutboundMessage(n, "Hello") for n in _numbers(None, 3)])  # outbound, no reply
+    hook.send_messages([OutboundMessage(n, "Hello") for n in numbers(None, 3)])  # outbound, no reply
     senders = [f"+4917612345{i:03d}" for i in range(5)]
     for i, sender in enumerate(senders):
         sandbox.inject_reply(gateway, sender, f"reply {i}")
@@ -139,7 +122,7 @@ def test_textboost_reads_only_the_pages_since_reaches(sandbox, sms_conn_env):
     hook = get_gateway_hook(sms_conn_env["textboost"])
     hook.page_size = 5
     # one request, so one creation time, per text: the first page shows the listing's order
-    hook.send_messages([OutboundMessage(n, f"Old news {i}") for i, n in enumerate(_numbers(None, 30))])
+    hook.send_messages([OutboundMessage(n, f"Old news {i}") for i, n in enumerate(numbers(None, 30))])
     sandbox.inject_reply("textboost", "+4917612345000", "old reply")
     sandbox.advance(3600)
     since = _now(sandbox)
@@ -173,7 +156,7 @@ def test_smstools_opt_out_list_holds_who_replied_stop(frozen_sandbox, sms_conn_e
     sandbox = frozen_sandbox
     hook = get_gateway_hook(sms_conn_env["smstools"])
     assert hook.capabilities.opt_out_list
-    stoppers, talkers = _numbers("stop", 3), _numbers("text", 2)
+    stoppers, talkers = numbers("stop", 3), numbers("text", 2)
     hook.send_messages([OutboundMessage(n, "Sale") for n in [*stoppers, *talkers]])
     assert list(hook.iter_gateway_opt_outs()) == []
     sandbox.advance(ALL_IN)
