@@ -890,16 +890,7 @@ class ExampleRun:
                 "SELECT campaign_key, gateway, state, COUNT(*) FROM sms_messages "
                 "GROUP BY campaign_key, gateway, state ORDER BY campaign_key",
             )
-            replies = _safe(
-                db,
-                "SELECT gateway, intent, COALESCE(campaign_key, ''), COUNT(*) FROM sms_replies GROUP BY 1, 2, 3",
-            )
-            opt_outs = _safe(db, "SELECT opted_out, source, COUNT(*) FROM sms_opt_outs GROUP BY 1, 2")
-            next_suppressed = _safe(
-                db,
-                "SELECT error, COUNT(*) FROM sms_messages WHERE state = 'suppressed' "
-                f"AND campaign_key LIKE '{REPLIES_DAG}.%' GROUP BY error",
-            )
+            replies_lines = replies_report(db)
         lines = [
             "",
             "Messages per gateway (sandbox)  accepted  rejected* suppressed*  delivered  not delivered  pending",
@@ -960,7 +951,7 @@ class ExampleRun:
                 f"Daily summary sms_delivery_daily: {day} {gateway}: {messages} messages, {delivered} delivered, "
                 f"{not_delivered} not delivered, {pending} pending, delivery rate {shown}"
             )
-        lines += self._replies_report(replies, opt_outs, next_suppressed)
+        lines += replies_lines
         lines.append("")
         lines.append("DAG runs (airflow dags test)")
         for r in self.results:
@@ -976,44 +967,6 @@ class ExampleRun:
             if not c.ok:
                 lines.append(f"  {c.status.upper()} {c.name}: {c.detail}")
         return "\n".join(lines)
-
-    @staticmethod
-    def _replies_report(
-        replies: list[tuple], opt_outs: list[tuple], next_suppressed: list[tuple]
-    ) -> list[str]:
-        """Replies per gateway (by intent, by the campaign they answer), the opt-out table, and what
-        the opt-outs prevented: each line's parts add up to its total."""
-        if not replies and not opt_outs:
-            return []
-        cfg = sandbox_config.SandboxConfig()
-        lines = [
-            f"Replies in sms_replies (the sandbox: {cfg.reply_rate:.0%} of the recipients answer their "
-            f"first message at a gateway, {sandbox_replies.STOP_SHARE:.0%} of them STOP)"
-        ]
-        intents: dict[str, Counter] = {}
-        answering: dict[str, Counter] = {}
-        for gateway, intent, key, n in replies:
-            intents.setdefault(gateway, Counter())[intent] += n
-            answering.setdefault(gateway, Counter())[key.split(".")[0] or "not in the ledger"] += n
-        for gateway in (g for g in GATEWAYS if g in intents):
-            total = sum(intents[gateway].values())
-            tied = " + ".join(f"{n} {dag}" for dag, n in sorted(answering[gateway].items()))
-            lines.append(
-                f"  {gateway:<13} {_fmt_counts(intents[gateway])} = {total} replies, answering {tied}"
-            )
-        out = Counter({source: n for opted_out, source, n in opt_outs if opted_out})
-        back = sum(n for opted_out, _, n in opt_outs if not opted_out)
-        lines.append(
-            f"Opt-out table sms_opt_outs: {sum(out.values())} numbers opted out ({_fmt_counts(out) or 'none'}), "
-            f"{back} re-subscribed"
-        )
-        reasons = dict(next_suppressed)
-        others = _fmt_counts({k: v for k, v in reasons.items() if k != "opted out"}) or "none"
-        lines.append(
-            f"The opt-outs prevented {reasons.get('opted out', 0)} messages of {REPLIES_DAG}'s next campaign "
-            f"(ledger rows suppressed 'opted out'; suppressed for other reasons: {others})"
-        )
-        return lines
 
     def where_to_look(self, sandbox_state: Path | None) -> str:
         """The README's "Where to look afterwards", with this run's paths and port."""
@@ -1094,6 +1047,51 @@ def demo_port() -> int:
             print(f"  port {DEMO_SANDBOX_PORT} is in use: the sandbox takes a free one (see .demo/env.sh)")
             return 0
     return DEMO_SANDBOX_PORT
+
+
+def replies_report(db: sqlite3.Connection) -> list[str]:
+    """Replies per gateway (by intent, by the campaign they answer), the opt-out table, and what
+    the opt-outs prevented (rows suppressed 'opted out' in the replies DAG's next campaign), read
+    from the warehouse ``db``: each line's parts add up to its total."""
+    replies = _safe(
+        db,
+        "SELECT gateway, intent, COALESCE(campaign_key, ''), COUNT(*) FROM sms_replies GROUP BY 1, 2, 3",
+    )
+    opt_outs = _safe(db, "SELECT opted_out, source, COUNT(*) FROM sms_opt_outs GROUP BY 1, 2")
+    next_suppressed = _safe(
+        db,
+        "SELECT error, COUNT(*) FROM sms_messages WHERE state = 'suppressed' "
+        f"AND campaign_key LIKE '{REPLIES_DAG}.%' GROUP BY error",
+    )
+    if not replies and not opt_outs:
+        return []
+    cfg = sandbox_config.SandboxConfig()
+    lines = [
+        f"Replies in sms_replies (the sandbox: {cfg.reply_rate:.0%} of the recipients answer their "
+        f"first message at a gateway, {sandbox_replies.STOP_SHARE:.0%} of them STOP)"
+    ]
+    intents: dict[str, Counter] = {}
+    answering: dict[str, Counter] = {}
+    for gateway, intent, key, n in replies:
+        intents.setdefault(gateway, Counter())[intent] += n
+        answering.setdefault(gateway, Counter())[key.split(".")[0] or "not in the ledger"] += n
+    for gateway in (g for g in GATEWAYS if g in intents):
+        total = sum(intents[gateway].values())
+        tied = " + ".join(f"{n} {dag}" for dag, n in sorted(answering[gateway].items()))
+        lines.append(f"  {gateway:<13} {_fmt_counts(intents[gateway])} = {total} replies, answering {tied}")
+    out = Counter({source: n for opted_out, source, n in opt_outs if opted_out})
+    back = sum(n for opted_out, _, n in opt_outs if not opted_out)
+    lines.append(
+        f"Opt-out table sms_opt_outs: {sum(out.values())} numbers opted out ({_fmt_counts(out) or 'none'}), "
+        f"{back} re-subscribed"
+    )
+    reasons = dict(next_suppressed)
+    others = _fmt_counts({k: v for k, v in reasons.items() if k != "opted out"}) or "none"
+    lines.append(
+        f"The opt-outs prevented {reasons.get('opted out', 0)} messages of {REPLIES_DAG}'s next campaign "
+        f"(ledger rows suppressed 'opted out'; suppressed for other reasons: {others})"
+    )
+    return lines
 
 
 def failures(example: ExampleRun) -> list[str]:

@@ -122,6 +122,32 @@ def test_honour_opt_outs_false_reaches_an_opted_out_number(gateway, sandbox, sms
     assert phone(1) in received(sandbox, gateway)
 
 
+@pytest.mark.parametrize("gateway", GATEWAYS)
+def test_an_opt_out_is_matched_by_number_whatever_the_audience_calls_or_writes_it(
+    gateway, sandbox, sms_conn_env, sqlite_conn_id
+):
+    """The opt-out table holds E.164 numbers, no customer: a number written nationally or with
+    spaces and brackets, under any customer id, is the opted-out number."""
+    opt(sqlite_conn_id, stop(1), stop(2))
+    rows = [
+        {"customer_id": "c-0", "phone": phone(0), "name": "A"},
+        {"customer_id": "c-77", "phone": f"0{phone(1)[3:6]} {phone(1)[6:]}", "name": "B"},  # 0151 3...
+        {
+            "customer_id": "c-78",
+            "phone": f"+49 ({phone(2)[3:6]}) {phone(2)[6:10]}-{phone(2)[10:]}",
+            "name": "C",
+        },
+        {"customer_id": "c-79", "phone": f"0049{phone(3)[3:]}", "name": "D"},
+    ]
+
+    summary = send(sms_conn_env[gateway], sqlite_conn_id, "formats", None, audience=rows, default_region="DE")
+
+    assert (summary["accepted"], summary["suppressed_reasons"]) == (2, {"opted out": 2})
+    assert sorted(received(sandbox, gateway)) == [phone(0), phone(3)]
+    rows = ledger_rows(sqlite_conn_id, "formats")
+    assert rows[phone(1)] == rows[phone(2)] == (SUPPRESSED, "opted out")
+
+
 def test_the_opt_out_table_is_created_empty_on_a_first_campaign(sandbox, sms_conn_env, sqlite_conn_id):
     summary = send(sms_conn_env["smstools"], sqlite_conn_id, "first", range(3))
     assert summary["accepted"] == 3

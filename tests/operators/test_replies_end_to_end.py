@@ -1,7 +1,7 @@
 """A STOP reply to campaign 1 keeps campaign 2 (a send, a contact sync and a newsletter) from that
 number, on each gateway; a START brings it back. End to end: SmsContactSyncOperator,
 SmsBulkSendOperator, SmsRepliesOperator and SmsNewsletterOperator against the sandbox gateway over
-HTTP, every table on SQLite.
+HTTP, every table on SQLite and on PostgreSQL.
 
 Needs the safety rails (branch ``rails``: the send, the newsletter and the contact sync honour the
 opt-out table by default); this branch merged it, so the test runs here as it will on main.
@@ -59,27 +59,27 @@ def suppressed(sql_conn_id: str, campaign_key: str) -> dict[str, str]:
 
 @pytest.mark.parametrize("gateway", GATEWAYS)
 def test_a_stop_reply_to_campaign_1_keeps_campaign_2_from_that_number_and_start_brings_it_back(
-    gateway, sandbox, sms_conn_env, sqlite_conn_id
+    gateway, sandbox, sms_conn_env, sql_conn_id
 ):
     conn_id = sms_conn_env[gateway]
     (simulated,), others = numbers("stop", 1), numbers(None, 4)
     injected = others[0]
     audience = [simulated, *others]
-    list_id = sync(conn_id, sqlite_conn_id, audience)["list_id"]
-    assert send(conn_id, sqlite_conn_id, audience, "campaign-1")["accepted"] == 5
+    list_id = sync(conn_id, sql_conn_id, audience)["list_id"]
+    assert send(conn_id, sql_conn_id, audience, "campaign-1")["accepted"] == 5
     sandbox.inject_reply(gateway, injected, "Stop")
     sandbox.advance(ALL_IN)  # the simulated STOP arrives
 
-    replies = read_replies(conn_id, sqlite_conn_id)
+    replies = read_replies(conn_id, sql_conn_id)
     assert (replies["new"], replies["opted_out"], replies["matched"]) == (2, 2, 2)
-    assert {r["campaign_key"] for r in stored(sqlite_conn_id).values()} == {"campaign-1"}
+    assert {r["campaign_key"] for r in stored(sql_conn_id).values()} == {"campaign-1"}
 
     # Campaign 2: the send, the nightly sync, then the newsletter to the synced list.
-    second = send(conn_id, sqlite_conn_id, audience, "campaign-2")
+    second = send(conn_id, sql_conn_id, audience, "campaign-2")
     assert (second["accepted"], second["suppressed"]) == (3, 2)
-    assert suppressed(sqlite_conn_id, "campaign-2") == {simulated: "opted out", injected: "opted out"}
-    assert sync(conn_id, sqlite_conn_id, audience)["opted_out"] == 2
-    letter = newsletter(conn_id, sqlite_conn_id, list_id)
+    assert suppressed(sql_conn_id, "campaign-2") == {simulated: "opted out", injected: "opted out"}
+    assert sync(conn_id, sql_conn_id, audience)["opted_out"] == 2
+    letter = newsletter(conn_id, sql_conn_id, list_id)
     assert letter["recipients"] == 3
     counts = received(sandbox, gateway)
     assert counts[simulated] == counts[injected] == 1  # campaign 1 only
@@ -100,7 +100,7 @@ def test_a_stop_reply_to_campaign_1_keeps_campaign_2_from_that_number_and_start_
     # START: the number is back for the next campaign.
     sandbox.advance(3600)
     sandbox.inject_reply(gateway, injected, "START")
-    assert read_replies(conn_id, sqlite_conn_id)["resubscribed"] == 1
-    third = send(conn_id, sqlite_conn_id, audience, "campaign-3")
+    assert read_replies(conn_id, sql_conn_id)["resubscribed"] == 1
+    third = send(conn_id, sql_conn_id, audience, "campaign-3")
     assert (third["accepted"], third["suppressed"]) == (4, 1)
     assert received(sandbox, gateway)[injected] == 2

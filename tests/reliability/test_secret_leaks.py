@@ -39,6 +39,7 @@ import pendulum
 from airflow.sdk import DAG
 
 from airflow_provider_sms.operators.contacts import SmsContactSyncOperator
+from airflow_provider_sms.operators.replies import SmsRepliesOperator
 from airflow_provider_sms.operators.report import SmsDeliveryReportOperator
 from airflow_provider_sms.operators.send import SmsBulkSendOperator
 
@@ -64,6 +65,14 @@ with DAG("{dag_id}", schedule=None, start_date=pendulum.datetime(2026, 1, 1), ca
             ledger_table=f"ledger_{{gateway}}",
         )
         send >> report
+        send >> SmsRepliesOperator(
+            task_id=f"replies_{{gateway}}",
+            sms_conn_id=f"leak_{{gateway}}",
+            replies_conn_id="leak_warehouse",
+            replies_table=f"replies_{{gateway}}",
+            opt_out_table=f"opt_outs_{{gateway}}",
+            ledger_table=f"ledger_{{gateway}}",
+        )
         SmsContactSyncOperator(
             task_id=f"sync_{{gateway}}",
             sms_conn_id=f"leak_{{gateway}}",
@@ -87,6 +96,14 @@ with DAG("{dag_id}", schedule=None, start_date=pendulum.datetime(2026, 1, 1), ca
             sms_conn_id=f"leak_wrong_{{gateway}}",
             report_conn_id="leak_warehouse",
             report_table=f"wrong_report_{{gateway}}",
+            ledger_table=None,
+        )
+        SmsRepliesOperator(
+            task_id=f"wrong_secret_replies_{{gateway}}",
+            sms_conn_id=f"leak_wrong_{{gateway}}",
+            replies_conn_id="leak_warehouse",
+            replies_table=f"wrong_replies_{{gateway}}",
+            opt_out_table=None,
             ledger_table=None,
         )
 '''
@@ -116,9 +133,10 @@ def test_the_dag_really_ran_every_operator(leak_run):
     _, _, _, states, runs, sandbox_messages = leak_run
     output = "\n".join(run.output.read_text()[-2000:] for run in runs)
     for gateway in GATEWAYS:
-        for task in (f"send_{gateway}", f"report_{gateway}", f"sync_{gateway}"):
+        for task in (f"send_{gateway}", f"report_{gateway}", f"sync_{gateway}", f"replies_{gateway}"):
             assert states.get(task) == "success", (task, states, output)
-        for task in (f"wrong_secret_send_{gateway}", f"wrong_secret_report_{gateway}"):
+        wrong = ("send", "report", "replies")
+        for task in (f"wrong_secret_{what}_{gateway}" for what in wrong):
             assert states.get(task) == "failed", (task, states, output)
     assert sandbox_messages == 3 * 8
 
@@ -128,7 +146,7 @@ def test_no_secret_in_logs_xcoms_rendered_fields_or_databases(leak_run):
     scanner = LeakScanner(secrets, basic_auth_users=["sandbox-client-id", "sandbox@example.com"])
     files = scanner.scan_path(home)  # task logs, CLI output, airflow.cfg, the metadata DB's raw bytes
     tables = scanner.scan_sqlite(home / "airflow.db", METADATA_TABLES)
-    scanner.scan_sqlite(warehouse)  # ledger, report, sync state and reject tables
+    scanner.scan_sqlite(warehouse)  # ledger, report, sync state, replies, opt-out and reject tables
     scanner.scan_path(warehouse)
 
     assert files > 3

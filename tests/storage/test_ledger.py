@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -251,3 +251,44 @@ def test_a_campaign_key_longer_than_its_column_is_refused_naming_it(ledger):
     with pytest.raises(ValueError, match=r"campaign_key is 251 characters long.* at most 250"):
         ledger.record("k" * 251, [_entry("+4915100000002")])
     assert ledger.counts("k" * 251) == {} and ledger.counts(longest) == {PENDING: 1}
+
+
+def _sent(ledger: MessageLedger, campaign: str, phones: list[str], state: str, at) -> None:
+    """Rows of ``campaign`` to ``phones`` in ``state``, sent at ``at``: two statements, whatever the count."""
+    ledger.record(campaign, [LedgerEntry(p, PENDING, idempotency_key(campaign, p)) for p in phones])
+    [(condition, params)] = ledger.one_of("recipient", phones)
+    ledger.execute(
+        f"UPDATE {ledger.quoted} SET state = {ledger.ph}, sent_at = {ledger.ph} "
+        f"WHERE campaign_key = {ledger.ph} AND {condition}",
+        [state, ledger.ts(at), campaign, *params],
+    )
+
+
+def test_the_frequency_cap_counts_every_recipient_of_a_chunk_in_one_query(ledger, monkeypatch):
+    """The cap is set-based: 2,500 recipients, one query (no per-recipient look-ups); it counts
+    other campaigns' rows that left (accepted, sending, ambiguous) at or after ``since``, never the
+    asking campaign's own, nor pending, rejected or suppressed rows, nor older ones."""
+    t0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
+    phones = [f"+4915300{i:06d}" for i in range(2_500)]
+    _sent(ledger, "a", phones, ACCEPTED, t0)  # exactly at since: counted
+    _sent(ledger, "b", phones[:1_000], ACCEPTED, t0 + timedelta(days=1))
+    _sent(ledger, "b", phones[1_000:1_100], SENDING, t0 + timedelta(days=1))
+    _sent(ledger, "b", phones[1_100:1_200], AMBIGUOUS, t0 + timedelta(days=1))
+    for state, part in [(PENDING, phones[1_200:1_300]), (REJECTED, phones[1_300:1_400])]:
+        _sent(ledger, "b", part, state, t0 + timedelta(days=1))
+    _sent(ledger, "b", phones[1_400:1_500], SUPPRESSED, t0 + timedelta(days=1))
+    _sent(ledger, "old", phones[:100], ACCEPTED, t0 - timedelta(seconds=1))  # before since
+    _sent(ledger, "self", phones, ACCEPTED, t0 + timedelta(days=2))  # the asking campaign
+    ledger.ensure_recipient_index()
+
+    queries = []
+    real = ledger.query
+    monkeypatch.setattr(ledger, "query", lambda sql, params=(): queries.append(sql) or real(sql, params))
+    counts = ledger.recent_counts([*phones, "+4915399999999"], since=t0, other_than="self")
+
+    assert len(queries) == 1
+    assert "+4915399999999" not in counts  # never messaged: absent, not 0
+    expected = {p: 2 if i < 1_200 else 1 for i, p in enumerate(phones)}
+    assert counts == expected
+    later = ledger.recent_counts(phones, since=t0 + timedelta(seconds=1), other_than="self")
+    assert later == {p: 1 for p in phones[:1_200]}
