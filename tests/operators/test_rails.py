@@ -4,7 +4,10 @@ and the opt-out table on SQLite and PostgreSQL. Opt-outs, the frequency cap and 
 from __future__ import annotations
 
 import json
+import os
+import sqlite3
 from collections import Counter
+from contextlib import closing
 from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 
@@ -18,6 +21,7 @@ from airflow_provider_sms.operators.send import SmsBulkSendOperator
 from airflow_provider_sms.storage.ledger import ACCEPTED, PENDING, SUPPRESSED, MessageLedger
 from airflow_provider_sms.storage.opt_outs import OptOutTable
 from airflow_provider_sms.storage.table import get_sql_hook
+from tests.reliability.leakscan import airflow_dags_test, airflow_env
 
 GATEWAYS = ["smstools", "smsgateway24", "textboost"]
 SENDS = ("message/send", "addalotofsms", "addsms", "sms/send")
@@ -339,6 +343,71 @@ def test_over_the_gateway_balance_sends_nothing(gateway, sandbox, sms_conn_env, 
     # Once credits are bought, a retry sends: the estimate is what is still pending.
     sandbox.set_balance(gateway, 8)
     assert send(sms_conn_env[gateway], sqlite_conn_id, "broke", range(8), **kwargs)["accepted"] == 8
+
+
+OVER_BUDGET_DAG = """
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import DAG
+
+from airflow_provider_sms.operators.send import SmsBulkSendOperator
+
+with DAG("sms_over_budget", schedule=None, start_date=pendulum.datetime(2026, 1, 1), catchup=False):
+    for task_id, conn_id, size, kwargs in [
+        # 12 recipients, 2 segments each: 24 segments x 0.5 = 12.0, over max_cost=10 by 2
+        ("over_max_cost", "smstools_sandbox", 12, dict(max_cost=10, cost_per_segment=0.5)),
+        # 8 SMS units wanted, the account has 5 left (set by the test): 3 short
+        ("over_balance", "textboost_sandbox", 8, {}),
+    ]:
+        SmsBulkSendOperator(
+            task_id=task_id,
+            sms_conn_id=conn_id,
+            audience=[{"phone": f"+49151{30_000_000 + i:08d}"} for i in range(size)],
+            message="x" * (200 if task_id == "over_max_cost" else 10),
+            ledger_conn_id="noretry_warehouse",
+            campaign_key=task_id,
+            retries=3,
+            retry_delay=timedelta(seconds=1),
+            **kwargs,
+        )
+"""
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(900)
+def test_over_budget_in_a_real_dag_run_fails_after_one_try_of_three_retries(sandbox, sms_conn_env, tmp_path):
+    """``airflow dags test``: tasks with ``retries=3`` over ``max_cost`` and over the balance end
+    ``failed`` on their first try (never ``up_for_retry``), having sent nothing."""
+    sandbox.set_balance("textboost", 5)
+    dags, home = tmp_path / "dags", tmp_path / "airflow"
+    dags.mkdir()
+    (dags / "sms_over_budget.py").write_text(OVER_BUDGET_DAG)
+    connections = {
+        conn_id: json.loads(os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"])
+        for conn_id in sms_conn_env.values()
+    }
+    connections["noretry_warehouse"] = {"conn_type": "sqlite", "host": str(tmp_path / "warehouse.db")}
+
+    [_, run] = airflow_dags_test(home, airflow_env(home, dags, connections), ["sms_over_budget"])
+
+    output = run.output.read_text() + "".join(p.read_text() for p in (home / "logs").rglob("*.log"))
+    with closing(sqlite3.connect(home / "airflow.db")) as meta:
+        tries = dict(
+            meta.execute(
+                "SELECT task_id, state || ' on try ' || try_number FROM task_instance WHERE dag_id = ?",
+                ("sms_over_budget",),
+            )
+        )
+        earlier = meta.execute("SELECT count(*) FROM task_instance_history WHERE dag_id = 'sms_over_budget'")
+        [(earlier_tries,)] = earlier.fetchall()
+    assert tries == {"over_max_cost": "failed on try 1", "over_balance": "failed on try 1"}, output[-2000:]
+    assert earlier_tries == 0  # a retry would have archived the failed try here
+    assert sends(sandbox, "smstools") == sends(sandbox, "textboost") == 0
+    assert sandbox.messages() == []
+    assert "would cost 12" in output and "2 more than max_cost=10" in output
+    assert "balance has 5" in output and "left: 3 short" in output
+    assert run.returncode != 0
 
 
 def test_smsgateway24_has_no_balance_to_check_and_sends(
