@@ -172,6 +172,7 @@ def test_a_campaigns_page_has_its_reasons_and_its_delivery_over_time(
     got = figures(html)[key]
     assert {f: got[f] for f in shown(want)} == shown(want)
     assert "Top failure reasons" in html and "suppression list" in html and "<svg" in html
+    assert "<script" not in html and not re.search(r"""(src|href)=["']?(https?:)?//""", html)
 
 
 def test_the_campaigns_are_filtered_by_gateway_and_paged(campaigns, sql_conn_id, metadata_session):
