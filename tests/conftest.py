@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -75,3 +76,13 @@ def example_dags_run(tmp_path_factory: pytest.TempPathFactory):
     from scripts.run_example_dags import run
 
     return run(tmp_path_factory.mktemp("example-dags-300"), customers=300)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Where the browser tests' screenshots (test artefacts) went, so a run's reader can open them."""
+    browser = sys.modules.get("tests.support.browser")
+    saved = getattr(browser, "SAVED", [])
+    if saved:
+        terminalreporter.write_sep("-", "browser screenshots (test artefacts)")
+        for path in saved:
+            terminalreporter.write_line(str(path))

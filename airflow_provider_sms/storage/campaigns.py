@@ -121,6 +121,7 @@ class CampaignStore(SqlTable):
                 elif self.is_postgres:
                     cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
                     cursor.execute("SET statement_timeout = '60s'")
+                    cursor.execute("SET TIME ZONE 'UTC'")  # the pages show UTC times and days
             conn.commit()
             self._conn = conn
         return self._conn
@@ -158,7 +159,7 @@ class CampaignStore(SqlTable):
             f"(SELECT l.conn_id FROM {t} l WHERE l.campaign_key = k.campaign_key LIMIT 1) "
             "FROM keys k WHERE k.campaign_key IS NOT NULL"
         )
-        return [Campaign(key, self.from_ts(started), gw, conn) for key, started, gw, conn in rows]
+        return [Campaign(key, self._started(started), gw, conn) for key, started, gw, conn in rows]
 
     def campaign(self, key: str) -> Campaign | None:
         self._require(self.ledger_table)
@@ -171,7 +172,12 @@ class CampaignStore(SqlTable):
             [key, key, key, key],
         )
         started, gateway, conn_id, present = rows[0]
-        return Campaign(key, self.from_ts(started), gateway, conn_id) if present else None
+        return Campaign(key, self._started(started), gateway, conn_id) if present else None
+
+    def _started(self, value: object) -> datetime | None:
+        """A campaign's start in UTC (what "Started (UTC)" and the daily chart's days mean)."""
+        moment = self.from_ts(value)
+        return None if moment is None else _utc(moment)
 
     def ledger_counts(self, keys: Sequence[str]) -> dict[str, LedgerCounts]:
         """Rows per state (and the accepted messages' segments) of each campaign in ``keys``."""

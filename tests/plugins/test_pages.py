@@ -5,6 +5,7 @@ PostgreSQL; and what the pages say when there is nothing, or something cannot be
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -13,7 +14,7 @@ from airflow_provider_sms.plugins import pages, views
 from airflow_provider_sms.plugins.pages import Access, Settings
 from airflow_provider_sms.storage.ledger import MessageLedger
 from airflow_provider_sms.storage.table import SqlTable
-from tests.plugins.conftest import AUTUMN, send
+from tests.plugins.conftest import AUTUMN, report, send
 from tests.support.campaign_sql import expected_campaigns, started
 from tests.support.html_figures import figures, shown
 
@@ -92,6 +93,60 @@ def test_the_campaigns_page_shows_the_same_numbers(campaigns, sql_conn_id, metad
     assert "<script" not in html and not re.search(r"""(src|href)=["']?(https?:)?//""", html)
 
 
+def test_the_daily_chart_shows_delivered_over_accepted_per_start_day_and_gateway(
+    campaigns, sql_conn_id, metadata_session
+):
+    # The autumn campaign started a day earlier (a fixed date): two days on the chart.
+    table = SqlTable(sql_conn_id, "sms_messages")
+    try:
+        table.execute(
+            f"UPDATE sms_messages SET created_at = {table.ph} WHERE campaign_key = {table.ph}",
+            [table.ts(datetime(2026, 11, 22, 23, 30, tzinfo=UTC)), campaigns["autumn"]],
+        )
+    finally:
+        table.close()
+    html = views.render_listing(
+        pages.listing(metadata_session, EVERY, settings=settings(sql_conn_id)), LINKS, "", ""
+    )
+
+    want = expected_campaigns(sql(sql_conn_id), cost_per_segment=COST)
+    cells: dict[tuple[str, str], list[int]] = {}
+    for key, first in started(sql(sql_conn_id)).items():
+        if want[key]["delivery_rate"] is None:  # no report yet: no bar, not a zero
+            continue
+        day = SqlTable.from_ts(first).astimezone(UTC).strftime("%Y-%m-%d")
+        cell = cells.setdefault((want[key]["gateway"], day), [0, 0])
+        cell[0] += want[key]["delivered"]
+        cell[1] += want[key]["accepted"]
+    chart = html.split("Delivery rate per day and gateway</h2>", 1)[1]
+    bars = re.findall(r"<rect [^>]*><title>([^<]*)</title></rect>", chart)
+    assert sorted(bars) == sorted(f"{gw}, {day}: {100 * d / a:.1f}%" for (gw, day), (d, a) in cells.items())
+    assert ("textboost", "2026-11-22") in cells and len({day for _, day in cells}) == 2
+    assert not any(bar.startswith("smsgateway24,") for bar in bars)
+
+
+def test_started_is_utc_whatever_the_postgresql_sessions_time_zone(
+    sandbox, sms_conn_env, postgres_conn_id, metadata_session, monkeypatch
+):
+    # libpq sets each new session's TimeZone from PGTZ: the page's connection reads in +05:30.
+    monkeypatch.setenv("PGTZ", "Asia/Kolkata")
+    send(sms_conn_env["smstools"], postgres_conn_id, "east", "Hello")
+    sandbox.advance(5)
+    report(sms_conn_env["smstools"], postgres_conn_id)
+    table = SqlTable(postgres_conn_id, "sms_messages")
+    try:
+        table.execute("UPDATE sms_messages SET created_at = '2026-11-22 23:30:00+00'")
+    finally:
+        table.close()
+    found = pages.listing(metadata_session, EVERY, settings=settings(postgres_conn_id))
+    (row,) = found.rows
+    assert row.campaign.started == datetime(2026, 11, 22, 23, 30, tzinfo=UTC)
+    assert row.campaign.started.utcoffset() == timedelta(0)
+    html = views.render_listing(found, LINKS, "", "")
+    assert '<td data-field="started" class="n">2026-11-22<br>23:30:00</td>' in html
+    assert "smstools, 2026-11-22: " in html  # the daily chart's UTC day, not Kolkata's 23 November
+
+
 def test_a_campaigns_page_has_its_reasons_and_its_delivery_over_time(
     campaigns, sql_conn_id, metadata_session
 ):
@@ -117,6 +172,7 @@ def test_a_campaigns_page_has_its_reasons_and_its_delivery_over_time(
     got = figures(html)[key]
     assert {f: got[f] for f in shown(want)} == shown(want)
     assert "Top failure reasons" in html and "suppression list" in html and "<svg" in html
+    assert "<script" not in html and not re.search(r"""(src|href)=["']?(https?:)?//""", html)
 
 
 def test_the_campaigns_are_filtered_by_gateway_and_paged(campaigns, sql_conn_id, metadata_session):

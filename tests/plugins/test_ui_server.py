@@ -182,6 +182,37 @@ def test_the_campaigns_page_shows_the_same_numbers(
         assert {f: got[key][f] for f in shown(campaign)} == shown(campaign), key
 
 
+def test_the_list_is_filtered_by_dag_and_by_gateway(server: ApiServer, token: str, demo: Demo, want) -> None:
+    def keys(path: str, **params: str) -> set[str]:
+        answer = server.get(path, token, page_size=200, **params)
+        assert answer.status_code == 200, answer.text
+        if path.endswith("/api/campaigns"):
+            return {c["campaign_key"] for c in answer.json()["campaigns"]}
+        return set(figures(answer.text))
+
+    dags = ("sms_campaign", "sms_fanout_campaign", "sms_newsletter", "sms_replies_and_opt_outs")
+    gateways = {c["gateway"] for c in want.values()}
+    assert len(gateways) >= 2  # the filter has something to tell apart
+    for path in ("/sms-campaigns/api/campaigns", "/sms-campaigns/"):
+        for dag_id in dags:
+            assert keys(path, dag_id=dag_id) == {campaign_of(demo, dag_id)}, (path, dag_id)
+        for gateway in gateways:
+            assert keys(path, gateway=gateway) == {k for k, c in want.items() if c["gateway"] == gateway}
+        key = campaign_of(demo, "sms_campaign")
+        other = sorted(gateways - {want[key]["gateway"]})[0]
+        assert keys(path, dag_id="sms_campaign", gateway=want[key]["gateway"]) == {key}
+        assert keys(path, dag_id="sms_campaign", gateway=other) == set()
+    # The page's filter offers the DAGs and gateways of the campaigns, the chosen ones selected.
+    page = server.get("/sms-campaigns/", token, dag_id="sms_newsletter").text
+    for dag_id in dags:
+        assert f'<option value="{dag_id}"' in page
+    assert '<option value="sms_newsletter" selected>' in page
+    for gateway in gateways:
+        assert f'<option value="{gateway}"' in page
+    empty = server.get("/sms-campaigns/api/campaigns", token, dag_id="sms_campaign", gateway=other).json()
+    assert empty["empty"] == "No campaign matches the filters." and empty["total"] == 0
+
+
 def test_a_dag_runs_tab_shows_what_the_run_sent(server: ApiServer, token: str, demo: Demo, want) -> None:
     run_ids = runs(demo)
     for dag_id in ("sms_campaign", "sms_fanout_campaign", "sms_newsletter"):

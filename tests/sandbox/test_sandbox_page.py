@@ -5,15 +5,12 @@ the fault settings in words, and nothing loaded from another host."""
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
-import shutil
 import subprocess
 from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from html.parser import HTMLParser
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -323,13 +320,12 @@ def test_the_page_loads_nothing_from_another_host_and_links_the_offline_api_page
     assert docs.status_code == 200 and "/v1/message/send" in docs.text
 
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-@pytest.mark.skipif(
-    CHROMIUM is None, reason="Debian's chromium is not installed (the test setup installs it where it can)"
-)
 def test_headless_chromium_renders_the_page_with_its_numbers(sandbox, http, tmp_path):
+    from tests.support.browser import SAVED, artefacts, find_chromium
+
+    chromium, why = find_chromium()  # installs Debian's chromium where it is missing and may be
+    if chromium is None:
+        pytest.skip(why)
     traffic = Traffic(sandbox, http)
     for _ in range(3):
         traffic.smstools(20)
@@ -337,11 +333,11 @@ def test_headless_chromium_renders_the_page_with_its_numbers(sandbox, http, tmp_
         traffic.textboost(10)
         sandbox.advance(70)
     stats = sandbox.stats()["messages"]["by_gateway"]
-    artefacts = Path(os.environ.get("SMS_TEST_ARTEFACTS") or tmp_path)
-    artefacts.mkdir(parents=True, exist_ok=True)
-    screenshot = artefacts / "sandbox-page.png"
+    folder = artefacts()  # $SMS_ARTEFACTS or artefacts/, beside the campaigns pages' screenshots
+    folder.mkdir(parents=True, exist_ok=True)
+    screenshot = folder / "sandbox-page.png"
     flags = [
-        CHROMIUM,
+        chromium,
         "--headless",
         "--no-sandbox",
         "--disable-gpu",
@@ -354,6 +350,7 @@ def test_headless_chromium_renders_the_page_with_its_numbers(sandbox, http, tmp_
         timeout=120,
     )
     assert shot.returncode == 0, shot.stderr[-2000:]
+    SAVED.append(screenshot.resolve())
     png = screenshot.read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     assert (int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")) == (1300, 1800)

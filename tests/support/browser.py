@@ -27,6 +27,7 @@ import aiohttp
 
 REPO = Path(__file__).resolve().parents[2]
 NAMES = ("chromium", "chromium-browser", "google-chrome")
+SAVED: list[Path] = []  # every screenshot of this session, listed at its end (tests/conftest.py)
 
 
 def find_chromium() -> tuple[str | None, str]:
@@ -88,6 +89,7 @@ class Page:
         shot = await self.send("Page.captureScreenshot", format="png")
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(base64.b64decode(shot["data"]))
+        SAVED.append(path.resolve())
         return path
 
 
