@@ -23,6 +23,7 @@ from airflow_provider_sms.hooks.base import SmsGatewayHook, chunked
 from airflow_provider_sms.messages import CLOCK_SKEW, DeliveryStatus, StatusReport, as_datetime
 from airflow_provider_sms.storage.ledger import MessageLedger, ledger_update_statements
 from airflow_provider_sms.storage.report import (
+    Backfill,
     DeliveryReportTable,
     StagedWriter,
     campaign_key_statement,
@@ -33,7 +34,7 @@ from airflow_provider_sms.storage.table import utcnow
 DEFAULT_CHUNK_SIZE = 50_000
 DEFAULT_LOOKBACK = timedelta(days=7)
 log = logging.getLogger(__name__)
-Statements = Callable[[datetime], list[tuple[str, list[Any]]]]
+Statements = Callable[[datetime], list[tuple[str, list[Any]] | Backfill]]
 
 
 class UnknownCampaignError(ValueError):
@@ -152,7 +153,9 @@ class Reconcile:
         """One staging load per database: the ledger update joins the report's transaction when the
         ledger lives on the same connection, and gets its own staging table otherwise. Each writer
         comes with its statements and the index of the report's merge among them (its count is the
-        rows changed; None for the ledger's own writer)."""
+        rows changed; None for the ledger's own writer). The merge writes each row's campaign key
+        (the filter's, else the ledger's when it is on this connection); the backfill after it only
+        runs for rows the merge left alone."""
         key = self.campaign_key
         if not self.ledger_table:
             return [(StagedWriter(report), report.merge_statements, -1)]
@@ -163,13 +166,14 @@ class Reconcile:
         merged = len(report.merge_statements(utcnow())) - 1
         if self.ledger_conn_id == self.report_conn_id:
             ledger.close()  # its statements run on the report's connection, next to the staging table
+            source = None if key is not None else table
             return [
                 (
                     StagedWriter(report),
                     lambda at: [
-                        *report.merge_statements(at),
+                        *report.merge_statements(at, key, source),
                         *ledger_update_statements(report, table, at),
-                        campaign_key_statement(report, key, table),
+                        campaign_key_statement(report, key, table, merged),
                     ],
                     merged,
                 )
@@ -177,8 +181,8 @@ class Reconcile:
         statements: Statements = report.merge_statements
         if key is not None:  # the ledger is elsewhere, but the campaign is known
 
-            def statements(at: datetime) -> list[tuple[str, list[Any]]]:
-                return [*report.merge_statements(at), campaign_key_statement(report, key, None)]
+            def statements(at: datetime) -> list[tuple[str, list[Any]] | Backfill]:
+                return [*report.merge_statements(at, key), campaign_key_statement(report, key, None, merged)]
 
         return [
             (StagedWriter(report), statements, merged),

@@ -62,6 +62,13 @@ COLUMNS: list[tuple[str, str]] = [
     ("sent_at", "TIMESTAMP"),
 ]
 KEY = ("campaign_key", "recipient")
+# PostgreSQL: new rows fill half of each page. Every ledger row is written three or four times
+# (recorded, claimed, marked, then its delivery status), each time soon after the last; with room on
+# its page the next version lands there, the dead ones are pruned in place, and the status update,
+# which changes no indexed column, is a HOT update (no new entry in the ledger's three indexes).
+# At 100 every version went to a new page at the table's end, no status update was HOT, and the
+# table ended larger (measured: 9,820 pages at 100, 6,516 at 50 for 200k rows sent and reported).
+FILLFACTOR = 50
 # What the campaigns page reads (storage/campaigns.py): a campaign's start is one probe (created_at
 # second) and its counts an index-only range.
 CAMPAIGN_INDEX = ("campaign_started", ("campaign_key", "created_at", "state", "segments"))
@@ -132,7 +139,7 @@ class MessageLedger(SqlTable):
         self.sms_conn_id = sms_conn_id
 
     def ensure_table(self) -> None:
-        self.create(COLUMNS, KEY)
+        self.create(COLUMNS, KEY, fillfactor=FILLFACTOR)
         # Delivery reports find ledger rows by the gateway's message id.
         self.create_index("gateway_message_id", ("gateway", "message_id"))
         self.create_index(*CAMPAIGN_INDEX)

@@ -7,8 +7,11 @@ The never-backwards rule lives in that statement: a row is only updated when the
 higher rank (``status_rank`` column, from :attr:`DeliveryStatus.rank`), so re-running changes
 nothing and a late ``sent`` never overwrites ``delivered``. Each chunk's statements cost in
 proportion to the chunk, not to the tables: on PostgreSQL the history takes its rows from the
-merge's ``RETURNING`` (no join with the report table). The ledger's side of a chunk (its statuses
-moved forward) is :func:`airflow_provider_sms.storage.ledger.ledger_update_statements`.
+merge's ``RETURNING`` (no join with the report table). Each report row is written once: the merge
+carries its campaign key (given, or looked up in the ledger), and only staged rows the merge left
+alone still get it afterwards (:func:`campaign_key_statement`, a :class:`Backfill`). The ledger's
+side of a chunk (its statuses moved forward) is
+:func:`airflow_provider_sms.storage.ledger.ledger_update_statements`.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 from airflow_provider_sms.messages import FAILED_STATUSES, DeliveryStatus, StatusReport
 from airflow_provider_sms.storage.table import SqlTable, check_dialect_name, quote_name
@@ -145,6 +148,16 @@ def copy_text(rows: Sequence[tuple]) -> str:
     )
 
 
+class Backfill(NamedTuple):
+    """A statement for the staged rows the merge left unchanged (already there, not moved forward):
+    run only when the merge (the statement at index ``merge`` of the same chunk) changed fewer rows
+    than were staged, i.e. some staged row was not written with the merge's values."""
+
+    sql: str
+    params: Sequence[Any]
+    merge: int
+
+
 class StagedWriter:
     """Loads chunks into a temporary staging table on ``table``'s connection and runs statements
     against it, all in one transaction per chunk (PostgreSQL: ``COPY``; others: ``executemany``)."""
@@ -190,14 +203,21 @@ class StagedWriter:
                 [(*row[:7], ts(row[7]), ts(row[8]), ts(row[9]), ts(row[10])) for row in rows],
             )
 
-    def write(self, rows: Sequence[tuple], statements: Iterable[tuple[str, Sequence[Any]]]) -> list[int]:
+    def write(
+        self, rows: Sequence[tuple], statements: Iterable[tuple[str, Sequence[Any]] | Backfill]
+    ) -> list[int]:
         """Stage ``rows`` and run ``statements`` in one transaction; their row counts (for a
-        statement that answers rows, e.g. ``WITH ... SELECT count(*)``: its first value)."""
-        counts = []
+        statement that answers rows, e.g. ``WITH ... SELECT count(*)``: its first value; 0 for a
+        :class:`Backfill` skipped because its merge changed every staged row)."""
+        counts: list[int] = []
         with self.table.transaction() as cursor:
             self._create_staging(cursor)
             self._load(cursor, rows)
-            for sql, params in statements:
+            for statement in statements:
+                if isinstance(statement, Backfill) and counts[statement.merge] >= len(rows):
+                    counts.append(0)
+                    continue
+                sql, params = statement[0], statement[1]
                 cursor.execute(sql, tuple(params))
                 if cursor.description:
                     counts.append(int(cursor.fetchone()[0]))
@@ -229,10 +249,17 @@ class DeliveryReportTable(SqlTable):
             finally:
                 history.close()
 
-    def merge_statements(self, observed_at: datetime) -> list[tuple[str, list[Any]]]:
+    def merge_statements(
+        self, observed_at: datetime, campaign_key: str | None = None, ledger_table: str | None = None
+    ) -> list[tuple[str, list[Any]]]:
         """The never-backwards upsert from staging and, with a history table, the transitions
         (rows inserted or moved forward) into it. The last statement's count is the report rows
         changed.
+
+        The rows it writes carry their campaign: ``campaign_key`` when given, else, with
+        ``ledger_table`` (on this connection), the ledger's for the same gateway message id (one
+        index probe per staged row; NULL for a message the ledger does not know). A row already
+        there keeps the campaign it has. Without either the campaign column is left alone.
 
         PostgreSQL: one statement, the history fed by the upsert's ``RETURNING`` (exactly the rows
         it inserted or moved forward, with their new status). Elsewhere: the history first, from a
@@ -240,10 +267,23 @@ class DeliveryReportTable(SqlTable):
         """
         now = self.ts(observed_at)
         staged = ", ".join(name for name, _ in STAGED_COLUMNS)
+        columns, values, params = "", "", [now, now]
+        if campaign_key is not None:
+            columns, values = ", campaign_key", f", {self.ph}"
+            params.append(campaign_key)
+        elif ledger_table is not None:
+            # A scalar subquery, not a join: a message id twice in the ledger must not stage its
+            # row twice (ON CONFLICT may touch a row once), and it is an index probe on any planner.
+            columns = ", campaign_key"
+            values = (
+                f", (SELECT min(l.campaign_key) FROM {quote_name(ledger_table)} l "
+                "WHERE l.gateway = s.gateway AND l.message_id = s.message_id)"
+            )
         upsert = (
             # "WHERE true": SQLite needs a WHERE before ON CONFLICT in INSERT ... SELECT.
-            f"INSERT INTO {self.quoted} AS t ({staged}, first_seen_at, updated_at) "
-            f"SELECT {staged}, {self.ph}, {self.ph} FROM {STAGING} WHERE true "
+            f"INSERT INTO {self.quoted} AS t ({staged}, first_seen_at, updated_at{columns}) "
+            f"SELECT {', '.join(f's.{name}' for name, _ in STAGED_COLUMNS)}, {self.ph}, {self.ph}{values} "
+            f"FROM {STAGING} s WHERE true "
             "ON CONFLICT (gateway, message_id) DO UPDATE SET "
             "status = excluded.status, status_rank = excluded.status_rank, "
             "raw_status = excluded.raw_status, status_at = excluded.status_at, "
@@ -252,11 +292,12 @@ class DeliveryReportTable(SqlTable):
             "created_at = COALESCE(t.created_at, excluded.created_at), "
             "delivered_at = COALESCE(t.delivered_at, excluded.delivered_at), "
             "failed_at = COALESCE(t.failed_at, excluded.failed_at), "
-            "updated_at = excluded.updated_at "
+            "updated_at = excluded.updated_at"
+            f"{', campaign_key = COALESCE(t.campaign_key, excluded.campaign_key)' if columns else ''} "
             "WHERE excluded.status_rank > t.status_rank"
         )
         if not self.history:
-            return [(upsert, [now, now])]
+            return [(upsert, params)]
         history_columns = "gateway, message_id, status, raw_status, status_at, observed_at"
         if self.is_postgres:
             return [
@@ -266,7 +307,7 @@ class DeliveryReportTable(SqlTable):
                     f"({history_columns}) SELECT gateway, message_id, status, raw_status, status_at, "
                     f"{self.ph} FROM merged ON CONFLICT (gateway, message_id, status) DO NOTHING) "
                     "SELECT count(*) FROM merged",
-                    [now, now, now],
+                    [*params, now],
                 )
             ]
         return [
@@ -278,25 +319,30 @@ class DeliveryReportTable(SqlTable):
                 "ON CONFLICT (gateway, message_id, status) DO NOTHING",
                 [now],
             ),
-            (upsert, [now, now]),
+            (upsert, params),
         ]
 
 
 def campaign_key_statement(
-    report: DeliveryReportTable, campaign_key: str | None, ledger_table: str | None
-) -> tuple[str, list[Any]]:
-    """Give the staged messages' report rows their campaign: ``campaign_key`` when the report was
-    filtered by it, else the ledger's (``ledger_table``, on the report's connection). Run after
-    :func:`ledger_update_statements`, whose ``SET LOCAL`` keeps the ledger join to index probes."""
+    report: DeliveryReportTable, campaign_key: str | None, ledger_table: str | None, merge: int
+) -> Backfill:
+    """Give the staged messages' report rows that still have none their campaign: ``campaign_key``
+    when the report was filtered by it, else the ledger's (``ledger_table``, on the report's
+    connection). The merge (index ``merge`` among the chunk's statements) wrote the campaign of the
+    rows it changed, so this only runs when it left some alone (rows already there, not moved
+    forward). Run after :func:`ledger_update_statements`, whose ``SET LOCAL`` keeps the ledger join
+    to index probes."""
     where = "t.gateway = s.gateway AND t.message_id = s.message_id AND t.campaign_key IS NULL"
     if campaign_key is not None:
-        return (
+        return Backfill(
             f"UPDATE {report.quoted} AS t SET campaign_key = {report.ph} FROM {STAGING} s WHERE {where}",
             [campaign_key],
+            merge,
         )
-    return (
+    return Backfill(
         f"UPDATE {report.quoted} AS t SET campaign_key = l.campaign_key FROM {STAGING} s "
         f"JOIN {quote_name(ledger_table)} l ON l.gateway = s.gateway AND l.message_id = s.message_id "
         f"WHERE {where}",
         [],
+        merge,
     )

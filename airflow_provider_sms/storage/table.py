@@ -302,14 +302,19 @@ class SqlTable:
                 part = values[start : start + IN_SLICE]
                 yield f"{name} IN {self.in_clause(len(part))}", part
 
-    def create(self, columns: Sequence[tuple[str, str]], primary_key: Sequence[str]) -> None:
-        """CREATE TABLE IF NOT EXISTS with ``(name, type)`` columns; ``TIMESTAMP`` maps per dialect."""
+    def create(
+        self, columns: Sequence[tuple[str, str]], primary_key: Sequence[str], fillfactor: int | None = None
+    ) -> None:
+        """CREATE TABLE IF NOT EXISTS with ``(name, type)`` columns; ``TIMESTAMP`` maps per dialect.
+        ``fillfactor`` (PostgreSQL only; a table that exists keeps its own): the percentage of each
+        page new rows fill, the rest left for later versions of its rows."""
         cols = ", ".join(
             f"{quote_name(name, what='column')} {self.timestamp_type if kind == 'TIMESTAMP' else kind}"
             for name, kind in columns
         )
         pk = ", ".join(quote_name(c, what="column") for c in primary_key)
-        self.ddl([f"CREATE TABLE IF NOT EXISTS {self.quoted} ({cols}, PRIMARY KEY ({pk}))"])
+        storage = f" WITH (fillfactor = {int(fillfactor)})" if fillfactor and self.is_postgres else ""
+        self.ddl([f"CREATE TABLE IF NOT EXISTS {self.quoted} ({cols}, PRIMARY KEY ({pk})){storage}"])
 
     def create_index(self, suffix: str, columns: Sequence[str]) -> str:
         """CREATE INDEX IF NOT EXISTS ``<table>_<suffix>`` (hash-shortened past 63 characters, see

@@ -338,7 +338,8 @@ def test_a_failed_write_stops_the_background_reader(sms_conn_env, sqlite_conn_id
 
 def test_postgres_statements_cost_the_chunk_not_the_tables(postgres_conn_id):
     """Neither the history nor the ledger update reads the whole report or ledger table per chunk
-    (the history comes from the merge's RETURNING, the ledger join probes its index)."""
+    (the history comes from the merge's RETURNING, the ledger join probes its index), nor does the
+    merge's look-up of each row's campaign in the ledger (run before the ledger update's SET LOCAL)."""
     from airflow_provider_sms.storage.ledger import MessageLedger, ledger_update_statements
     from airflow_provider_sms.storage.report import DeliveryReportTable, StagedWriter, status_rows
 
@@ -363,7 +364,7 @@ def test_postgres_statements_cost_the_chunk_not_the_tables(postgres_conn_id):
             writer._create_staging(cursor)
             writer._load(cursor, staged)
             for sql, params in [
-                *report.merge_statements(now),
+                *report.merge_statements(now, ledger_table="sms_messages"),
                 *ledger_update_statements(report, "sms_messages", now),
             ]:
                 if sql.startswith("SET"):
@@ -377,6 +378,8 @@ def test_postgres_statements_cost_the_chunk_not_the_tables(postgres_conn_id):
     history_and_merge, ledger_update = plans
     assert "sms_delivery_history" in history_and_merge
     assert "Scan on sms_delivery_report" not in history_and_merge  # no join with the report table
+    assert "Index Scan using sms_messages_gateway_message_id" in history_and_merge  # the campaign key
+    assert "Seq Scan on sms_messages" not in history_and_merge
     assert "Index Scan using sms_messages_gateway_message_id" in ledger_update
     assert "Seq Scan on sms_messages" not in ledger_update
 

@@ -292,3 +292,48 @@ def test_the_frequency_cap_counts_every_recipient_of_a_chunk_in_one_query(ledger
     assert counts == expected
     later = ledger.recent_counts(phones, since=t0 + timedelta(seconds=1), other_than="self")
     assert later == {p: 1 for p in phones[:1_200]}
+
+
+def test_postgres_status_updates_after_a_send_are_hot(postgres_conn_id):
+    """On PostgreSQL the ledger leaves room on its pages (FILLFACTOR): after a send (rows recorded,
+    claimed and marked batch by batch, as the send does), the delivery report's status update finds
+    room next to each row and writes no new index entries (a HOT update) for nearly all of them
+    (1,900 of 2,000 here; 157 with the pages filled to 100 %)."""
+    from airflow_provider_sms.messages import DeliveryStatus, StatusReport
+    from airflow_provider_sms.storage.ledger import ledger_update_statements
+    from airflow_provider_sms.storage.report import DeliveryReportTable, StagedWriter, status_rows
+
+    ledger = MessageLedger(postgres_conn_id, "sms_messages", gateway="smstools")
+    phones = [f"+4915100{i:05d}" for i in range(2_000)]
+    try:
+        ledger.ensure_table()
+        for start in range(0, len(phones), 500):
+            part = phones[start : start + 500]
+            ledger.record("c1", [_entry(p) for p in part])
+            ledger.claim("c1", [(p, None, None) for p in part])
+            ledger.mark("c1", [SendOutcome(p, ACCEPTED, f"m{p}", "queued", "queued") for p in part])
+        (options,) = ledger.query("SELECT reloptions FROM pg_class WHERE oid = 'sms_messages'::regclass")
+    finally:
+        ledger.close()
+    assert options == (["fillfactor=50"],)
+    now = utcnow()
+    staged = status_rows(
+        [StatusReport(f"m{p}", DeliveryStatus.DELIVERED, "delivered") for p in phones], "smstools", now
+    )
+    report = DeliveryReportTable(postgres_conn_id, "sms_delivery_report")
+    try:
+        report.ensure_tables()
+        writer = StagedWriter(report)
+        with report.transaction() as cursor:
+            writer._create_staging(cursor)
+            writer._load(cursor, staged)
+            for sql, params in ledger_update_statements(report, "sms_messages", now):
+                cursor.execute(sql, tuple(params))
+            cursor.execute(
+                "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables WHERE relname = 'sms_messages'"
+            )
+            updated, hot = cursor.fetchone()
+    finally:
+        report.close()
+    assert updated == len(phones)
+    assert hot >= 0.9 * updated, (hot, updated)
