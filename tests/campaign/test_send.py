@@ -173,3 +173,33 @@ def test_duplicates_across_chunks_count_once_and_a_reordered_retry_sends_nothing
         "duplicates": 4,
         "accepted": 11,
     }
+
+
+def test_long_lived_frozen_freezes_for_the_send_and_gives_back():
+    """The import heap is out of full collections during a send and back afterwards (also when the
+    send fails); a collector that is off, or objects frozen by someone else, are left alone."""
+    import gc
+
+    from airflow_provider_sms.campaign.send import long_lived_frozen
+
+    assert gc.get_freeze_count() == 0
+    with long_lived_frozen():
+        assert gc.get_freeze_count() > 0 and gc.isenabled()
+    assert gc.get_freeze_count() == 0
+    with pytest.raises(RuntimeError), long_lived_frozen():
+        raise RuntimeError("the send failed")
+    assert gc.get_freeze_count() == 0
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        with long_lived_frozen():
+            pass
+        assert gc.get_freeze_count() == frozen  # someone else's freeze stays
+    finally:
+        gc.unfreeze()
+    gc.disable()
+    try:
+        with long_lived_frozen():
+            assert gc.get_freeze_count() == 0
+    finally:
+        gc.enable()
