@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -119,6 +119,23 @@ class LedgerEntry:
     error: str | None = None
     source_row: int | None = None
     sent_at: datetime | None = None
+
+    def evolve(self, **changes: Any) -> LedgerEntry:
+        """``dataclasses.replace(self, **changes)``, equal to what it gives, for the send path
+        (two changed rows a message): one copy of the fields instead of ``replace``'s reading of
+        each and the frozen ``__init__``'s ``object.__setattr__`` per field. Unknown names raise
+        TypeError, as there."""
+        unknown = changes.keys() - _ENTRY_FIELDS
+        if unknown:
+            raise TypeError(f"LedgerEntry has no field {sorted(unknown)[0]!r}")
+        entry = object.__new__(LedgerEntry)
+        values = entry.__dict__
+        values.update(self.__dict__)
+        values.update(changes)
+        return entry
+
+
+_ENTRY_FIELDS = frozenset(f.name for f in fields(LedgerEntry))
 
 
 class MessageLedger(SqlTable):
