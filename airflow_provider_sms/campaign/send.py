@@ -60,7 +60,7 @@ from airflow_provider_sms.storage.ledger import (
     MessageLedger,
     idempotency_key,
 )
-from airflow_provider_sms.storage.sources import is_truthy, require_columns, shard_of
+from airflow_provider_sms.storage.sources import is_truthy, records, require_columns, shard_of
 from airflow_provider_sms.storage.table import SqlLockTimeout, utcnow
 
 PROGRESS_EVERY_SECONDS = 30.0
@@ -276,7 +276,7 @@ class CampaignSend:
         self.template.check_columns(chunk.columns)
         entries: list[LedgerEntry] = []
         bodies: Bodies = {}
-        rows = chunk.to_dict("records")
+        rows = records(chunk)
         read = [self._recipient(row) for row in rows]
         first = iter(self.seen.first_seen([r for r in read if isinstance(r, str)]))
         for row, recipient in zip(rows, read, strict=True):
