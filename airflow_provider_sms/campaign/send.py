@@ -738,8 +738,13 @@ def _raised_by(request: _Request, exc: BaseException) -> bool:
     return future.done() and not future.cancelled() and future.exception() is exc
 
 
+_NEVER_MISSING = frozenset({str, int, bool})  # exactly these types: pd.isna is False for them
+
+
 def _clean(value: Any) -> Any:
     """Missing values render as empty text, not as "nan"."""
+    if type(value) in _NEVER_MISSING:
+        return value
     if value is None:
         return ""
     try:

@@ -203,3 +203,56 @@ def test_long_lived_frozen_freezes_for_the_send_and_gives_back():
             assert gc.get_freeze_count() == 0
     finally:
         gc.enable()
+
+
+def test_clean_is_the_reference():
+    """_clean's shortcut for str, int and bool gives what pd.isna decided for every value."""
+    import datetime as dt
+
+    import numpy as np
+    import pandas as pd
+
+    from airflow_provider_sms.campaign.send import _clean
+
+    def reference(value):
+        if value is None:
+            return ""
+        try:
+            return "" if pd.isna(value) else value
+        except (TypeError, ValueError):
+            return value
+
+    class Text(str):
+        pass
+
+    values = [
+        "",
+        "nan",
+        "NaN",
+        "None",
+        Text(""),
+        0,
+        1,
+        -1,
+        2**80,
+        True,
+        False,
+        0.0,
+        float("nan"),
+        np.nan,
+        np.float64("nan"),
+        np.int64(3),
+        np.bool_(False),
+        pd.NA,
+        pd.NaT,
+        np.datetime64("NaT"),
+        dt.date(2026, 1, 1),
+        [1, None],
+        {"a": 1},
+        (None,),
+        b"x",
+        1.5,
+    ]
+    for value in values:
+        got, want = _clean(value), reference(value)
+        assert type(got) is type(want) and (got is want or got == want), value
