@@ -125,9 +125,9 @@ class LedgerEntry:
         (two changed rows a message): one copy of the fields instead of ``replace``'s reading of
         each and the frozen ``__init__``'s ``object.__setattr__`` per field. Unknown names raise
         TypeError, as there."""
-        unknown = changes.keys() - _ENTRY_FIELDS
-        if unknown:
-            raise TypeError(f"LedgerEntry has no field {sorted(unknown)[0]!r}")
+        if not _ENTRY_FIELDS.issuperset(changes):
+            unknown = sorted(changes.keys() - _ENTRY_FIELDS)
+            raise TypeError(f"LedgerEntry has no field {unknown[0]!r}")
         entry = object.__new__(LedgerEntry)
         values = entry.__dict__
         values.update(self.__dict__)
