@@ -47,6 +47,7 @@ from airflow_provider_sms.messages import (
     as_datetime,
     body_hash,
     count_segments,
+    evolve,
     normalize_phone,
 )
 from airflow_provider_sms.storage.ledger import (
@@ -70,6 +71,7 @@ MAX_SEND_ROUNDS = 3
 # Batch requests in flight at once by default (``max_in_flight``): the value that was never slower
 # than one at a 20 ms round trip (benchmarks/RESULTS.md, "Requests in flight").
 DEFAULT_MAX_IN_FLIGHT = 2
+_ACCEPTED = SendOutcome("", ACCEPTED)  # copied per accepted message (evolve)
 Bodies = dict[str, tuple[str, str | None]]  # recipient -> (text, time zone of its send window)
 
 
@@ -201,6 +203,7 @@ class CampaignSend:
         self.started = time.monotonic()
         self.last_progress = self.started
         self.recorded = 0
+        self._outbound: OutboundMessage | None = None  # see _message
 
     def run(self, chunks: Iterator[pd.DataFrame]) -> dict[str, Any]:
         """Send every chunk (one try of the campaign at a time), then check the rejects; the summary.
@@ -464,13 +467,12 @@ class CampaignSend:
 
     def _message(self, entry: LedgerEntry, bodies: Bodies) -> OutboundMessage:
         body, tz = bodies[entry.recipient]
-        return OutboundMessage(
-            to=entry.recipient,
-            body=body,
-            key=entry.idempotency_key,
-            sender=self.settings.sender,
-            send_at=self.send_at_in(tz),
-            options=self.settings.message_options,
+        s, outbound = self.settings, self._outbound
+        if outbound is None or outbound.sender is not s.sender or outbound.options is not s.message_options:
+            # What every message of the run shares; each is a copy with its own fields (evolve).
+            outbound = self._outbound = OutboundMessage("", "", sender=s.sender, options=s.message_options)
+        return evolve(
+            outbound, to=entry.recipient, body=body, key=entry.idempotency_key, send_at=self.send_at_in(tz)
         )
 
     def _send_pending(
@@ -624,7 +626,7 @@ class CampaignSend:
         identify = {m.to for m in unknown}
         self._mark(
             [
-                SendOutcome(r.message.to, ACCEPTED, r.message_id, str(r.status))
+                evolve(_ACCEPTED, recipient=r.message.to, message_id=r.message_id, status=str(r.status))
                 if r.accepted
                 else SendOutcome(r.message.to, REJECTED, error=r.error or "rejected by the gateway")
                 for r in results

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pendulum
 
 if TYPE_CHECKING:
-    from airflow_provider_sms.messages import InboundMessage, OutboundMessage, StatusReport
+    from airflow_provider_sms.messages import InboundMessage, StatusReport
 
 from airflow_provider_sms.exceptions import (
     SmsAmbiguousSendError,
@@ -38,9 +38,11 @@ from airflow_provider_sms.messages import (
     ContactResult,
     Credit,
     DeliveryStatus,
+    OutboundMessage,
     SendResult,
     as_utc,
     body_hash,
+    evolve,
 )
 
 # gateways.md, "Smstools status strings" (case-insensitive; anything else is unknown, raw value kept).
@@ -70,6 +72,7 @@ MESSAGE_ERRORS = frozenset({"102", "103", "106", "118"})
 NOT_ENOUGH_CREDITS = 108
 # OutboundMessage.options passed on to message/send; other gateways' options are ignored.
 SEND_OPTIONS = ("test", "subid")
+_ACCEPTED = SendResult(OutboundMessage("", ""), accepted=True)  # copied per accepted message (evolve)
 CONTACT_EXTRA_FIELDS = ("email", *(f"extra{i}" for i in range(1, 9)))
 _NUMBER = re.compile(r"\+?\d{5,}")
 Outcome = tuple[str | None, str | None, str | None]  # (gateway id, error, error code)
@@ -271,7 +274,7 @@ class SmstoolsHook(SmsGatewayHook):
             for (index, _), (message_id, error, code) in zip(rows, outcomes, strict=True):
                 m = messages[index]
                 results[index] = (
-                    SendResult(m, accepted=True, message_id=message_id)
+                    evolve(_ACCEPTED, message=m, message_id=message_id)  # SendResult(m, True, message_id)
                     if message_id
                     else SendResult.rejected(m, error or "refused by the gateway", code)
                 )

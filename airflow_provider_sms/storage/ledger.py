@@ -11,12 +11,12 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from airflow_provider_sms.exceptions import NothingToWatchError
-from airflow_provider_sms.messages import DeliveryStatus, SendOutcome
+from airflow_provider_sms.messages import DeliveryStatus, SendOutcome, evolve
 from airflow_provider_sms.storage.report import STAGING
 from airflow_provider_sms.storage.table import (
     IN_SLICE,
@@ -121,21 +121,9 @@ class LedgerEntry:
     sent_at: datetime | None = None
 
     def evolve(self, **changes: Any) -> LedgerEntry:
-        """``dataclasses.replace(self, **changes)``, equal to what it gives, for the send path
-        (two changed rows a message): one copy of the fields instead of ``replace``'s reading of
-        each and the frozen ``__init__``'s ``object.__setattr__`` per field. Unknown names raise
-        TypeError, as there."""
-        if not _ENTRY_FIELDS.issuperset(changes):
-            unknown = sorted(changes.keys() - _ENTRY_FIELDS)
-            raise TypeError(f"LedgerEntry has no field {unknown[0]!r}")
-        entry = object.__new__(LedgerEntry)
-        values = entry.__dict__
-        values.update(self.__dict__)
-        values.update(changes)
-        return entry
-
-
-_ENTRY_FIELDS = frozenset(f.name for f in fields(LedgerEntry))
+        """``dataclasses.replace(self, **changes)``, equal to what it gives, for the send path (two
+        changed rows a message): see :func:`airflow_provider_sms.messages.evolve`."""
+        return evolve(self, **changes)
 
 
 class MessageLedger(SqlTable):
