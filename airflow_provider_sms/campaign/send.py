@@ -72,6 +72,7 @@ MAX_SEND_ROUNDS = 3
 # than one at a 20 ms round trip (benchmarks/RESULTS.md, "Requests in flight").
 DEFAULT_MAX_IN_FLIGHT = 2
 _ACCEPTED = SendOutcome("", ACCEPTED)  # copied per accepted message (evolve)
+_PENDING = LedgerEntry("", PENDING, "")  # copied per rendered row (evolve)
 Bodies = dict[str, tuple[str, str | None]]  # recipient -> (text, time zone of its send window)
 
 
@@ -444,8 +445,13 @@ class CampaignSend:
         segments = count_segments(body).segments
         if len(self.sample) < 3:
             self.sample.append({"to": recipient, "body": body, "segments": segments})
-        entry = LedgerEntry(
-            recipient, PENDING, key, body_hash=body_hash(body), segments=segments, source_row=position
+        entry = evolve(  # LedgerEntry(recipient, PENDING, key, body_hash=..., segments=..., source_row=...)
+            _PENDING,
+            recipient=recipient,
+            idempotency_key=key,
+            body_hash=body_hash(body),
+            segments=segments,
+            source_row=position,
         )
         return entry, (body, tz)
 
