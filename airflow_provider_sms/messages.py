@@ -7,10 +7,10 @@ import hashlib
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 import pendulum
 import phonenumbers
@@ -543,3 +543,38 @@ def _status(value: str) -> DeliveryStatus:
         return DeliveryStatus(value)
     except ValueError:
         return DeliveryStatus.UNKNOWN
+
+
+_D = TypeVar("_D")
+_COPYABLE: dict[type, frozenset[str] | None] = {}  # per class: its field names, None to use replace()
+
+
+def evolve(instance: _D, **changes: Any) -> _D:
+    """``dataclasses.replace(instance, **changes)``, equal to what it gives, for the send path's
+    many small copies: the instance's fields copied at once with the changes, instead of reading
+    each field and a frozen ``__init__``'s ``object.__setattr__`` per field (a third of the CPU).
+    Classes with a ``__post_init__``, ``__slots__`` or a field outside ``__init__`` go through
+    ``replace`` itself; unknown names raise TypeError as there."""
+    cls = type(instance)
+    try:
+        names = _COPYABLE[cls]
+    except KeyError:
+        names = _COPYABLE[cls] = _copyable_fields(cls)
+    if names is None:
+        return replace(instance, **changes)  # type: ignore[type-var]
+    if not names.issuperset(changes):
+        raise TypeError(f"{cls.__name__} has no field {sorted(changes.keys() - names)[0]!r}")
+    copy = object.__new__(cls)
+    values = copy.__dict__
+    values.update(instance.__dict__)
+    values.update(changes)
+    return copy
+
+
+def _copyable_fields(cls: type) -> frozenset[str] | None:
+    if not is_dataclass(cls) or hasattr(cls, "__post_init__") or "__slots__" in cls.__dict__:
+        return None
+    every = fields(cls)
+    if not all(f.init for f in every):
+        return None
+    return frozenset(f.name for f in every)

@@ -146,3 +146,82 @@ def test_as_utc_takes_naive_values_as_utc_pendulum_ones_included(value):
     assert moment.tzinfo is not None
     assert moment == pendulum.datetime(2026, 3, 29, 1, 30, tz="UTC")
     assert moment.utcoffset() == timedelta(0)
+
+
+def test_evolve_is_dataclasses_replace():
+    """messages.evolve equals dataclasses.replace for the classes the send path copies (and a
+    class with __post_init__, which it hands to replace), leaves the original alone, stays frozen."""
+    import dataclasses
+    import datetime as dt
+    import pickle
+    import random
+
+    from airflow_provider_sms.messages import (
+        Credit,
+        DeliveryStatus,
+        OutboundMessage,
+        SendOutcome,
+        SendResult,
+        evolve,
+    )
+    from airflow_provider_sms.storage.ledger import LedgerEntry
+
+    rng = random.Random(20)
+    when = [None, dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)]
+    texts = [None, "", "x", "+31612345678", "é"]
+    message = OutboundMessage("+31612345678", "Hi", key="1", options={"test": True})
+    pools = {
+        OutboundMessage: {
+            "to": texts[1:],
+            "body": texts[1:],
+            "key": texts,
+            "sender": texts,
+            "send_at": when,
+            "options": [{}, {"sim": 2}],
+            "sent_hash": texts,
+        },
+        SendResult: {
+            "message": [message, OutboundMessage("+1", "x")],
+            "accepted": [True, False],
+            "message_id": texts,
+            "status": list(DeliveryStatus),
+            "error": texts,
+            "error_code": texts,
+        },
+        SendOutcome: {
+            "recipient": texts[1:],
+            "state": ["accepted", "rejected"],
+            "message_id": texts,
+            "status": texts,
+            "raw_status": texts,
+            "error": texts,
+        },
+        LedgerEntry: {
+            "recipient": texts[1:],
+            "state": ["pending", "sending"],
+            "idempotency_key": ["1"],
+            "message_id": texts,
+            "body_hash": texts,
+            "segments": [None, 1],
+            "error": texts,
+            "source_row": [None, 3],
+            "sent_at": when,
+        },
+    }
+    for cls, pool in pools.items():
+        for _ in range(500):
+            instance = cls(**{n: rng.choice(v) for n, v in pool.items()})
+            before = repr(instance)
+            names = rng.sample(list(pool), rng.randrange(len(pool) + 1))
+            changes = {n: rng.choice(pool[n]) for n in names}
+            got, want = evolve(instance, **changes), dataclasses.replace(instance, **changes)
+            assert type(got) is cls and got == want and repr(got) == repr(want) and hash(got) == hash(want)
+            assert repr(instance) == before and pickle.loads(pickle.dumps(got)) == want
+            with pytest.raises(dataclasses.FrozenInstanceError):
+                got.__setattr__(names[0] if names else next(iter(pool)), None)
+        with pytest.raises(TypeError):
+            evolve(instance, no_such_field=1)
+    credit = Credit(5.0, "currency", "EUR")  # a __post_init__ check: evolve goes through replace
+    assert evolve(credit, amount=6.0) == dataclasses.replace(credit, amount=6.0)
+    with pytest.raises(ValueError):
+        evolve(credit, unit="coins")

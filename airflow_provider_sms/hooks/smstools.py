@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pendulum
 
 if TYPE_CHECKING:
-    from airflow_provider_sms.messages import InboundMessage, OutboundMessage, StatusReport
+    from airflow_provider_sms.messages import InboundMessage, StatusReport
 
 from airflow_provider_sms.exceptions import (
     SmsAmbiguousSendError,
@@ -38,9 +38,11 @@ from airflow_provider_sms.messages import (
     ContactResult,
     Credit,
     DeliveryStatus,
+    OutboundMessage,
     SendResult,
     as_utc,
     body_hash,
+    evolve,
 )
 
 # gateways.md, "Smstools status strings" (case-insensitive; anything else is unknown, raw value kept).
@@ -70,6 +72,7 @@ MESSAGE_ERRORS = frozenset({"102", "103", "106", "118"})
 NOT_ENOUGH_CREDITS = 108
 # OutboundMessage.options passed on to message/send; other gateways' options are ignored.
 SEND_OPTIONS = ("test", "subid")
+_ACCEPTED = SendResult(OutboundMessage("", ""), accepted=True)  # copied per accepted message (evolve)
 CONTACT_EXTRA_FIELDS = ("email", *(f"extra{i}" for i in range(1, 9)))
 _NUMBER = re.compile(r"\+?\d{5,}")
 Outcome = tuple[str | None, str | None, str | None]  # (gateway id, error, error code)
@@ -182,13 +185,20 @@ class SmstoolsHook(SmsGatewayHook):
         subid: str | None = None,
         *,
         sender_required: bool = True,
+        wired: bool = False,
     ) -> dict[str, Any]:
+        """The JSON body of a send; ``wired``: ``to`` is already in the gateway's format
+        (:meth:`wire_phone` of each number), else each number is normalised here."""
         sender = sender or self.extra("sender_id")
         if not sender and sender_required:
             raise ValueError("Smstools needs a sender: set the connection extra sender_id or pass one")
         body: dict[str, Any] = {
             "message": message,
-            "to": self.wire_phone(to) if isinstance(to, str) else [self.wire_phone(n) for n in to],
+            "to": to
+            if wired
+            else self.wire_phone(to)
+            if isinstance(to, str)
+            else [self.wire_phone(n) for n in to],
             "sender": sender or None,
             "date": None if send_at is None else self.format_time(send_at, DATE_FORMAT),
             "reference": reference,
@@ -224,17 +234,24 @@ class SmstoolsHook(SmsGatewayHook):
         results: list[SendResult | None] = [None] * len(messages)
         groups: dict[tuple[Any, ...], list[tuple[int, str]]] = {}
         now = pendulum.now("UTC")
+        chosen: dict[int, tuple[tuple[str, Any], ...]] = {}  # per options mapping: a batch shares one
         for index, phone in self.wire_numbers(messages, results):
             m = messages[index]
             future = m.send_at is not None and as_utc(m.send_at) > now
             send_at = m.send_at if future else None
-            options = tuple((k, m.options[k]) for k in SEND_OPTIONS if k in m.options)
+            options = chosen.get(id(m.options))
+            if options is None:
+                options = chosen[id(m.options)] = tuple(
+                    (k, m.options[k]) for k in SEND_OPTIONS if k in m.options
+                )
             groups.setdefault((m.body, m.sender, send_at, options), []).append((index, phone))
         requests = []  # every body first: a missing sender fails before anything leaves
         for (body, sender, send_at, options), rows in groups.items():
             reference = next((messages[i].key for i, _ in rows if messages[i].key), None)
-            to = [messages[i].to for i, _ in rows]
-            requests.append((rows, self._send_body(to, body, sender, send_at, reference, **dict(options))))
+            # The numbers as wire_numbers wrote them: wire_phone(m.to), not normalised a second time.
+            to = [phone for _, phone in rows]
+            body_ = self._send_body(to, body, sender, send_at, reference, wired=True, **dict(options))
+            requests.append((rows, body_))
         sent_before = False
         for rows, request in requests:
             call = Call("POST", "v1/message/send", json=request, creates_messages=True)
@@ -257,7 +274,7 @@ class SmstoolsHook(SmsGatewayHook):
             for (index, _), (message_id, error, code) in zip(rows, outcomes, strict=True):
                 m = messages[index]
                 results[index] = (
-                    SendResult(m, accepted=True, message_id=message_id)
+                    evolve(_ACCEPTED, message=m, message_id=message_id)  # SendResult(m, True, message_id)
                     if message_id
                     else SendResult.rejected(m, error or "refused by the gateway", code)
                 )

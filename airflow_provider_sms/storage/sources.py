@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import closing, suppress
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from airflow_provider_sms.storage.table import get_sql_hook
@@ -170,6 +171,40 @@ def _run(conn_id: str, read: int, step: Callable[[], Sequence[Any]]) -> list:
             f"the SQL input query on connection {conn_id!r} failed {where}: "
             f"{type(exc).__name__}: {str(exc).strip()}"
         ) from exc
+
+
+def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """``frame.to_dict("records")``, value for value and type for type, built column by column
+    (``Series.tolist``, which yields what ``to_dict``'s row iteration does; object columns boxed by
+    pandas' own ``maybe_box_native`` as ``to_dict`` boxes them): about a quarter of its CPU on
+    a chunk of a bulk send's audience. Frames with a column of another dtype (datetimes,
+    categories, nullable integers...) or with repeated column names go through ``to_dict``."""
+    columns = frame.columns.tolist()
+    if _box_native is None or not columns or len(set(columns)) != len(columns):
+        return frame.to_dict("records")
+    values = []
+    for i, dtype in enumerate(frame.dtypes):
+        if isinstance(dtype, np.dtype) and dtype.kind in "iufb":
+            values.append(frame.iloc[:, i].tolist())
+        elif isinstance(dtype, np.dtype) and dtype.kind == "O":
+            values.append(list(map(_box_native, frame.iloc[:, i].tolist())))
+        elif _plain_str(dtype):
+            values.append(frame.iloc[:, i].tolist())
+        else:
+            return frame.to_dict("records")
+    return [dict(zip(columns, row, strict=True)) for row in zip(*values, strict=True)]
+
+
+def _plain_str(dtype: Any) -> bool:
+    """pandas 3's default ``str`` dtype held in Python objects (missing values NaN, as to_dict
+    gives them); ``string`` (``pd.NA``, which to_dict turns into None) and pyarrow's are not."""
+    return isinstance(dtype, pd.StringDtype) and dtype.na_value is np.nan and dtype.storage == "python"
+
+
+try:  # what DataFrame.to_dict boxes object values with (private: without it, to_dict itself)
+    from pandas.core.dtypes.cast import maybe_box_native as _box_native
+except ImportError:  # pragma: no cover - a pandas that moved it
+    _box_native = None
 
 
 def _frame(rows: list, columns: list[str]) -> pd.DataFrame:

@@ -173,3 +173,86 @@ def test_duplicates_across_chunks_count_once_and_a_reordered_retry_sends_nothing
         "duplicates": 4,
         "accepted": 11,
     }
+
+
+def test_long_lived_frozen_freezes_for_the_send_and_gives_back():
+    """The import heap is out of full collections during a send and back afterwards (also when the
+    send fails); a collector that is off, or objects frozen by someone else, are left alone."""
+    import gc
+
+    from airflow_provider_sms.campaign.send import long_lived_frozen
+
+    assert gc.get_freeze_count() == 0
+    with long_lived_frozen():
+        assert gc.get_freeze_count() > 0 and gc.isenabled()
+    assert gc.get_freeze_count() == 0
+    with pytest.raises(RuntimeError), long_lived_frozen():
+        raise RuntimeError("the send failed")
+    assert gc.get_freeze_count() == 0
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        with long_lived_frozen():
+            pass
+        assert gc.get_freeze_count() == frozen  # someone else's freeze stays
+    finally:
+        gc.unfreeze()
+    gc.disable()
+    try:
+        with long_lived_frozen():
+            assert gc.get_freeze_count() == 0
+    finally:
+        gc.enable()
+
+
+def test_clean_is_the_reference():
+    """_clean's shortcut for str, int and bool gives what pd.isna decided for every value."""
+    import datetime as dt
+
+    import numpy as np
+    import pandas as pd
+
+    from airflow_provider_sms.campaign.send import _clean
+
+    def reference(value):
+        if value is None:
+            return ""
+        try:
+            return "" if pd.isna(value) else value
+        except (TypeError, ValueError):
+            return value
+
+    class Text(str):
+        pass
+
+    values = [
+        "",
+        "nan",
+        "NaN",
+        "None",
+        Text(""),
+        0,
+        1,
+        -1,
+        2**80,
+        True,
+        False,
+        0.0,
+        float("nan"),
+        np.nan,
+        np.float64("nan"),
+        np.int64(3),
+        np.bool_(False),
+        pd.NA,
+        pd.NaT,
+        np.datetime64("NaT"),
+        dt.date(2026, 1, 1),
+        [1, None],
+        {"a": 1},
+        (None,),
+        b"x",
+        1.5,
+    ]
+    for value in values:
+        got, want = _clean(value), reference(value)
+        assert type(got) is type(want) and (got is want or got == want), value

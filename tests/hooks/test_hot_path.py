@@ -75,3 +75,91 @@ def test_addalotofsms_body_is_the_urlencoded_form(monkeypatch):
     assert sent.data == expected
     assert sent.headers["Content-Type"] == "application/x-www-form-urlencoded"
     assert call.data == {"datajson": {"smsdata": rows}}  # the call itself is left as it was (retries)
+
+
+def _reference_send_bodies(hook, messages):
+    """Smstools' send bodies as send_batch built them before its fast path: the options tuple read
+    per message and every number normalised again by ``_send_body``."""
+    import pendulum
+
+    from airflow_provider_sms.hooks.smstools import SEND_OPTIONS
+    from airflow_provider_sms.messages import InvalidPhoneNumberError, as_utc
+
+    groups: dict = {}
+    now = pendulum.now("UTC")
+    for index, m in enumerate(messages):
+        try:
+            hook.wire_phone(m.to)
+        except InvalidPhoneNumberError:
+            continue
+        send_at = m.send_at if m.send_at is not None and as_utc(m.send_at) > now else None
+        options = tuple((k, m.options[k]) for k in SEND_OPTIONS if k in m.options)
+        groups.setdefault((m.body, m.sender, send_at, options), []).append(index)
+    bodies = []
+    for (body, sender, send_at, options), rows in groups.items():
+        reference = next((messages[i].key for i in rows if messages[i].key), None)
+        to = [messages[i].to for i in rows]
+        bodies.append(hook._send_body(to, body, sender, send_at, reference, **dict(options)))
+    return bodies
+
+
+def test_smstools_send_batch_bodies_are_the_reference_ones(monkeypatch):
+    """send_batch reuses the numbers wire_numbers normalised and one options tuple per options
+    mapping: the request bodies are byte for byte those of the plain path, over mixed formats,
+    unreadable numbers, senders, schedules and options (shared, equal and distinct mappings)."""
+    import datetime as dt
+
+    from airflow_provider_sms.hooks.smstools import SmstoolsHook
+    from airflow_provider_sms.messages import OutboundMessage
+
+    monkeypatch.setenv("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SMSTOOLS_HOT",
+        json.dumps(
+            {
+                "conn_type": "smstools",
+                "host": "https://api.example.test",
+                "login": "id",
+                "password": "secret",
+                "extra": {"sender_id": "Shop"},
+            }
+        ),
+    )
+    hook = SmstoolsHook("smstools_hot")
+    sent: list[dict] = []
+
+    def request(call):
+        sent.append(call.json)
+        return {"messageids": [f"id{len(sent)}-{i}" for i in range(len(call.json["to"]))]}
+
+    monkeypatch.setattr(hook, "request", request)
+    rng = random.Random(20)
+    shared = {"test": True}
+    options = [{}, shared, shared, {"test": True}, {"subid": "a", "test": True}, {"subid": "b", "sim": 2}]
+    formats = ["+316{:08d}", "0031 6 {:08d}", "+31 (6) {:08d}", "00316-{:08d}", "316{:08d}"]
+    schedules = [
+        None,
+        dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc),
+        dt.datetime(2100, 1, 1, tzinfo=dt.timezone.utc),
+    ]
+    for _ in range(40):
+        messages = []
+        for i in range(rng.randrange(1, 60)):
+            to = rng.choice(formats).format(rng.randrange(10**8))
+            if rng.random() < 0.1:
+                to = rng.choice(["not a number", "", "+999123", "+3161234"])
+            messages.append(
+                OutboundMessage(
+                    to=to,
+                    body=rng.choice(["Hi", "Sale é", "Hi"]),
+                    key=rng.choice([None, str(i + 1)]),
+                    sender=rng.choice([None, "Shop", "Other"]),
+                    send_at=rng.choice(schedules),
+                    options=rng.choice(options),
+                )
+            )
+        want = _reference_send_bodies(hook, messages)
+        sent.clear()
+        results = hook.send_batch(messages)
+        assert json.dumps(sent) == json.dumps(want)
+        assert len(results) == len(messages)

@@ -337,3 +337,40 @@ def test_postgres_status_updates_after_a_send_are_hot(postgres_conn_id):
         report.close()
     assert updated == len(phones)
     assert hot >= 0.9 * updated, (hot, updated)
+
+
+def test_evolve_is_dataclasses_replace():
+    """LedgerEntry.evolve (the send path's copy with changes) equals dataclasses.replace over
+    random entries and changes, keeps the original as it was, and refuses unknown names alike."""
+    import dataclasses
+    import pickle
+    import random
+    from datetime import datetime, timezone
+
+    from airflow_provider_sms.storage.ledger import LedgerEntry
+
+    rng = random.Random(20)
+    values = {
+        "recipient": ["+31612345678", "invalid:3:x"],
+        "state": ["pending", "sending", "accepted", "rejected"],
+        "idempotency_key": ["1", "281474976710655"],
+        "message_id": [None, "m1", ""],
+        "body_hash": [None, "abc"],
+        "segments": [None, 0, 1, 3],
+        "error": [None, "", "opted out"],
+        "source_row": [None, 0, 7],
+        "sent_at": [None, datetime(2026, 1, 1, tzinfo=timezone.utc)],
+    }
+    names = list(values)
+    for _ in range(2000):
+        entry = LedgerEntry(**{n: rng.choice(v) for n, v in values.items()})
+        before = dataclasses.astuple(entry)
+        changes = {n: rng.choice(values[n]) for n in rng.sample(names, rng.randrange(len(names) + 1))}
+        got, want = entry.evolve(**changes), dataclasses.replace(entry, **changes)
+        assert got == want and hash(got) == hash(want) and repr(got) == repr(want)
+        assert type(got) is LedgerEntry and dataclasses.astuple(entry) == before
+        assert pickle.loads(pickle.dumps(got)) == want
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            got.state = "x"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        LedgerEntry("+31612345678", "pending", "1").evolve(stat="accepted")

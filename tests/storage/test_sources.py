@@ -413,3 +413,81 @@ def test_postgres_ignores_the_connections_cursor_extra_and_autocommit(pg_conn_id
 
     assert [list(c["id"]) for c in chunks] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
     assert chunks[0].loc[0, "phone"] == "+4915110000000"
+
+
+def _typed(rows):
+    """Rows with each value's type, NaN as a marker (NaN != NaN): equal only when to_dict's are."""
+    return [
+        {k: (type(v), "NaN" if isinstance(v, float) and v != v else v) for k, v in row.items()}
+        for row in rows
+    ]
+
+
+def test_records_is_to_dict_records():
+    """records() gives what DataFrame.to_dict("records") gives, value and type, for the dtypes it
+    builds column-wise and for those it hands to to_dict, over random frames and the SQL reader's."""
+    import datetime as dt
+    import random
+
+    import numpy as np
+    import pandas as pd
+
+    from airflow_provider_sms.storage.sources import _frame, records
+
+    rng = random.Random(20)
+    n = 50
+    pools = {
+        "int": lambda: pd.Series([rng.randrange(-5, 10**12) for _ in range(n)]),
+        "uint": lambda: pd.Series(np.arange(n, dtype=np.uint32)),
+        "float": lambda: pd.Series([rng.choice([1.5, float("nan"), -0.0, 1e300, 3.0]) for _ in range(n)]),
+        "bool": lambda: pd.Series([rng.random() < 0.5 for _ in range(n)]),
+        "str": lambda: pd.Series([rng.choice(["+31612345678", "Ana", "", "é😀"]) for _ in range(n)]),
+        "str_missing": lambda: pd.Series([rng.choice(["a", None, "b"]) for _ in range(n)]),
+        "object_mixed": lambda: pd.Series(
+            [
+                rng.choice(
+                    [
+                        None,
+                        1,
+                        np.int64(7),
+                        np.float32(2.5),
+                        np.bool_(True),
+                        "x",
+                        3.0,
+                        True,
+                        float("nan"),
+                        np.datetime64("2026-01-01"),
+                        dt.date(2026, 1, 2),
+                        [1],
+                        {"a": 1},
+                    ]
+                )
+                for _ in range(n)
+            ],
+            dtype=object,
+        ),
+        "object_str": lambda: pd.Series([f"+316{i:08d}" for i in range(n)], dtype=object),
+        "string_dtype": lambda: pd.Series([rng.choice(["a", None]) for _ in range(n)], dtype="string"),
+        "Int64": lambda: pd.Series([rng.choice([1, None]) for _ in range(n)], dtype="Int64"),
+        "boolean": lambda: pd.Series([rng.choice([True, None]) for _ in range(n)], dtype="boolean"),
+        "datetime": lambda: pd.Series(pd.date_range("2026-01-01", periods=n, freq="h")),
+        "datetime_tz": lambda: pd.Series(pd.date_range("2026-01-01", periods=n, freq="h", tz="UTC")),
+        "category": lambda: pd.Series(pd.Categorical([rng.choice(["a", "b"]) for _ in range(n)])),
+    }
+    kinds = list(pools)
+    for _ in range(300):
+        chosen = rng.sample(kinds, rng.randrange(1, 6))
+        frame = pd.DataFrame({f"c{i}_{k}": pools[k]() for i, k in enumerate(chosen)})
+        frame = frame.iloc[: rng.randrange(n + 1)]
+        assert _typed(records(frame)) == _typed(frame.to_dict("records")), chosen
+    sql_rows = [
+        ("+31612345678", "Ana", None, True, 3, 1.5, None),
+        ("0031 6 1234", None, "x", None, None, None, 2),
+    ]
+    frame = _frame(sql_rows, ["phone", "first_name", "city", "unsubscribed", "n", "f", "o"])
+    assert _typed(records(frame)) == _typed(frame.to_dict("records"))
+    repeated = pd.DataFrame([[1, 2]], columns=["a", "a"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # to_dict: "columns are not unique"
+        assert records(repeated) == repeated.to_dict("records")
+    assert records(pd.DataFrame(index=range(3))) == pd.DataFrame(index=range(3)).to_dict("records")
