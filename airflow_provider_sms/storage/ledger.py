@@ -72,6 +72,19 @@ FILLFACTOR = 50
 # What the campaigns page reads (storage/campaigns.py): a campaign's start is one probe (created_at
 # second) and its counts an index-only range.
 CAMPAIGN_INDEX = ("campaign_started", ("campaign_key", "created_at", "state", "segments"))
+# Delivery reports (storage/report.py) find ledger rows by the gateway's message id. Only rows with
+# one are indexed: pending and sending rows have none, so a message's record and claim add no entry
+# (two of the nine index entries a message's record, claim and mark wrote), and the index holds no
+# ever-growing run of (gateway, NULL) duplicates. Every query by message id has ``message_id = ...``,
+# which implies the predicate, so the index serves it. Tables created before it keep their full
+# index ``<table>_gateway_message_id`` (LEGACY_GATEWAY_INDEX) and get no second one; databases
+# without partial indexes (other than PostgreSQL and SQLite) get the full one.
+GATEWAY_INDEX = ("gateway_message_sent", ("gateway", "message_id"), "message_id IS NOT NULL")
+LEGACY_GATEWAY_INDEX = "gateway_message_id"
+# The planner settings of a batch's claim, mark and suppress on PostgreSQL (MessageLedger._probe_by_key).
+PROBE_BY_KEY = (
+    "SELECT set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)"
+)
 MAX_CAMPAIGN_KEY = 250  # the width of the campaign_key column above
 # The per-row values of the set-based statements (the table ``v`` they read), recipient first.
 RECORD_COLUMNS = [
@@ -145,8 +158,11 @@ class MessageLedger(SqlTable):
 
     def ensure_table(self) -> None:
         self.create(COLUMNS, KEY, fillfactor=FILLFACTOR)
-        # Delivery reports find ledger rows by the gateway's message id.
-        self.create_index("gateway_message_id", ("gateway", "message_id"))
+        suffix, columns, where = GATEWAY_INDEX
+        if self.dialect not in ("postgresql", "sqlite"):
+            self.create_index(LEGACY_GATEWAY_INDEX, columns)
+        elif not self.index_exists(LEGACY_GATEWAY_INDEX):
+            self.create_index(suffix, columns, where)
         self.create_index(*CAMPAIGN_INDEX)
         self.widen_to_text(("message_id", "raw_status"))
 
@@ -265,19 +281,29 @@ class MessageLedger(SqlTable):
                     )
                     for part in (recipients[i : i + step] for i in range(0, len(recipients), step))
                 )
-            else:  # PostgreSQL joins the arrays (probes by primary key, or one hash join, by the statistics)
+            else:  # PostgreSQL joins the arrays by primary-key probes (see _probe_by_key)
+                # Without a changed text the batch is its recipients only: no CASE per row, and one
+                # array, not three, to read and carry through the join.
+                texts = any(h is not None for _, h, _ in rows)
+                columns = CLAIM_COLUMNS if texts else CLAIM_COLUMNS[:1]
+                values = rows if texts else [(r,) for r in recipients]
+                keep = (
+                    ", body_hash = CASE WHEN v.body_hash IS NULL THEN t.body_hash ELSE v.body_hash END, "
+                    "segments = CASE WHEN v.body_hash IS NULL THEN t.segments ELSE v.segments END"
+                    if texts
+                    else ""
+                )
                 statements = (
                     (
                         f"{cte}UPDATE {self.quoted} AS t SET state = {ph}, attempts = t.attempts + 1, "
-                        f"sent_at = {ph}, updated_at = {ph}, "
-                        "body_hash = CASE WHEN v.body_hash IS NULL THEN t.body_hash ELSE v.body_hash END, "
-                        "segments = CASE WHEN v.body_hash IS NULL THEN t.segments ELSE v.segments END "
-                        f"FROM v WHERE t.campaign_key = {ph} AND t.state = {ph} AND t.recipient = v.recipient",
+                        f"sent_at = {ph}, updated_at = {ph}{keep} FROM v WHERE t.campaign_key = {ph} "
+                        f"AND {self._state_is()} AND t.recipient = v.recipient",
                         (*params, SENDING, stamp, stamp, campaign_key, PENDING),
                         part,
                     )
-                    for cte, params, part in self._pieces(CLAIM_COLUMNS, rows, fixed=5)
+                    for cte, params, part in self._pieces(columns, values, fixed=5)
                 )
+                self._probe_by_key(cursor)
             for sql, params, part in statements:
                 self.run_once(cursor, sql, params)
                 if self.changed(cursor) == len(part):
@@ -303,11 +329,12 @@ class MessageLedger(SqlTable):
         now = self.ts(utcnow())
         ph = self.ph
         with self.write_transaction() as cursor:
+            self._probe_by_key(cursor)
             for cte, params in self.rows_cte(SUPPRESS_COLUMNS, list(reasons.items()), fixed=4):
                 self.run_once(
                     cursor,
                     f"{cte}UPDATE {self.quoted} AS t SET state = {ph}, error = v.error, updated_at = {ph} "
-                    f"FROM v WHERE t.campaign_key = {ph} AND t.state = {ph} "
+                    f"FROM v WHERE t.campaign_key = {ph} AND {self._state_is()} "
                     "AND t.recipient = v.recipient",
                     (*params, SUPPRESSED, now, campaign_key, PENDING),
                 )
@@ -363,6 +390,7 @@ class MessageLedger(SqlTable):
         now = self.ts(utcnow())
         ph = self.ph
         with self.write_transaction() as cursor:
+            self._probe_by_key(cursor)
             for cte, params in self.rows_cte(MARK_COLUMNS, list(last.values()), fixed=2):
                 self.run_once(
                     cursor,
@@ -374,6 +402,27 @@ class MessageLedger(SqlTable):
         return given
 
     # -- the pieces of the set-based statements ----------------------------------------------------
+
+    def _probe_by_key(self, cursor: Any) -> None:
+        """PostgreSQL: join the batch's rows (``v``) to the ledger by primary-key probes, one per
+        row, for the rest of this transaction (``set_config(..., true)``: ``SET LOCAL``).
+
+        With hash and merge joins allowed the planner picked, by statistics that a ledger growing
+        within a run never has right, a hash join that reads the whole campaign for every batch
+        (mark: its cost grows with the campaign) or, for a claim, a nested loop comparing each of
+        the batch's rows with each pending row (1,000 x 1,000 comparisons). Measured at 50k
+        messages, EXPLAIN ANALYZE of one batch of 1,000: the join 40 ms (mark) and 343 ms (claim)
+        against 6-7 ms with the probes."""
+        if self.is_postgres:
+            cursor.execute(PROBE_BY_KEY)
+
+    def _state_is(self) -> str:
+        """SQL saying the row ``t`` is in the state bound to its one parameter. On PostgreSQL the
+        state is the value of an InitPlan (``(SELECT $1)``), which the planner does not look up in
+        the statistics: rows are pending only between a batch's record and its claim, so an
+        ``ANALYZE`` finds (almost) none and, trusting that, the planner would scan the campaign in
+        its index for the "one" pending row, and not probe by primary key."""
+        return f"t.state = (SELECT {self.ph}::text)" if self.is_postgres else f"t.state = {self.ph}"
 
     def _pieces(
         self, columns: Sequence[tuple[str, str]], rows: Sequence[tuple], *, fixed: int
