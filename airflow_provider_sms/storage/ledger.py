@@ -81,10 +81,6 @@ CAMPAIGN_INDEX = ("campaign_started", ("campaign_key", "created_at", "state", "s
 # without partial indexes (other than PostgreSQL and SQLite) get the full one.
 GATEWAY_INDEX = ("gateway_message_sent", ("gateway", "message_id"), "message_id IS NOT NULL")
 LEGACY_GATEWAY_INDEX = "gateway_message_id"
-# The planner settings of a batch's claim, mark and suppress on PostgreSQL (MessageLedger._probe_by_key).
-PROBE_BY_KEY = (
-    "SELECT set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)"
-)
 MAX_CAMPAIGN_KEY = 250  # the width of the campaign_key column above
 # The per-row values of the set-based statements (the table ``v`` they read), recipient first.
 RECORD_COLUMNS = [
@@ -281,7 +277,7 @@ class MessageLedger(SqlTable):
                     )
                     for part in (recipients[i : i + step] for i in range(0, len(recipients), step))
                 )
-            else:  # PostgreSQL joins the arrays by primary-key probes (see _probe_by_key)
+            else:  # PostgreSQL joins the arrays (probes by primary key, or one hash join, by the statistics)
                 # Without a changed text the batch is its recipients only: no CASE per row, and one
                 # array, not three, to read and carry through the join.
                 texts = any(h is not None for _, h, _ in rows)
@@ -297,13 +293,12 @@ class MessageLedger(SqlTable):
                     (
                         f"{cte}UPDATE {self.quoted} AS t SET state = {ph}, attempts = t.attempts + 1, "
                         f"sent_at = {ph}, updated_at = {ph}{keep} FROM v WHERE t.campaign_key = {ph} "
-                        f"AND {self._state_is()} AND t.recipient = v.recipient",
+                        f"AND t.state = {ph} AND t.recipient = v.recipient",
                         (*params, SENDING, stamp, stamp, campaign_key, PENDING),
                         part,
                     )
                     for cte, params, part in self._pieces(columns, values, fixed=5)
                 )
-                self._probe_by_key(cursor)
             for sql, params, part in statements:
                 self.run_once(cursor, sql, params)
                 if self.changed(cursor) == len(part):
@@ -329,12 +324,11 @@ class MessageLedger(SqlTable):
         now = self.ts(utcnow())
         ph = self.ph
         with self.write_transaction() as cursor:
-            self._probe_by_key(cursor)
             for cte, params in self.rows_cte(SUPPRESS_COLUMNS, list(reasons.items()), fixed=4):
                 self.run_once(
                     cursor,
                     f"{cte}UPDATE {self.quoted} AS t SET state = {ph}, error = v.error, updated_at = {ph} "
-                    f"FROM v WHERE t.campaign_key = {ph} AND {self._state_is()} "
+                    f"FROM v WHERE t.campaign_key = {ph} AND t.state = {ph} "
                     "AND t.recipient = v.recipient",
                     (*params, SUPPRESSED, now, campaign_key, PENDING),
                 )
@@ -390,7 +384,6 @@ class MessageLedger(SqlTable):
         now = self.ts(utcnow())
         ph = self.ph
         with self.write_transaction() as cursor:
-            self._probe_by_key(cursor)
             for cte, params in self.rows_cte(MARK_COLUMNS, list(last.values()), fixed=2):
                 self.run_once(
                     cursor,
@@ -402,27 +395,6 @@ class MessageLedger(SqlTable):
         return given
 
     # -- the pieces of the set-based statements ----------------------------------------------------
-
-    def _probe_by_key(self, cursor: Any) -> None:
-        """PostgreSQL: join the batch's rows (``v``) to the ledger by primary-key probes, one per
-        row, for the rest of this transaction (``set_config(..., true)``: ``SET LOCAL``).
-
-        With hash and merge joins allowed the planner picked, by statistics that a ledger growing
-        within a run never has right, a hash join that reads the whole campaign for every batch
-        (mark: its cost grows with the campaign) or, for a claim, a nested loop comparing each of
-        the batch's rows with each pending row (1,000 x 1,000 comparisons). Measured at 50k
-        messages, EXPLAIN ANALYZE of one batch of 1,000: the join 40 ms (mark) and 343 ms (claim)
-        against 6-7 ms with the probes."""
-        if self.is_postgres:
-            cursor.execute(PROBE_BY_KEY)
-
-    def _state_is(self) -> str:
-        """SQL saying the row ``t`` is in the state bound to its one parameter. On PostgreSQL the
-        state is the value of an InitPlan (``(SELECT $1)``), which the planner does not look up in
-        the statistics: rows are pending only between a batch's record and its claim, so an
-        ``ANALYZE`` finds (almost) none and, trusting that, the planner would scan the campaign in
-        its index for the "one" pending row, and not probe by primary key."""
-        return f"t.state = (SELECT {self.ph}::text)" if self.is_postgres else f"t.state = {self.ph}"
 
     def _pieces(
         self, columns: Sequence[tuple[str, str]], rows: Sequence[tuple], *, fixed: int

@@ -14,7 +14,6 @@ from airflow_provider_sms.storage.ledger import (
     KEY,
     LEGACY_GATEWAY_INDEX,
     PENDING,
-    PROBE_BY_KEY,
     REJECTED,
     SENDING,
     SUPPRESSED,
@@ -424,47 +423,3 @@ def test_a_ledger_created_before_keeps_its_full_index(sql_conn_id):
         assert ledger.message_ids("c1") == ["m-1"]
     finally:
         ledger.close()
-
-
-def test_postgres_claim_and_mark_probe_the_primary_key_whatever_the_statistics(postgres_conn_id):
-    """The statistics of a ledger filled within a run are stale by design: here ANALYZE saw only
-    accepted rows (no pending one), the state a batch's claim looks for. Claim and mark still join
-    the batch by primary-key probes: no hash join over the campaign, no scan of it, no nested loop
-    comparing every pending row with every row of the batch."""
-    ledger = MessageLedger(postgres_conn_id, "sms_messages", gateway="smstools")
-    phones = [f"+4915100{i:05d}" for i in range(4_000)]
-    seen: list[tuple[str, tuple]] = []
-    try:
-        ledger.ensure_table()
-        old, new = phones[:3_000], phones[3_000:]
-        ledger.record("c1", [_entry(p) for p in old])
-        ledger.claim("c1", [(p, None, None) for p in old])
-        ledger.mark("c1", [SendOutcome(p, ACCEPTED, f"m{p}", "queued", "queued") for p in old])
-        ledger.analyze()
-        ledger.record("c1", [_entry(p) for p in new])
-        real = ledger.run_once
-
-        def capture(cursor, sql, params):
-            seen.append((sql, tuple(params)))
-            real(cursor, sql, params)
-
-        ledger.run_once = capture
-        _, claimed = ledger.claim("c1", [(p, None, None) for p in new[:500]])
-        ledger.claim("c1", [(p, "h2", 2) for p in new[500:]])  # changed texts: the wider statement
-        ledger.mark("c1", [SendOutcome(p, ACCEPTED, f"m{p}", "queued", "queued") for p in new])
-        ledger.run_once = real
-        assert claimed == set(new[:500])
-        plans = []
-        with ledger.transaction() as cursor:
-            cursor.execute(PROBE_BY_KEY)
-            for sql, params in seen:
-                cursor.execute("EXPLAIN (COSTS OFF) " + sql, params)
-                plans.append("\n".join(row[0] for row in cursor.fetchall()))
-            ledger.conn.rollback()
-    finally:
-        ledger.close()
-    assert len(plans) == 3
-    for plan in plans:
-        assert "Index Scan using sms_messages_pkey" in plan, plan
-        assert "Nested Loop" in plan and "Join Filter" not in plan, plan
-        assert "Hash" not in plan and "Seq Scan" not in plan and "campaign_started" not in plan, plan
