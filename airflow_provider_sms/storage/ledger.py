@@ -72,6 +72,15 @@ FILLFACTOR = 50
 # What the campaigns page reads (storage/campaigns.py): a campaign's start is one probe (created_at
 # second) and its counts an index-only range.
 CAMPAIGN_INDEX = ("campaign_started", ("campaign_key", "created_at", "state", "segments"))
+# Delivery reports (storage/report.py) find ledger rows by the gateway's message id. Only rows with
+# one are indexed: pending and sending rows have none, so a message's record and claim add no entry
+# (two of the nine index entries a message's record, claim and mark wrote), and the index holds no
+# ever-growing run of (gateway, NULL) duplicates. Every query by message id has ``message_id = ...``,
+# which implies the predicate, so the index serves it. Tables created before it keep their full
+# index ``<table>_gateway_message_id`` (LEGACY_GATEWAY_INDEX) and get no second one; databases
+# without partial indexes (other than PostgreSQL and SQLite) get the full one.
+GATEWAY_INDEX = ("gateway_message_sent", ("gateway", "message_id"), "message_id IS NOT NULL")
+LEGACY_GATEWAY_INDEX = "gateway_message_id"
 MAX_CAMPAIGN_KEY = 250  # the width of the campaign_key column above
 # The per-row values of the set-based statements (the table ``v`` they read), recipient first.
 RECORD_COLUMNS = [
@@ -145,8 +154,11 @@ class MessageLedger(SqlTable):
 
     def ensure_table(self) -> None:
         self.create(COLUMNS, KEY, fillfactor=FILLFACTOR)
-        # Delivery reports find ledger rows by the gateway's message id.
-        self.create_index("gateway_message_id", ("gateway", "message_id"))
+        suffix, columns, where = GATEWAY_INDEX
+        if self.dialect not in ("postgresql", "sqlite"):
+            self.create_index(LEGACY_GATEWAY_INDEX, columns)
+        elif not self.index_exists(LEGACY_GATEWAY_INDEX):
+            self.create_index(suffix, columns, where)
         self.create_index(*CAMPAIGN_INDEX)
         self.widen_to_text(("message_id", "raw_status"))
 
@@ -266,17 +278,26 @@ class MessageLedger(SqlTable):
                     for part in (recipients[i : i + step] for i in range(0, len(recipients), step))
                 )
             else:  # PostgreSQL joins the arrays (probes by primary key, or one hash join, by the statistics)
+                # Without a changed text the batch is its recipients only: no CASE per row, and one
+                # array, not three, to read and carry through the join.
+                texts = any(h is not None for _, h, _ in rows)
+                columns = CLAIM_COLUMNS if texts else CLAIM_COLUMNS[:1]
+                values = rows if texts else [(r,) for r in recipients]
+                keep = (
+                    ", body_hash = CASE WHEN v.body_hash IS NULL THEN t.body_hash ELSE v.body_hash END, "
+                    "segments = CASE WHEN v.body_hash IS NULL THEN t.segments ELSE v.segments END"
+                    if texts
+                    else ""
+                )
                 statements = (
                     (
                         f"{cte}UPDATE {self.quoted} AS t SET state = {ph}, attempts = t.attempts + 1, "
-                        f"sent_at = {ph}, updated_at = {ph}, "
-                        "body_hash = CASE WHEN v.body_hash IS NULL THEN t.body_hash ELSE v.body_hash END, "
-                        "segments = CASE WHEN v.body_hash IS NULL THEN t.segments ELSE v.segments END "
-                        f"FROM v WHERE t.campaign_key = {ph} AND t.state = {ph} AND t.recipient = v.recipient",
+                        f"sent_at = {ph}, updated_at = {ph}{keep} FROM v WHERE t.campaign_key = {ph} "
+                        f"AND t.state = {ph} AND t.recipient = v.recipient",
                         (*params, SENDING, stamp, stamp, campaign_key, PENDING),
                         part,
                     )
-                    for cte, params, part in self._pieces(CLAIM_COLUMNS, rows, fixed=5)
+                    for cte, params, part in self._pieces(columns, values, fixed=5)
                 )
             for sql, params, part in statements:
                 self.run_once(cursor, sql, params)

@@ -320,14 +320,29 @@ class SqlTable:
         storage = f" WITH (fillfactor = {int(fillfactor)})" if fillfactor and self.is_postgres else ""
         self.ddl([f"CREATE TABLE IF NOT EXISTS {self.quoted} ({cols}, PRIMARY KEY ({pk})){storage}"])
 
-    def create_index(self, suffix: str, columns: Sequence[str]) -> str:
+    def create_index(self, suffix: str, columns: Sequence[str], where: str = "") -> str:
         """CREATE INDEX IF NOT EXISTS ``<table>_<suffix>`` (hash-shortened past 63 characters, see
-        :func:`derived_name`) on ``columns``; returns the index name."""
+        :func:`derived_name`) on ``columns``, partial with ``where`` (SQL of this package's own, never
+        a user's); returns the index name."""
         name = derived_name(self.name.split(".")[-1], suffix)
         index = quote_name(name, what="index")
         cols = ", ".join(quote_name(c, what="column") for c in columns)
-        self.ddl([f"CREATE INDEX IF NOT EXISTS {index} ON {self.quoted} ({cols})"])
+        predicate = f" WHERE {where}" if where else ""
+        self.ddl([f"CREATE INDEX IF NOT EXISTS {index} ON {self.quoted} ({cols}){predicate}"])
         return name
+
+    def index_exists(self, suffix: str) -> bool:
+        """Whether this table's index ``<table>_<suffix>`` (as :meth:`create_index` names it) exists."""
+        parts = self.name.split(".")
+        name = derived_name(parts[-1], suffix)
+        if self.is_postgres:
+            qualified = ".".join([*(quote_name(p) for p in parts[:-1]), quote_name(name, what="index")])
+            return bool(self.query("SELECT to_regclass(%s) IS NOT NULL", [qualified])[0][0])
+        if self.dialect != "sqlite":
+            raise NotImplementedError(f"index_exists: PostgreSQL and SQLite only, not {self.dialect}")
+        return bool(
+            self.query(f"SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = {self.ph}", [name])
+        )
 
     def ddl(self, statements: Sequence[str]) -> None:
         """Run ``CREATE ... IF NOT EXISTS`` statements in one transaction (see :meth:`ddl_transaction`)."""

@@ -378,9 +378,9 @@ def test_postgres_statements_cost_the_chunk_not_the_tables(postgres_conn_id):
     history_and_merge, ledger_update = plans
     assert "sms_delivery_history" in history_and_merge
     assert "Scan on sms_delivery_report" not in history_and_merge  # no join with the report table
-    assert "Index Scan using sms_messages_gateway_message_id" in history_and_merge  # the campaign key
+    assert "Index Scan using sms_messages_gateway_message_sent" in history_and_merge  # the campaign key
     assert "Seq Scan on sms_messages" not in history_and_merge
-    assert "Index Scan using sms_messages_gateway_message_id" in ledger_update
+    assert "Index Scan using sms_messages_gateway_message_sent" in ledger_update
     assert "Seq Scan on sms_messages" not in ledger_update
 
 

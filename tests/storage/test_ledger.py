@@ -9,6 +9,10 @@ from airflow_provider_sms.messages import SendOutcome
 from airflow_provider_sms.storage.ledger import (
     ACCEPTED,
     AMBIGUOUS,
+    COLUMNS,
+    GATEWAY_INDEX,
+    KEY,
+    LEGACY_GATEWAY_INDEX,
     PENDING,
     REJECTED,
     SENDING,
@@ -374,3 +378,48 @@ def test_evolve_is_dataclasses_replace():
             got.state = "x"  # type: ignore[misc]
     with pytest.raises(TypeError):
         LedgerEntry("+31612345678", "pending", "1").evolve(stat="accepted")
+
+
+def test_a_new_ledger_indexes_only_rows_with_a_message_id(ledger):
+    """The gateway's ids are indexed for the rows that have one (GATEWAY_INDEX): pending and sending
+    rows add no entry, and a look-up by id still finds every accepted row."""
+    phones = [f"+4915100{i:05d}" for i in range(6)]
+    ledger.record("c1", [_entry(p) for p in phones])
+    ledger.claim("c1", [(p, None, None) for p in phones[:4]])
+    ledger.mark("c1", [SendOutcome(p, ACCEPTED, f"m-{p}", "queued", None, None) for p in phones[:3]])
+    ledger.mark("c1", [SendOutcome(phones[3], AMBIGUOUS)])  # left, no id
+    assert ledger.index_exists(GATEWAY_INDEX[0])
+    assert not ledger.index_exists(LEGACY_GATEWAY_INDEX)
+    if ledger.is_postgres:
+        (definition,) = ledger.query(
+            "SELECT pg_get_indexdef(%s::regclass)", [f"sms_messages_{GATEWAY_INDEX[0]}"]
+        )
+    else:
+        (definition,) = ledger.query(
+            "SELECT sql FROM sqlite_master WHERE name = ?", [f"sms_messages_{GATEWAY_INDEX[0]}"]
+        )
+    assert "WHERE" in definition[0] and "message_id IS NOT NULL" in definition[0], definition
+    rows = ledger.query(
+        f"SELECT recipient FROM sms_messages WHERE gateway = {ledger.ph} AND message_id = {ledger.ph}",
+        ["smstools", f"m-{phones[1]}"],
+    )
+    assert rows == [(phones[1],)]
+    assert sorted(ledger.message_ids("c1")) == sorted(f"m-{p}" for p in phones[:3])
+
+
+def test_a_ledger_created_before_keeps_its_full_index(sql_conn_id):
+    """A table an earlier version created (full ``<table>_gateway_message_id`` index) keeps that
+    index and gets no second one: two indexes on the ids would cost every write more."""
+    ledger = MessageLedger(sql_conn_id, "old_ledger", gateway="smstools")
+    try:
+        ledger.create(COLUMNS, KEY)
+        ledger.create_index(LEGACY_GATEWAY_INDEX, ("gateway", "message_id"))  # as before this change
+        ledger.ensure_table()
+        assert ledger.index_exists(LEGACY_GATEWAY_INDEX)
+        assert not ledger.index_exists(GATEWAY_INDEX[0])
+        ledger.record("c1", [_entry("+4915100000001")])
+        ledger.claim("c1", [("+4915100000001", None, None)])
+        ledger.mark("c1", [SendOutcome("+4915100000001", ACCEPTED, "m-1", "queued", None, None)])
+        assert ledger.message_ids("c1") == ["m-1"]
+    finally:
+        ledger.close()

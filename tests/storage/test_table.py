@@ -7,7 +7,7 @@ import traceback
 
 import pytest
 
-from airflow_provider_sms.storage.ledger import MessageLedger
+from airflow_provider_sms.storage.ledger import GATEWAY_INDEX, LEGACY_GATEWAY_INDEX, MessageLedger
 from airflow_provider_sms.storage.sync_state import ContactSyncState
 from airflow_provider_sms.storage.table import MAX_NAME, SqlTable, derived_name, get_sql_hook
 
@@ -50,7 +50,7 @@ def test_six_processes_create_the_same_tables_at_once_on_a_fresh_postgres(postgr
     hook = get_sql_hook(postgres_conn_id)
     assert hook.get_records(
         "SELECT indexname FROM pg_indexes WHERE tablename = %s AND indexname = %s",
-        (f"sms_messages_{round_}", f"sms_messages_{round_}_gateway_message_id"),
+        (f"sms_messages_{round_}", f"sms_messages_{round_}_{GATEWAY_INDEX[0]}"),
     )
 
 
@@ -80,7 +80,8 @@ def test_a_ledger_with_a_long_table_name_gets_its_index(sql_conn_id, length):
                 [table],
             )
         names = {row[0] for row in indexes}
-        assert derived_name(table, "gateway_message_id") in names
+        assert derived_name(table, GATEWAY_INDEX[0]) in names
+        assert derived_name(table, LEGACY_GATEWAY_INDEX) not in names  # a new table: the partial index only
         assert all(len(name) <= MAX_NAME for name in names)
     finally:
         ledger.close()
