@@ -182,27 +182,35 @@ def test_long_lived_frozen_freezes_for_the_send_and_gives_back():
 
     from airflow_provider_sms.campaign.send import long_lived_frozen
 
-    assert gc.get_freeze_count() == 0
-    with long_lived_frozen():
-        assert gc.get_freeze_count() > 0 and gc.isenabled()
-    assert gc.get_freeze_count() == 0
-    with pytest.raises(RuntimeError), long_lived_frozen():
-        raise RuntimeError("the send failed")
-    assert gc.get_freeze_count() == 0
-    gc.freeze()
+    # The process may hold objects frozen by something else (Airflow freezes before it forks, and
+    # earlier tests of a whole run may have): start from none frozen, and freeze again after.
+    frozen_before = gc.get_freeze_count()
+    gc.unfreeze()
     try:
-        frozen = gc.get_freeze_count()
+        assert gc.get_freeze_count() == 0
         with long_lived_frozen():
-            pass
-        assert gc.get_freeze_count() == frozen  # someone else's freeze stays
+            assert gc.get_freeze_count() > 0 and gc.isenabled()
+        assert gc.get_freeze_count() == 0
+        with pytest.raises(RuntimeError), long_lived_frozen():
+            raise RuntimeError("the send failed")
+        assert gc.get_freeze_count() == 0
+        gc.freeze()
+        try:
+            frozen = gc.get_freeze_count()
+            with long_lived_frozen():
+                pass
+            assert gc.get_freeze_count() == frozen  # someone else's freeze stays
+        finally:
+            gc.unfreeze()
+        gc.disable()
+        try:
+            with long_lived_frozen():
+                assert gc.get_freeze_count() == 0
+        finally:
+            gc.enable()
     finally:
-        gc.unfreeze()
-    gc.disable()
-    try:
-        with long_lived_frozen():
-            assert gc.get_freeze_count() == 0
-    finally:
-        gc.enable()
+        if frozen_before:
+            gc.freeze()
 
 
 def test_clean_is_the_reference():
