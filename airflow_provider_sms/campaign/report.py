@@ -166,12 +166,11 @@ class Reconcile:
         merged = len(report.merge_statements(utcnow())) - 1
         if self.ledger_conn_id == self.report_conn_id:
             ledger.close()  # its statements run on the report's connection, next to the staging table
-            source = None if key is not None else table
             return [
                 (
                     StagedWriter(report),
                     lambda at: [
-                        *report.merge_statements(at, key, source),
+                        *report.merge_statements(at, key, table),
                         *ledger_update_statements(report, table, at),
                         campaign_key_statement(report, key, table, merged),
                     ],

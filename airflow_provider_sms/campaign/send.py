@@ -536,7 +536,8 @@ class CampaignSend:
         for recipient, text, segments in claims:
             if recipient in claimed:
                 row = current[recipient]
-                current[recipient] = row.evolve(
+                current[recipient] = evolve(
+                    row,
                     state=SENDING,
                     sent_at=since,
                     body_hash=text or row.body_hash,
@@ -572,8 +573,8 @@ class CampaignSend:
         """Write outcomes to the ledger (one transaction) and keep ``current`` in step with it."""
         self.ledger.mark(self.campaign_key, outcomes)
         for o in outcomes:
-            current[o.recipient] = current[o.recipient].evolve(
-                state=o.state, message_id=o.message_id, error=o.error
+            current[o.recipient] = evolve(
+                current[o.recipient], state=o.state, message_id=o.message_id, error=o.error
             )
 
     def _mark_all(

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from airflow_provider_sms.exceptions import NothingToWatchError
-from airflow_provider_sms.messages import DeliveryStatus, SendOutcome, evolve
+from airflow_provider_sms.messages import DeliveryStatus, SendOutcome
 from airflow_provider_sms.storage.report import STAGING
 from airflow_provider_sms.storage.table import (
     IN_SLICE,
@@ -135,11 +135,6 @@ class LedgerEntry:
     error: str | None = None
     source_row: int | None = None
     sent_at: datetime | None = None
-
-    def evolve(self, **changes: Any) -> LedgerEntry:
-        """``dataclasses.replace(self, **changes)``, equal to what it gives, for the send path (two
-        changed rows a message): see :func:`airflow_provider_sms.messages.evolve`."""
-        return evolve(self, **changes)
 
 
 class MessageLedger(SqlTable):

@@ -344,13 +344,14 @@ def test_postgres_status_updates_after_a_send_are_hot(postgres_conn_id):
 
 
 def test_evolve_is_dataclasses_replace():
-    """LedgerEntry.evolve (the send path's copy with changes) equals dataclasses.replace over
+    """evolve on a LedgerEntry (the send path's copy with changes) equals dataclasses.replace over
     random entries and changes, keeps the original as it was, and refuses unknown names alike."""
     import dataclasses
     import pickle
     import random
     from datetime import datetime, timezone
 
+    from airflow_provider_sms.messages import evolve
     from airflow_provider_sms.storage.ledger import LedgerEntry
 
     rng = random.Random(20)
@@ -370,14 +371,14 @@ def test_evolve_is_dataclasses_replace():
         entry = LedgerEntry(**{n: rng.choice(v) for n, v in values.items()})
         before = dataclasses.astuple(entry)
         changes = {n: rng.choice(values[n]) for n in rng.sample(names, rng.randrange(len(names) + 1))}
-        got, want = entry.evolve(**changes), dataclasses.replace(entry, **changes)
+        got, want = evolve(entry, **changes), dataclasses.replace(entry, **changes)
         assert got == want and hash(got) == hash(want) and repr(got) == repr(want)
         assert type(got) is LedgerEntry and dataclasses.astuple(entry) == before
         assert pickle.loads(pickle.dumps(got)) == want
         with pytest.raises(dataclasses.FrozenInstanceError):
             got.state = "x"  # type: ignore[misc]
     with pytest.raises(TypeError):
-        LedgerEntry("+31612345678", "pending", "1").evolve(stat="accepted")
+        evolve(LedgerEntry("+31612345678", "pending", "1"), stat="accepted")
 
 
 def test_a_new_ledger_indexes_only_rows_with_a_message_id(ledger):
