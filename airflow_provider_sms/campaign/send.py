@@ -204,6 +204,11 @@ class CampaignSend:
         self.started = time.monotonic()
         self.last_progress = self.started
         self.recorded = 0
+        # A campaign the ledger holds no row of yet (decided under the campaign's lock): its rows to
+        # send are recorded as their batch leaves, straight as ``sending`` (record_sending), so each
+        # is written twice, not three times; the rows of the chunk in hand not recorded yet:
+        self.fresh = False
+        self.unrecorded: set[str] = set()
         self._outbound: OutboundMessage | None = None  # see _message
 
     def run(self, chunks: Iterator[pd.DataFrame]) -> dict[str, Any]:
@@ -225,6 +230,12 @@ class CampaignSend:
             self.gateway = ThreadPoolExecutor(max_workers=self.in_flight, thread_name_prefix="sms-gateway")
             try:
                 with self._one_try_at_a_time(), long_lived_frozen():
+                    self.fresh = (
+                        self.ledger is not None
+                        and not self.settings.dry_run
+                        and not self._budgeted
+                        and not self.ledger.has_rows(self.campaign_key)
+                    )
                     if self._budgeted:
                         self._record_check_send(chunks)
                     else:
@@ -353,6 +364,13 @@ class CampaignSend:
         """Apply the rails to a prepared chunk and record it in the ledger; returns the chunk's rows
         as the ledger now holds them (``current``, which from here on follows every write)."""
         entries, left_out = self._apply_rails(entries)
+        if self.fresh:  # only what never leaves is recorded now; the rest as its batch leaves
+            others = [e for e in entries if e.state != PENDING]
+            if self.ledger.record(self.campaign_key, others) == len(others):
+                self.unrecorded = {e.recipient for e in entries if e.state == PENDING}
+                self._recorded(len(entries))
+                return {e.recipient: e for e in entries}
+            self.fresh = False  # rows of this campaign appeared meanwhile: every chunk as a retry's
         inserted = self.ledger.record(self.campaign_key, entries)
         self._recorded(len(entries))
         # Rows an earlier try wrote win over this try's entries, so they are read back unless every
@@ -511,6 +529,7 @@ class CampaignSend:
                     self._settle(window.popleft(), current)
             except BaseException:
                 self._settle_after_failure(window, current)
+                self._record_unsent(current)
                 raise
             entries = [current[r] for r in recipients if current[r].state == PENDING]
             if not entries:
@@ -525,6 +544,27 @@ class CampaignSend:
     ) -> list[OutboundMessage]:
         """Claim the messages' rows as ``sending`` (committed before the request leaves) and return
         those this try claimed; a row another try took meanwhile is read back, not sent."""
+        new = [m.to for m in messages if m.to in self.unrecorded]
+        recorded = [m for m in messages if m.to not in self.unrecorded] if len(new) < len(messages) else []
+        claimed: set[str] = set()
+        if new:  # rendered by this try, so their texts are the ones prepared: nothing to compare
+            since, claimed = self.ledger.record_sending(self.campaign_key, [current[r] for r in new])
+            self.unrecorded.difference_update(new)
+            for recipient in claimed:
+                current[recipient] = evolve(current[recipient], state=SENDING, sent_at=since)
+        if recorded:
+            claimed |= self._claim_recorded(recorded, current)
+        taken = [m.to for m in messages if m.to not in claimed]
+        if taken:
+            self.log.warning(
+                "%d rows were taken by another try of this campaign; not sending them", len(taken)
+            )
+            current.update(self.ledger.load(self.campaign_key, taken))
+        return [m for m in messages if m.to in claimed]
+
+    def _claim_recorded(self, messages: list[OutboundMessage], current: dict[str, LedgerEntry]) -> set[str]:
+        """Claim rows the ledger holds as ``pending``, with the text about to leave where it changed
+        since it was recorded; the recipients claimed."""
         claims = []
         for m in messages:
             text = body_hash(m.body)
@@ -543,13 +583,7 @@ class CampaignSend:
                     body_hash=text or row.body_hash,
                     segments=segments or row.segments,
                 )
-        taken = [m.to for m in messages if m.to not in claimed]
-        if taken:
-            self.log.warning(
-                "%d rows were taken by another try of this campaign; not sending them", len(taken)
-            )
-            current.update(self.ledger.load(self.campaign_key, taken))
-        return [m for m in messages if m.to in claimed]
+        return claimed
 
     def _send_batch(self, messages: list[OutboundMessage]) -> list[SendResult]:
         """In a gateway thread: send, unless a request failed in a way that ends the run (then
@@ -601,6 +635,18 @@ class CampaignSend:
                 if not isinstance(exc, Exception) and not _raised_by(request, exc):
                     raise
                 self.log.warning("A batch in flight when the run failed failed too: %r", exc)
+
+    def _record_unsent(self, current: dict[str, LedgerEntry]) -> None:
+        """The run is failing: the chunk's rows not recorded yet go in as ``pending`` (what a retry's
+        record would write), so the ledger shows what is left to send. A process killed outright
+        cannot do this; its retry records them."""
+        rows = [e for r, e in current.items() if r in self.unrecorded and e.state == PENDING]
+        self.unrecorded = set()
+        if rows:
+            try:
+                self.ledger.record(self.campaign_key, rows)
+            except Exception as exc:  # the first failure is the one raised
+                self.log.warning("Could not record %d unsent rows as pending: %r", len(rows), exc)
 
     def _settle(self, request: _Request, current: dict[str, LedgerEntry]) -> None:
         """Record the outcome of a request: its results, or what a failure proves about its messages."""

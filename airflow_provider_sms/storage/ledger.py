@@ -3,7 +3,8 @@
 It is what makes a bulk send exactly-once across task retries, worker crashes and re-runs:
 ``pending`` (recorded) → ``sending`` (a request is about to leave) → ``accepted`` (gateway id known)
 or ``rejected`` (with the reason); ``suppressed`` never leaves; ``ambiguous`` is a ``sending`` row
-whose fate the gateway could not tell. Works on any Airflow SQL connection (common-sql).
+whose fate the gateway could not tell. A campaign's first try writes a row to send once, straight
+as ``sending``, just before its request (:meth:`MessageLedger.record_sending`). Works on any Airflow SQL connection (common-sql).
 """
 
 from __future__ import annotations
@@ -63,7 +64,8 @@ COLUMNS: list[tuple[str, str]] = [
 ]
 KEY = ("campaign_key", "recipient")
 # PostgreSQL: new rows fill half of each page. Every ledger row is written three or four times
-# (recorded, claimed, marked, then its delivery status), each time soon after the last; with room on
+# (recorded, claimed, marked, then its delivery status; on a campaign's first try recorded and
+# claimed in one insert), each time soon after the last; with room on
 # its page the next version lands there, the dead ones are pruned in place, and the status update,
 # which changes no indexed column, is a HOT update (no new entry in the ledger's three indexes).
 # At 100 every version went to a new page at the table's end, no status update was HOT, and the
@@ -189,11 +191,57 @@ class MessageLedger(SqlTable):
         check_campaign_key(campaign_key)
         if not self.set_based:
             return _record_per_row(self, campaign_key, entries)
+        inserted = 0
+        with self.write_transaction() as cursor:
+            for sql, params, _ in self._inserts(campaign_key, entries, None):
+                self.run_once(cursor, sql, params)
+                inserted += self.changed(cursor)
+        return inserted
+
+    def record_sending(self, campaign_key: str, entries: Sequence[LedgerEntry]) -> tuple[datetime, set[str]]:
+        """Record rows no try has recorded yet straight as ``sending``, just before their request
+        leaves: what :meth:`record` then :meth:`claim` would write, in one statement (a campaign's
+        first try writes each row it sends twice, not three times). Returns the time and the
+        recipients this call inserted, as :meth:`claim` does; a row already in the ledger is left
+        as it is and not returned (another try holds it)."""
+        check_campaign_key(campaign_key)
+        if not self.set_based:
+            there = self.load(campaign_key, [e.recipient for e in entries])
+            new = [e for e in entries if e.recipient not in there]
+            self.record(campaign_key, new)
+            return self.claim(campaign_key, [(e.recipient, None, None) for e in new])
+        now = utcnow()
+        stamp = self.ts(now)
+        claimed: set[str] = set()
+        with self.write_transaction() as cursor:
+            for sql, params, part in self._inserts(campaign_key, entries, stamp):
+                self.run_once(cursor, sql, params)
+                if self.changed(cursor) == len(part):
+                    claimed.update(part)
+                    continue
+                # Some were there already: ours are the ones stamped with this call's time.
+                among, among_params = self._among("recipient", part)
+                self.run_once(
+                    cursor,
+                    f"SELECT recipient FROM {self.quoted} WHERE campaign_key = {self.ph} "
+                    f"AND state = {self.ph} AND sent_at = {self.ph} AND {among}",
+                    (campaign_key, SENDING, stamp, *among_params),
+                )
+                claimed.update(row[0] for row in cursor.fetchall())
+        return now, claimed
+
+    def _inserts(
+        self, campaign_key: str, entries: Iterable[LedgerEntry], sent_at: Any
+    ) -> Iterator[tuple[str, list[Any], list[str]]]:
+        """``(sql, params, recipients)``: the ``INSERT ... ON CONFLICT DO NOTHING`` statements of
+        :meth:`record` (``sent_at`` None: as given) or :meth:`record_sending` (every row
+        ``sending`` at ``sent_at``, its first attempt)."""
         first: dict[str, LedgerEntry] = {}
         for e in entries:
             first.setdefault(e.recipient, e)
         if not first:
-            return 0
+            return
+        sending = sent_at is not None
         rows = [
             (
                 e.recipient,
@@ -201,32 +249,38 @@ class MessageLedger(SqlTable):
                 e.source_row,
                 e.body_hash,
                 e.segments,
-                e.state,
+                SENDING if sending else e.state,
                 e.message_id,
                 e.error,
             )
             for e in first.values()
         ]
-        now = self.ts(utcnow())
+        now = sent_at if sending else self.ts(utcnow())
         # Constant columns are bound once, not once per row.
         constants = [campaign_key, self.gateway, self.sms_conn_id, now, now]
         names = ", ".join(name for name, _ in COLUMNS)
         ph = self.ph
+        attempts, sent = ("1", ph) if sending else ("0", "NULL")
         select = (
             f"SELECT {ph}, recipient, idempotency_key, {ph}, {ph}, source_row, body_hash, segments, state, "
-            f"message_id, NULL, NULL, error, 0, {ph}, {ph}, NULL FROM v WHERE true"  # SQLite needs the WHERE
+            f"message_id, NULL, NULL, error, {attempts}, {ph}, {ph}, {sent} FROM v WHERE true"  # SQLite needs the WHERE
         )
-        inserted = 0
-        with self.write_transaction() as cursor:
-            for cte, params in self.rows_cte(RECORD_COLUMNS, rows, fixed=len(constants)):
-                self.run_once(
-                    cursor,
-                    f"{cte}INSERT INTO {self.quoted} ({names}) {select} "
-                    "ON CONFLICT (campaign_key, recipient) DO NOTHING",
-                    (*params, *constants),
-                )
-                inserted += self.changed(cursor)
-        return inserted
+        if sending:
+            constants.append(sent_at)
+        for cte, params, part in self._pieces(RECORD_COLUMNS, rows, fixed=len(constants)):
+            yield (
+                f"{cte}INSERT INTO {self.quoted} ({names}) {select} "
+                "ON CONFLICT (campaign_key, recipient) DO NOTHING",
+                [*params, *constants],
+                part,
+            )
+
+    def has_rows(self, campaign_key: str) -> bool:
+        """Whether the ledger holds any row of ``campaign_key`` (one probe of the primary key)."""
+        rows = self.query(
+            f"SELECT 1 FROM {self.quoted} WHERE campaign_key = {self.ph} LIMIT 1", [campaign_key]
+        )
+        return bool(rows)
 
     def claim(
         self, campaign_key: str, claims: Sequence[tuple[str, str | None, int | None]]

@@ -269,3 +269,87 @@ def test_clean_is_the_reference():
     for value in values:
         got, want = _clean(value), reference(value)
         assert type(got) is type(want) and (got is want or got == want), value
+
+
+class LedgerWatchingHook(FakeHook):
+    """Reads the ledger as each request leaves: what the engine committed before it."""
+
+    def __init__(self, conn_id: str, key: str) -> None:
+        super().__init__()
+        self.conn_id, self.key, self.seen = conn_id, key, []
+
+    def send_batch(self, messages):
+        ledger = MessageLedger(self.conn_id)
+        try:
+            rows = ledger.query(
+                f"SELECT recipient, state, attempts FROM {ledger.quoted} WHERE campaign_key = {ledger.ph}",
+                [self.key],
+            )
+        finally:
+            ledger.close()
+        self.seen.append(({m.to for m in messages}, {r: (state, attempts) for r, state, attempts in rows}))
+        return super().send_batch(messages)
+
+
+def test_a_first_try_records_each_row_as_sending_as_its_batch_leaves(sql_conn_id):
+    """A campaign the ledger holds nothing of: a batch's rows are first written as ``sending`` (first
+    attempt), committed before the request; the suppressed and rejected rows are recorded with their
+    chunk; rows of later batches are not written yet. Each sent row is written twice, not three times."""
+    rows = [{"phone": f"+49151000001{n:02d}", "name": f"n{n}"} for n in range(7)]
+    rows += [{"phone": "nonsense", "name": "x"}, {"phone": "+4915100000009", "name": "s"}]
+    hook = LedgerWatchingHook(sql_conn_id, "fresh")
+    hook.batch_size = 1  # 7 requests; the engine claims at most 3 ahead (2 in flight, 1 queued)
+    summary = _engine(hook, sql_conn_id, "fresh").run(iter_chunks(rows, chunk_size=100))
+    assert summary["accepted"] == 7 and len(hook.sent) == 7
+    chunk = {f"+49151000001{n:02d}" for n in range(7)}
+    for batch, ledger_rows in hook.seen:
+        assert {r: ledger_rows[r] for r in batch} == {r: ("sending", 1) for r in batch}
+        assert {state for state, _ in ledger_rows.values()} <= {
+            "sending",
+            "accepted",
+            "suppressed",
+            "rejected",
+        }
+        assert {"+4915100000009": ("suppressed", 0), "invalid:7:nonsense": ("rejected", 0)}.items() <= (
+            ledger_rows.items()
+        )
+    assert len(hook.seen) == 7
+    at_first_request = hook.seen[0][1]
+    assert len(chunk - at_first_request.keys()) >= 4  # the chunk's later rows not written yet
+    assert _counts(sql_conn_id, "fresh") == {ACCEPTED: 7, "rejected": 1, "suppressed": 1}
+
+
+class FoundHook(FakeHook):
+    """A gateway that holds what an earlier, killed try sent."""
+
+    def __init__(self, held: set[str]) -> None:
+        super().__init__()
+        self.held = held
+
+    def find_sent(self, messages, since=None):
+        from airflow_provider_sms.messages import DeliveryStatus, StatusReport
+
+        return {
+            m.key: StatusReport(f"id-{m.to}", DeliveryStatus.QUEUED, "queued", recipient=m.to, key=m.key)
+            for m in messages
+            if m.to in self.held
+        }
+
+
+def test_a_retry_after_a_first_try_killed_mid_chunk_sends_only_what_never_left(sql_conn_id):
+    """A first try killed with one batch ``sending`` and the rest of its chunk never written: the
+    retry finds the batch at the gateway (not sent again) and records and sends the rest once."""
+    from airflow_provider_sms.storage.ledger import LedgerEntry, idempotency_key
+
+    rows = [{"phone": f"+49151000002{n:02d}", "name": f"n{n}"} for n in range(6)]
+    phones = [r["phone"] for r in rows]
+    ledger = MessageLedger(sql_conn_id, gateway="fake")
+    ledger.ensure_table()
+    killed = [LedgerEntry(p, PENDING, idempotency_key("killed", p)) for p in phones[:2]]
+    assert ledger.record_sending("killed", killed)[1] == set(phones[:2])
+    ledger.close()
+    hook = FoundHook(held=set(phones[:2]))
+    summary = _engine(hook, sql_conn_id, "killed").run(iter_chunks(rows))
+    assert sorted(m.to for m in hook.sent) == phones[2:]
+    assert summary["accepted"] == 6
+    assert _counts(sql_conn_id, "killed") == {ACCEPTED: 6}

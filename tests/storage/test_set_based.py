@@ -1,5 +1,5 @@
 """The ledger's set-based batch statements against its per-row reference (storage/reference.py):
-the same random sequences of record / claim / mark / suppress, run on both, on SQLite and on
+the same random sequences of record / record_sending / claim / mark / suppress, run on both, on SQLite and on
 PostgreSQL, must leave identical tables and return the same answers; and each batch change is one
 statement. The contact sync state's saves and removes likewise against its per-row statements."""
 
@@ -103,11 +103,15 @@ def _some(rng: random.Random, *, duplicates: bool) -> list[str]:
 def _step(rng: random.Random) -> tuple[str, str, object]:
     """One random call: ``(method, campaign, argument)``."""
     campaign = rng.choice(CAMPAIGNS)
-    kind = rng.choice(("record", "record", "claim", "claim", "mark", "mark", "suppress"))
-    if kind == "record":
+    kind = rng.choice(("record", "record", "record_sending", "claim", "claim", "mark", "mark", "suppress"))
+    if kind in ("record", "record_sending"):
         entries = []
         for r in _some(rng, duplicates=True):
-            state = rng.choice([PENDING, PENDING, PENDING, SUPPRESSED, REJECTED])
+            state = (
+                PENDING
+                if kind == "record_sending"
+                else rng.choice([PENDING, PENDING, PENDING, SUPPRESSED, REJECTED])
+            )
             entries.append(
                 LedgerEntry(
                     r,
@@ -161,6 +165,45 @@ def test_random_sequences_leave_identical_tables(pair, clock, seed):
         states_seen.update(row[8] for row in contents[0])
     # The sequences reached the conflicts they are meant to: rows of every state met again.
     assert states_seen == set(STATES)
+
+
+def test_record_sending_writes_what_record_then_claim_write_and_leaves_rows_already_there(pair, clock):
+    """Rows recorded straight as ``sending`` equal, column by column, rows recorded ``pending`` and
+    claimed in the same moment; of 5,000 (past SQLite's variable limit) the rows an earlier try left,
+    in any state, are neither changed nor returned as claimed."""
+    phones = [f"+4915400{i:05d}" for i in range(5_000)]
+    earlier = phones[::9]
+    entries = [
+        LedgerEntry(
+            p, PENDING, idempotency_key("c1", p), body_hash=f"h{i % 3}", segments=1 + i % 2, source_row=i
+        )
+        for i, p in enumerate(phones)
+    ]
+    set_based, reference = pair
+    for ledger in pair:
+        ledger.record("c1", [LedgerEntry(p, PENDING, "k", body_hash="old") for p in earlier])
+        ledger.mark("c1", [SendOutcome(p, ACCEPTED, "m" + p) for p in earlier[:100]])
+        ledger.record("c2", entries[:50])  # the same recipients in another campaign
+    clock.tick()
+    since, claimed = set_based.record_sending("c1", entries)
+    reference.record("c1", entries)  # the two steps record_sending stands for, in one moment
+    since_ref, claimed_ref = reference.claim(
+        "c1", [(e.recipient, None, None) for e in entries if e.recipient not in set(earlier)]
+    )
+    assert since == since_ref == clock.now
+    assert claimed == claimed_ref == set(phones) - set(earlier)
+    assert _contents(set_based) == _contents(reference)
+    rows = {row[1]: row for row in _contents(set_based) if row[0] == "c1"}
+    assert {rows[p][8] for p in claimed} == {SENDING}
+    assert {rows[p][13] for p in claimed} == {1}  # attempts
+    assert (
+        rows[earlier[0]][8] == ACCEPTED and rows[earlier[-1]][8] == PENDING and rows[earlier[-1]][6] == "old"
+    )
+    # Asked again, nothing is inserted and nothing claimed: another try holds every row.
+    clock.tick()
+    assert set_based.record_sending("c1", entries)[1] == set()
+    assert reference.record_sending("c1", entries)[1] == set()
+    assert _contents(set_based) == _contents(reference)
 
 
 def test_a_batch_past_sqlites_variable_limit_and_a_rerun_with_earlier_rows(pair, clock):
@@ -235,6 +278,8 @@ def test_each_batch_change_is_one_statement(sql_conn_id, size):
 
     try:
         assert statements(lambda: ledger.record("c", [LedgerEntry(p, PENDING, "k") for p in phones])) == 1
+        new = [LedgerEntry(p, PENDING, "k", body_hash="h", segments=1) for p in phones]
+        assert statements(lambda: ledger.record_sending("s", new)) == 1
         assert statements(lambda: ledger.claim("c", [(p, None, None) for p in phones[: size // 2]])) == 1
         assert statements(lambda: ledger.claim("c", [(p, "h", 2) for p in phones[size // 2 :]])) == 1
         assert statements(lambda: ledger.mark("c", [SendOutcome(p, ACCEPTED, "m") for p in phones])) == 1
