@@ -165,9 +165,11 @@ class SqlTable:
         if self._conn is None:
             self._conn = self.hook.get_conn()
             if self.dialect == "sqlite":
+                # Waiting first: switching a new file to WAL takes a lock another process may hold
+                # (two syncs starting at once failed with "database is locked" under load).
+                self._conn.execute("PRAGMA busy_timeout=30000")
                 # An audience streamed from the same SQLite file must not block our writes.
                 self._conn.execute("PRAGMA journal_mode=WAL")
-                self._conn.execute("PRAGMA busy_timeout=30000")
         return self._conn
 
     def close(self) -> None:
