@@ -8,6 +8,7 @@ builds a :class:`Call` and parses the answer; everything about *how* a call trav
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import json
 import logging
@@ -325,6 +326,30 @@ def _safe_url(url: str | None) -> str:
 def _preview(body: bytes, size: int = 80) -> str:
     text = body[:size].decode("utf-8", "replace")
     return repr(text + ("..." if len(body) > size else ""))
+
+
+@contextmanager
+def long_lived_frozen() -> Iterator[None]:
+    """Keep the objects that exist now (the imported modules of Airflow and the provider: some
+    250,000, and what the caller holds) out of the garbage collector's full collections for a while,
+    then give them back (``gc.freeze``/``gc.unfreeze``).
+
+    A campaign's send and its status listings allocate millions of short-lived objects (a 2,000-row
+    page is some 4,000 dicts, alive while the page is read, so they reach the oldest generation), and
+    each full collection otherwise walks the whole heap again (0.2-0.5 s each: in a 200k campaign
+    1.2 s of the trigger's 3.2 s of CPU and 2.9 s of the report's 4.3 s). Nothing is collected
+    differently, only later: garbage among the frozen objects waits for the next collection after.
+    Left alone when the collector is off or something else froze objects already (another send,
+    listing or trigger of this process: the first to freeze gives back, the others only lose the
+    saving)."""
+    if not gc.isenabled() or gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def _loads(body: bytes) -> Any:
@@ -1084,16 +1109,19 @@ class SmsGatewayHook(BaseHook):
         return await self._afind(_Wanted(message_ids, _status_of), since)
 
     def _find(self, wanted: _Wanted, since: datetime | None) -> dict[str, Any]:
-        for report in self.iter_statuses(since) if wanted.ids else ():
-            if wanted.take(report):
-                break
+        if wanted.ids:
+            with long_lived_frozen():
+                for report in self.iter_statuses(since):
+                    if wanted.take(report):
+                        break
         return wanted.found
 
     async def _afind(self, wanted: _Wanted, since: datetime | None) -> dict[str, Any]:
         if wanted.ids:
-            async for report in self.aiter_statuses(since):
-                if wanted.take(report):
-                    break
+            with long_lived_frozen():  # across awaits: see long_lived_frozen for other freezers
+                async for report in self.aiter_statuses(since):
+                    if wanted.take(report):
+                        break
         return wanted.found
 
     def upsert_contacts(self, contacts: Sequence[Contact], list_id: str) -> list[ContactResult]:
