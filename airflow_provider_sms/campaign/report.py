@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from airflow_provider_sms.campaign.prefetch import prefetched
-from airflow_provider_sms.hooks.base import SmsGatewayHook, chunked, long_lived_frozen
+from airflow_provider_sms.hooks.base import SmsGatewayHook, chunked, frozen_as_it_goes, long_lived_frozen
 from airflow_provider_sms.messages import CLOCK_SKEW, DeliveryStatus, StatusReport, as_datetime
 from airflow_provider_sms.storage.ledger import MessageLedger, ledger_update_statements
 from airflow_provider_sms.storage.report import (
@@ -101,7 +101,8 @@ class Reconcile:
         self.log.info("Reading %s statuses since %s into %s", gateway, since.isoformat(), self.report_table)
         done = Reconciled()
         with ExitStack() as stack:
-            stack.enter_context(long_lived_frozen())  # given back last, once the reader has stopped
+            # Given back last, once the reader has stopped.
+            freeze = stack.enter_context(frozen_as_it_goes())
             report = DeliveryReportTable(self.report_conn_id, self.report_table, self.history_table)
             stack.callback(report.close)
             report.ensure_tables()
@@ -116,8 +117,10 @@ class Reconcile:
                 # Unwound first: the reader stops at its next status instead of finishing a chunk.
                 stack.callback(stop.set)
             for chunk in chunks:
+                freeze()  # the chunk: out of full collections, freed once written as before
                 observed_at = utcnow()
                 rows = status_rows(chunk, gateway, observed_at)
+                freeze()
                 done.counts.update([row[4] for row in rows])
                 done.fetched += len(rows)
                 for writer, statements, changed_at in writers:

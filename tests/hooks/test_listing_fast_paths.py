@@ -425,3 +425,61 @@ def test_the_status_cache_follows_the_table_and_is_bounded(monkeypatch):
             assert len(hook.__dict__["_statuses"][1]) <= 4
         hook.status_map = {"delivered": DeliveryStatus.FAILED}  # another table: not the old answers
         assert hook.map_status("delivered") is DeliveryStatus.FAILED
+
+
+# ------------------------------------------------------------------------------------------------ the collector
+def _recorded_gc(monkeypatch, *, enabled=True, frozen=0) -> list[str]:
+    import gc
+
+    calls: list[str] = []
+    monkeypatch.setattr(gc, "freeze", lambda: calls.append("freeze"))
+    monkeypatch.setattr(gc, "unfreeze", lambda: calls.append("unfreeze"))
+    monkeypatch.setattr(gc, "isenabled", lambda: enabled)
+    monkeypatch.setattr(gc, "get_freeze_count", lambda: frozen)
+    return calls
+
+
+def test_frozen_as_it_goes_freezes_again_between_batches_and_gives_back(monkeypatch):
+    calls = _recorded_gc(monkeypatch)
+    with base.frozen_as_it_goes() as freeze:
+        freeze()
+        freeze()
+    assert calls == ["freeze", "freeze", "freeze", "unfreeze"]
+    calls.clear()
+    with pytest.raises(RuntimeError), base.frozen_as_it_goes() as freeze:
+        freeze()
+        raise RuntimeError("the write failed")
+    assert calls == ["freeze", "freeze", "unfreeze"]
+
+
+@pytest.mark.parametrize("enabled, frozen", [(False, 0), (True, 433_441)])
+def test_frozen_as_it_goes_leaves_someone_elses_freeze_alone(enabled, frozen, monkeypatch):
+    calls = _recorded_gc(monkeypatch, enabled=enabled, frozen=frozen)
+    with base.frozen_as_it_goes() as freeze:
+        freeze()
+    assert calls == []
+
+
+def test_frozen_as_it_goes_really_freezes_and_frees_what_dies():
+    """On the real collector: frozen while inside, nothing frozen after, and a frozen batch that
+    nothing refers to any more is freed at once (reference counting)."""
+    import gc
+    import weakref
+
+    class Row:
+        pass
+
+    frozen_before = gc.get_freeze_count()
+    gc.unfreeze()
+    try:
+        with base.frozen_as_it_goes() as freeze:
+            assert gc.get_freeze_count() > 0
+            batch = [Row() for _ in range(100)]
+            probe = weakref.ref(batch[0])
+            freeze()
+            del batch
+            assert probe() is None
+        assert gc.get_freeze_count() == 0
+    finally:
+        if frozen_before:
+            gc.freeze()
