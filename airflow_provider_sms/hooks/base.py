@@ -1034,7 +1034,7 @@ class SmsGatewayHook(BaseHook):
         ``00``, short or national numbers, San Marino's or Argentina's rewritten forms) goes
         through :meth:`from_wire_phone`.
         """
-        if isinstance(raw, int) and not isinstance(raw, bool):
+        if raw.__class__ is not str and isinstance(raw, int) and not isinstance(raw, bool):
             raw = str(raw)
         if isinstance(raw, str):
             digits = raw[1:] if raw[:1] == "+" else raw
@@ -1519,11 +1519,14 @@ class _Wanted:
         self.ids = {i: i for i in map(str, message_ids)}
         self.keep = keep
         self.found: dict[str, Any] = {}
+        self.size = len(self.ids)
+        self.statuses = keep is _status_of  # the trigger's case, a million times: no call
 
     def take(self, report: StatusReport) -> bool:
         """Keep ``report`` if it is wanted; True once every wanted id is found."""
         message_id = self.ids.get(report.message_id)
         if message_id is None:
             return False
-        self.found[message_id] = self.keep(report)
-        return len(self.found) == len(self.ids)
+        found = self.found
+        found[message_id] = report.status if self.statuses else self.keep(report)
+        return len(found) == self.size

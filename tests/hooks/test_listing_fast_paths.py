@@ -483,3 +483,25 @@ def test_frozen_as_it_goes_really_freezes_and_frees_what_dies():
     finally:
         if frozen_before:
             gc.freeze()
+
+
+# ------------------------------------------------------------------------------------------------ look-ups
+def test_wanted_statuses_keep_what_the_keep_function_keeps():
+    """_Wanted takes the status without calling _status_of: the same found dict, the same stop."""
+    from airflow_provider_sms.messages import DeliveryStatus, StatusReport
+
+    rng = random.Random(3)
+    reports = [
+        StatusReport(str(rng.randrange(50)), rng.choice(list(DeliveryStatus)), "x") for _ in range(300)
+    ]
+    ids = [str(i) for i in range(0, 60, 2)]
+    for keep in (base._status_of, base._whole_report):
+        fast, slow = base._Wanted(ids, keep), base._Wanted(ids, lambda r, keep=keep: keep(r))
+        assert fast.statuses is (keep is base._status_of) and not slow.statuses
+        for report in reports:
+            done = fast.take(report)
+            assert done == slow.take(report)
+            assert fast.found == slow.found and list(fast.found) == list(slow.found)
+            assert all(a is b for a, b in zip(fast.found, slow.found, strict=True))  # the caller's ids
+            if done:
+                break
