@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from airflow_provider_sms.campaign.prefetch import prefetched
-from airflow_provider_sms.hooks.base import SmsGatewayHook, chunked
+from airflow_provider_sms.hooks.base import SmsGatewayHook, chunked, frozen_as_it_goes, long_lived_frozen
 from airflow_provider_sms.messages import CLOCK_SKEW, DeliveryStatus, StatusReport, as_datetime
 from airflow_provider_sms.storage.ledger import MessageLedger, ledger_update_statements
 from airflow_provider_sms.storage.report import (
@@ -83,16 +83,17 @@ class Reconcile:
         if not self.campaign_key:
             return None, None
         ledger = MessageLedger(self.ledger_conn_id, self.ledger_table)
-        try:
-            ledger.ensure_table()
-            if not ledger.counts(self.campaign_key):
-                raise UnknownCampaignError(
-                    f"campaign {self.campaign_key!r} has no rows in the ledger table {self.ledger_table!r} "
-                    f"(connection {self.ledger_conn_id!r}): check the key"
-                )
-            return set(ledger.message_ids(self.campaign_key)), ledger.first_sent_at(self.campaign_key)
-        finally:
-            ledger.close()
+        with long_lived_frozen():  # a million ids read as row tuples
+            try:
+                ledger.ensure_table()
+                if not ledger.counts(self.campaign_key):
+                    raise UnknownCampaignError(
+                        f"campaign {self.campaign_key!r} has no rows in the ledger table {self.ledger_table!r} "
+                        f"(connection {self.ledger_conn_id!r}): check the key"
+                    )
+                return set(ledger.message_ids(self.campaign_key)), ledger.first_sent_at(self.campaign_key)
+            finally:
+                ledger.close()
 
     def run(self, since: datetime, wanted: set[str] | None = None) -> Reconciled:
         """Read the statuses since ``since`` (only ``wanted`` ids, if given) and write them."""
@@ -100,6 +101,8 @@ class Reconcile:
         self.log.info("Reading %s statuses since %s into %s", gateway, since.isoformat(), self.report_table)
         done = Reconciled()
         with ExitStack() as stack:
+            # Given back last, once the reader has stopped.
+            freeze = stack.enter_context(frozen_as_it_goes())
             report = DeliveryReportTable(self.report_conn_id, self.report_table, self.history_table)
             stack.callback(report.close)
             report.ensure_tables()
@@ -114,8 +117,10 @@ class Reconcile:
                 # Unwound first: the reader stops at its next status instead of finishing a chunk.
                 stack.callback(stop.set)
             for chunk in chunks:
+                freeze()  # the chunk: out of full collections, freed once written as before
                 observed_at = utcnow()
                 rows = status_rows(chunk, gateway, observed_at)
+                freeze()
                 done.counts.update([row[4] for row in rows])
                 done.fetched += len(rows)
                 for writer, statements, changed_at in writers:

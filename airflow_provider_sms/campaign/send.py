@@ -9,7 +9,6 @@ operator (``operators/send.py``) gives the settings, the hook, the ledger and th
 
 from __future__ import annotations
 
-import gc
 import logging
 import pickle
 import tempfile
@@ -37,7 +36,7 @@ from airflow_provider_sms.exceptions import (
     SmsTransientError,
     SmsValidationError,
 )
-from airflow_provider_sms.hooks.base import SmsGatewayHook, chunked
+from airflow_provider_sms.hooks.base import SmsGatewayHook, chunked, long_lived_frozen
 from airflow_provider_sms.messages import (
     CLOCK_SKEW,
     InvalidPhoneNumberError,
@@ -126,25 +125,6 @@ def suppression_set(numbers: Iterable[Any], region: str | None, log: logging.Log
         except InvalidPhoneNumberError:
             log.warning("Ignoring an unreadable number in the suppression list")
     return suppressed
-
-
-@contextmanager
-def long_lived_frozen() -> Iterator[None]:
-    """Keep the objects that exist now (the imported modules of Airflow and the provider: some
-    250,000) out of the garbage collector's full collections while the campaign sends, then give
-    them back (``gc.freeze``/``gc.unfreeze``). A send allocates millions of short-lived objects,
-    and each full collection otherwise walks the whole import heap again (6-12 of them in a 100k
-    send, 0.2-0.5 s each): about 6 µs of CPU a message. Nothing is collected differently, only
-    later: garbage among the frozen objects waits for the next collection after the send. Left
-    alone when the collector is off or something else froze objects already."""
-    if not gc.isenabled() or gc.get_freeze_count():
-        yield
-        return
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
 
 
 class _NotSent(Exception):

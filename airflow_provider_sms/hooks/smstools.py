@@ -348,7 +348,9 @@ class SmstoolsHook(SmsGatewayHook):
         return Call("GET", "v1/message/logging", params={"limit": PAGE_LIMIT, "page": 1}), parse
 
     def _logged(self, row: Mapping[str, Any]) -> StatusReport:
-        response = row.get("response") if isinstance(row.get("response"), Mapping) else {}
+        response = row.get("response")
+        if response.__class__ is not dict and not isinstance(response, Mapping):
+            response = {}
         return self.report(
             row.get("message_ID") or row.get("ID"),
             row.get("status", response.get("status")),

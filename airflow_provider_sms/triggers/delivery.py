@@ -20,6 +20,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_sms.exceptions import SmsGatewayError, SmsTransientError
 from airflow_provider_sms.hooks import aget_gateway_hook
+from airflow_provider_sms.hooks.base import long_lived_frozen
 from airflow_provider_sms.messages import (
     CLOCK_SKEW,
     ERROR,
@@ -178,7 +179,7 @@ class SmsDeliveryTrigger(BaseTrigger):
             return self.message_ids, since
         started = time.monotonic()
         ids, first_sent = await asyncio.to_thread(
-            ledger_message_ids, self.ledger_conn_id, self.ledger_table, self.campaign_key
+            _ledger_ids, self.ledger_conn_id, self.ledger_table, self.campaign_key
         )
         self.log.info(
             "Read %d message ids of campaign %r from the ledger in %.1f s",
@@ -189,6 +190,11 @@ class SmsDeliveryTrigger(BaseTrigger):
         if since is None and first_sent is not None:
             since = first_sent - CLOCK_SKEW
         return ids, since
+
+
+def _ledger_ids(conn_id: str, table: str, campaign_key: str) -> tuple[list[str], datetime | None]:
+    with long_lived_frozen():  # a million ids read as row tuples
+        return ledger_message_ids(conn_id, table, campaign_key)
 
 
 def _final(status: DeliveryStatus | None) -> bool:

@@ -241,3 +241,267 @@ def _valid(digits: str) -> bool:
         return phonenumbers.is_valid_number(phonenumbers.parse("+" + digits))
     except phonenumbers.NumberParseException:
         return False
+
+
+# ------------------------------------------------------------------------------------------------ caches
+def test_repeated_texts_read_as_pendulum_reads_them_in_each_zone(monkeypatch):
+    """The per-zone cache: the same text in two zones is two moments, each pendulum's, every time."""
+    texts = ["2026-10-25 02:30", "2026-03-29 02:30", "2026-05-29T17:21:27.5Z", "2026-05-29 17:21:27"]
+    for _ in range(3):
+        for zone in ZONES:
+            hook = hook_in(zone, monkeypatch)
+            for text in texts:
+                same_moment(hook.parse_time(text), pendulum.parse(text, tz=zone))
+    for text in ("2026-05-29T17:21:27+02:00", "not a date", "2026-13-01 10:00"):  # never cached
+        for _ in range(2):
+            expected = None if "+" not in text else pendulum.parse(text, tz="UTC")
+            assert hook_in("UTC", monkeypatch).parse_time(text) == expected
+        assert text not in base._TIMES.get("UTC", {})
+
+
+def test_the_time_cache_is_bounded(monkeypatch):
+    monkeypatch.setattr(base, "_TIMES", {})
+    monkeypatch.setattr(base, "_CACHE_SIZE", 8)
+    hook = hook_in("Europe/Berlin", monkeypatch)
+    for second in range(30):
+        text = f"2026-05-29 17:21:{second:02d}"
+        same_moment(hook.parse_time(text), pendulum.parse(text, tz="Europe/Berlin"))
+        assert len(base._TIMES["Europe/Berlin"]) <= 8
+    for index in range(20):
+        base._remember_time(f"Zone/{index}", "2026-05-29", pendulum.datetime(2026, 5, 29))
+        assert len(base._TIMES) <= 8
+
+
+# ------------------------------------------------------------------------------------------------ report()
+def _gateway_hooks(monkeypatch):
+    from airflow_provider_sms.hooks.smsgateway24 import SmsGateway24Hook
+    from airflow_provider_sms.hooks.smstools import SmstoolsHook
+    from airflow_provider_sms.hooks.textboost import TextBoostHook
+
+    hooks = []
+    for cls in (SmstoolsHook, SmsGateway24Hook, TextBoostHook):
+        conn_id = f"fast_{cls.conn_type}"
+        monkeypatch.setenv(
+            f"AIRFLOW_CONN_{conn_id.upper()}",
+            json.dumps(
+                {
+                    "conn_type": cls.conn_type,
+                    "host": "https://x.test",
+                    "login": "u",
+                    "password": "p",
+                    "extra": {"timezone": "Europe/Berlin"},
+                }
+            ),
+        )
+        hooks.append(cls(conn_id))
+    return hooks
+
+
+def _reference_report(
+    hook,
+    message_id,
+    raw_status,
+    *,
+    status=None,
+    recipient=None,
+    key=None,
+    body=None,
+    created=None,
+    updated=None,
+):
+    """report() as it was written before its fast paths: the slow reference."""
+    from airflow_provider_sms.messages import StatusReport, map_status
+
+    return StatusReport(
+        message_id=str(message_id),
+        status=map_status(raw_status, hook.status_map) if status is None else status,
+        raw_status=None if raw_status is None else str(raw_status),
+        recipient=SmsGatewayHook.from_wire_recipient(recipient),
+        key=None if key in (None, "") else str(key),
+        body=body,
+        created_at=hook.parse_time(created),
+        updated_at=hook.parse_time(updated),
+    )
+
+
+def _same_report(fast, slow) -> None:
+    import dataclasses
+    import pickle
+
+    assert type(fast) is type(slow)
+    assert fast == slow and hash(fast) == hash(slow) and repr(fast) == repr(slow)
+    assert vars(fast) == vars(slow) and list(vars(fast)) == list(vars(slow))
+    for name in vars(slow):
+        assert type(getattr(fast, name)) is type(getattr(slow, name))
+    assert pickle.loads(pickle.dumps(fast)) == slow
+    assert dataclasses.replace(fast, key="x") == dataclasses.replace(slow, key="x")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fast.status = None
+
+
+def test_status_report_keeps_what_the_fast_constructor_relies_on():
+    """base._status_report sets __dict__ at once: StatusReport must stay a plain frozen dataclass."""
+
+    from airflow_provider_sms.messages import StatusReport
+
+    assert not hasattr(StatusReport, "__post_init__") and "__slots__" not in vars(StatusReport)
+    assert StatusReport.__dataclass_params__.frozen
+
+
+RAW_STATUSES = [
+    None,
+    "delivered",
+    "DELIVERED",
+    " Delivered ",
+    "failed",
+    "sent",
+    "queued",
+    "weird",
+    "",
+    1,
+    2,
+    5,
+]
+VALUES = st.one_of(st.none(), st.just(""), st.integers(-5, 10**12), st.text(max_size=12))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    message_id=st.one_of(st.integers(0, 10**9), st.text(min_size=1, max_size=10)),
+    raw_status=st.one_of(st.sampled_from(RAW_STATUSES), st.text(max_size=8)),
+    recipient=st.one_of(VALUES, st.sampled_from(["31612345678", "+4915112345678", "0031612345678"])),
+    key=VALUES,
+    body=st.one_of(st.none(), st.text(max_size=5)),
+    created=st.one_of(
+        st.none(), st.just(""), st.sampled_from(["2026-10-25 02:30", "2026-05-29T17:21:27.5Z"])
+    ),
+    updated=st.one_of(st.none(), st.sampled_from(["2026-03-29 02:30:00", "2026-05-29T17:21:27+02:00", "x"])),
+)
+def test_report_is_the_reference_report_field_by_field(
+    message_id, raw_status, recipient, key, body, created, updated, monkeypatch
+):
+    for hook in _gateway_hooks(monkeypatch):
+        for _ in range(2):  # the second time from the caches
+            args = dict(recipient=recipient, key=key, body=body, created=created, updated=updated)
+            _same_report(
+                hook.report(message_id, raw_status, **args),
+                _reference_report(hook, message_id, raw_status, **args),
+            )
+        given_status = base.DeliveryStatus.SCHEDULED
+        _same_report(
+            hook.report(message_id, raw_status, status=given_status),
+            _reference_report(hook, message_id, raw_status, status=given_status),
+        )
+
+
+def test_report_on_generated_pages_of_each_gateway_is_the_reference(monkeypatch):
+    """Each gateway's own row reader (what its listing calls) against the reference report()."""
+    rng = random.Random(7)
+    for hook in _gateway_hooks(monkeypatch):
+        statuses = [*hook.status_map, *(s.upper() for s in hook.status_map), "unknown-thing", None]
+        fast, slow = [], []
+        for i in range(500):
+            raw = rng.choice(statuses)
+            args = dict(
+                recipient=rng.choice([f"316{rng.randrange(10**7, 10**8)}", f"+316{i:08d}", "", None, "12"]),
+                key=rng.choice([None, "", f"k{i}", i]),
+                body=rng.choice([None, "Hello", ""]),
+                created=f"2026-05-29 17:{rng.randrange(60):02d}:{rng.randrange(60):02d}",
+                updated=rng.choice([None, "2026-10-25T02:30:00.25Z", "2026-10-25 02:30"]),
+            )
+            fast.append(hook.report(rng.choice([i, str(i)]), raw, **args))
+            slow.append(_reference_report(hook, str(i), raw, **args))
+        for f, s in zip(fast, slow, strict=True):
+            _same_report(f, s)
+
+
+def test_the_status_cache_follows_the_table_and_is_bounded(monkeypatch):
+    from airflow_provider_sms.messages import DeliveryStatus, map_status
+
+    monkeypatch.setattr(base, "_CACHE_SIZE", 4)
+    for hook in _gateway_hooks(monkeypatch):
+        for raw in [*hook.status_map, "nope", " DELIVERED ", 3, None] * 2:
+            assert hook.map_status(raw) is map_status(raw, hook.status_map)
+            assert len(hook.__dict__["_statuses"][1]) <= 4
+        hook.status_map = {"delivered": DeliveryStatus.FAILED}  # another table: not the old answers
+        assert hook.map_status("delivered") is DeliveryStatus.FAILED
+
+
+# ------------------------------------------------------------------------------------------------ the collector
+def _recorded_gc(monkeypatch, *, enabled=True, frozen=0) -> list[str]:
+    import gc
+
+    calls: list[str] = []
+    monkeypatch.setattr(gc, "freeze", lambda: calls.append("freeze"))
+    monkeypatch.setattr(gc, "unfreeze", lambda: calls.append("unfreeze"))
+    monkeypatch.setattr(gc, "isenabled", lambda: enabled)
+    monkeypatch.setattr(gc, "get_freeze_count", lambda: frozen)
+    return calls
+
+
+def test_frozen_as_it_goes_freezes_again_between_batches_and_gives_back(monkeypatch):
+    calls = _recorded_gc(monkeypatch)
+    with base.frozen_as_it_goes() as freeze:
+        freeze()
+        freeze()
+    assert calls == ["freeze", "freeze", "freeze", "unfreeze"]
+    calls.clear()
+    with pytest.raises(RuntimeError), base.frozen_as_it_goes() as freeze:
+        freeze()
+        raise RuntimeError("the write failed")
+    assert calls == ["freeze", "freeze", "unfreeze"]
+
+
+@pytest.mark.parametrize("enabled, frozen", [(False, 0), (True, 433_441)])
+def test_frozen_as_it_goes_leaves_someone_elses_freeze_alone(enabled, frozen, monkeypatch):
+    calls = _recorded_gc(monkeypatch, enabled=enabled, frozen=frozen)
+    with base.frozen_as_it_goes() as freeze:
+        freeze()
+    assert calls == []
+
+
+def test_frozen_as_it_goes_really_freezes_and_frees_what_dies():
+    """On the real collector: frozen while inside, nothing frozen after, and a frozen batch that
+    nothing refers to any more is freed at once (reference counting)."""
+    import gc
+    import weakref
+
+    class Row:
+        pass
+
+    frozen_before = gc.get_freeze_count()
+    gc.unfreeze()
+    try:
+        with base.frozen_as_it_goes() as freeze:
+            assert gc.get_freeze_count() > 0
+            batch = [Row() for _ in range(100)]
+            probe = weakref.ref(batch[0])
+            freeze()
+            del batch
+            assert probe() is None
+        assert gc.get_freeze_count() == 0
+    finally:
+        if frozen_before:
+            gc.freeze()
+
+
+# ------------------------------------------------------------------------------------------------ look-ups
+def test_wanted_statuses_keep_what_the_keep_function_keeps():
+    """_Wanted takes the status without calling _status_of: the same found dict, the same stop."""
+    from airflow_provider_sms.messages import DeliveryStatus, StatusReport
+
+    rng = random.Random(3)
+    reports = [
+        StatusReport(str(rng.randrange(50)), rng.choice(list(DeliveryStatus)), "x") for _ in range(300)
+    ]
+    ids = [str(i) for i in range(0, 60, 2)]
+    for keep in (base._status_of, base._whole_report):
+        fast, slow = base._Wanted(ids, keep), base._Wanted(ids, lambda r, keep=keep: keep(r))
+        assert fast.statuses is (keep is base._status_of) and not slow.statuses
+        for report in reports:
+            done = fast.take(report)
+            assert done == slow.take(report)
+            assert fast.found == slow.found and list(fast.found) == list(slow.found)
+            assert all(a is b for a, b in zip(fast.found, slow.found, strict=True))  # the caller's ids
+            if done:
+                break

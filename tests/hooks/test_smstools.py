@@ -501,6 +501,40 @@ def test_get_statuses_picks_the_ids_from_the_logging(hook, requests_mock):
     assert list(reports) == ["b"] and reports["b"].status is DeliveryStatus.FAILED
 
 
+def test_status_look_ups_read_the_listing_with_the_long_lived_heap_frozen(hook, requests_mock, monkeypatch):
+    """get_statuses and aget_status_values keep the heap out of full collections while they read
+    (base.long_lived_frozen) and give it back, also when the read fails; the answer is the same."""
+    import asyncio
+    import gc
+
+    calls: list[str] = []
+    monkeypatch.setattr(gc, "isenabled", lambda: True)
+    monkeypatch.setattr(gc, "get_freeze_count", lambda: 0)
+    monkeypatch.setattr(gc, "freeze", lambda: calls.append("freeze"))
+    monkeypatch.setattr(gc, "unfreeze", lambda: calls.append("unfreeze"))
+    rows = [logged(1, "a", "31612345601", "delivered"), logged(2, "b", "31612345602", "failed")]
+    listing = requests_mock.get(f"{BASE}/message/logging", json=page("messages", rows, total=2))
+
+    def reading(*args, **kwargs):
+        calls.append("read")
+        return hook.__class__._status_listing(hook, *args, **kwargs)
+
+    monkeypatch.setattr(hook, "_status_listing", reading)
+    assert hook.get_statuses(["b"])["b"].status is DeliveryStatus.FAILED
+    assert calls == ["freeze", "read", "unfreeze"]
+    assert hook.get_statuses([]) == {} and calls == ["freeze", "read", "unfreeze"]  # nothing to read
+    calls.clear()
+    with (
+        mock.patch(
+            "airflow_provider_sms.hooks.base.SmsGatewayHook._arequest_once", side_effect=RuntimeError("lost")
+        ),
+        pytest.raises(RuntimeError),
+    ):
+        asyncio.run(hook.aget_status_values(["b"]))
+    assert calls == ["freeze", "read", "unfreeze"]
+    assert listing.call_count == 1
+
+
 def test_find_sent_matches_own_reference_then_batch_reference_then_recipient_and_text(hook, requests_mock):
     rows = [
         logged(1, "other", "31612345609", "sent", reference="999", message="Sale!"),  # not ours
