@@ -120,6 +120,25 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+SQLITE_BUSY_MS = 30_000  # how long a SQLite connection waits for another's lock
+
+
+def _switch_to_wal(conn: Any) -> None:
+    """``PRAGMA journal_mode=WAL``, tried again while another connection holds the file (up to
+    :data:`SQLITE_BUSY_MS`). SQLite answers "database is locked" at once, without its busy handler,
+    when two processes switch a new file at the same moment (seen in two tries of one campaign
+    started together); the second finds it switched already."""
+    deadline = time.monotonic() + SQLITE_BUSY_MS / 1000
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 @dataclass
 class SqlTable:
     """A table the provider owns on a SQL connection, written in batches.
@@ -165,11 +184,9 @@ class SqlTable:
         if self._conn is None:
             self._conn = self.hook.get_conn()
             if self.dialect == "sqlite":
-                # Waiting first: switching a new file to WAL takes a lock another process may hold
-                # (two syncs starting at once failed with "database is locked" under load).
-                self._conn.execute("PRAGMA busy_timeout=30000")
+                self._conn.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
                 # An audience streamed from the same SQLite file must not block our writes.
-                self._conn.execute("PRAGMA journal_mode=WAL")
+                _switch_to_wal(self._conn)
         return self._conn
 
     def close(self) -> None:

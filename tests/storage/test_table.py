@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import sqlite3
 import traceback
 
 import pytest
@@ -132,3 +133,57 @@ def test_pg_array_is_the_reference():
     cases += [[rng.choice([None, 0, -7, 2**70]) for _ in range(rng.randrange(8))] for _ in range(1000)]
     for values in cases:
         assert pg_array(values) == _pg_array_reference(values), values
+
+
+class _LockedAtFirst:
+    """A sqlite3 connection stand-in whose journal-mode switch finds the file locked ``times`` times."""
+
+    def __init__(self, times: int, message: str = "database is locked") -> None:
+        self.times, self.message, self.calls = times, message, 0
+
+    def execute(self, sql):
+        self.calls += 1
+        if self.calls <= self.times:
+            raise sqlite3.OperationalError(self.message)
+
+
+def test_switch_to_wal_tries_again_while_another_process_holds_the_file(monkeypatch):
+    from airflow_provider_sms.storage import table as table_module
+
+    monkeypatch.setattr(table_module.time, "sleep", lambda seconds: None)
+    conn = _LockedAtFirst(times=3)
+    table_module._switch_to_wal(conn)
+    assert conn.calls == 4
+    with pytest.raises(sqlite3.OperationalError, match="disk I/O error"):  # not a lock: at once
+        table_module._switch_to_wal(_LockedAtFirst(times=1, message="disk I/O error"))
+    monkeypatch.setattr(table_module, "SQLITE_BUSY_MS", 0)  # past its deadline: the lock error
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        table_module._switch_to_wal(_LockedAtFirst(times=10**6))
+
+
+def test_processes_opening_one_new_sqlite_file_at_once_all_get_wal(tmp_path):
+    """The race the retry is for: four processes switching one new file to WAL at the same moment."""
+    context = multiprocessing.get_context("fork")
+    for round_ in range(10):
+        path = str(tmp_path / f"new{round_}.db")
+        start, answers = context.Barrier(4), context.Queue()
+        children = [context.Process(target=_open_at_once, args=(path, start, answers)) for _ in range(4)]
+        for child in children:
+            child.start()
+        modes = sorted(answers.get(timeout=60) for _ in children)
+        for child in children:
+            child.join(timeout=60)
+        assert modes == ["wal"] * 4, f"round {round_}: {modes}"
+
+
+def _open_at_once(path: str, start, answers) -> None:
+    from airflow_provider_sms.storage.table import SQLITE_BUSY_MS, _switch_to_wal
+
+    try:
+        conn = sqlite3.connect(path)
+        conn.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
+        start.wait()
+        _switch_to_wal(conn)
+        answers.put(conn.execute("PRAGMA journal_mode").fetchone()[0])
+    except BaseException as exc:
+        answers.put(repr(exc))
