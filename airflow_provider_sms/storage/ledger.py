@@ -212,23 +212,34 @@ class MessageLedger(SqlTable):
             return self.claim(campaign_key, [(e.recipient, None, None) for e in new])
         now = utcnow()
         stamp = self.ts(now)
-        claimed: set[str] = set()
         with self.write_transaction() as cursor:
-            for sql, params, part in self._inserts(campaign_key, entries, stamp):
-                self.run_once(cursor, sql, params)
-                if self.changed(cursor) == len(part):
-                    claimed.update(part)
-                    continue
-                # Some were there already: ours are the ones stamped with this call's time.
-                among, among_params = self._among("recipient", part)
-                self.run_once(
-                    cursor,
-                    f"SELECT recipient FROM {self.quoted} WHERE campaign_key = {self.ph} "
-                    f"AND state = {self.ph} AND sent_at = {self.ph} AND {among}",
-                    (campaign_key, SENDING, stamp, *among_params),
-                )
-                claimed.update(row[0] for row in cursor.fetchall())
-        return now, claimed
+            return now, self._taken(cursor, self._inserts(campaign_key, entries, stamp), campaign_key, stamp)
+
+    def _taken(
+        self,
+        cursor: Any,
+        statements: Iterable[tuple[str, Sequence[Any], list[str]]],
+        campaign_key: str,
+        stamp: Any,
+    ) -> set[str]:
+        """Run ``(sql, params, recipients)`` statements that move rows to ``sending`` at ``stamp``;
+        the recipients they moved. Where a statement moved fewer rows than it was given (another
+        try holds some), ours are the ones stamped with this call's time."""
+        taken: set[str] = set()
+        for sql, params, part in statements:
+            self.run_once(cursor, sql, params)
+            if self.changed(cursor) == len(part):
+                taken.update(part)
+                continue
+            among, among_params = self._among("recipient", part)
+            self.run_once(
+                cursor,
+                f"SELECT recipient FROM {self.quoted} WHERE campaign_key = {self.ph} "
+                f"AND state = {self.ph} AND sent_at = {self.ph} AND {among}",
+                (campaign_key, SENDING, stamp, *among_params),
+            )
+            taken.update(row[0] for row in cursor.fetchall())
+        return taken
 
     def _inserts(
         self, campaign_key: str, entries: Iterable[LedgerEntry], sent_at: Any
@@ -309,7 +320,6 @@ class MessageLedger(SqlTable):
         rows = [(r, h, n) for r, (h, n) in last.items()]
         recipients = list(last)
         ph = self.ph
-        claimed: set[str] = set()
         with self.write_transaction() as cursor:
             statements: Iterable[tuple[str, Sequence[Any], list[str]]]
             if self.dialect == "sqlite" and all(h is None for _, h, _ in rows):
@@ -348,20 +358,7 @@ class MessageLedger(SqlTable):
                     )
                     for cte, params, part in self._pieces(columns, values, fixed=5)
                 )
-            for sql, params, part in statements:
-                self.run_once(cursor, sql, params)
-                if self.changed(cursor) == len(part):
-                    claimed.update(part)
-                    continue
-                # Another try took some of them: ours are the ones stamped with this claim's time.
-                among, among_params = self._among("recipient", part)
-                self.run_once(
-                    cursor,
-                    f"SELECT recipient FROM {self.quoted} WHERE campaign_key = {ph} AND state = {ph} "
-                    f"AND sent_at = {ph} AND {among}",
-                    (campaign_key, SENDING, stamp, *among_params),
-                )
-                claimed.update(row[0] for row in cursor.fetchall())
+            claimed = self._taken(cursor, statements, campaign_key, stamp)
         return now, claimed
 
     def suppress(self, campaign_key: str, reasons: dict[str, str]) -> None:
