@@ -525,7 +525,7 @@ class CampaignSend:
         """Claim the messages' rows as ``sending`` (committed before the request leaves) and return
         those this try claimed; a row another try took meanwhile is read back, not sent."""
         new = [m.to for m in messages if m.to in self.unrecorded]
-        recorded = [m for m in messages if m.to not in self.unrecorded] if len(new) < len(messages) else []
+        recorded = [m for m in messages if m.to not in self.unrecorded]
         claimed: set[str] = set()
         if new:  # rendered by this try, so their texts are the ones prepared: nothing to compare
             since, claimed = self.ledger.record_sending(self.campaign_key, [current[r] for r in new])

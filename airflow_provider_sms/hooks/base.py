@@ -342,14 +342,8 @@ def long_lived_frozen() -> Iterator[None]:
     Left alone when the collector is off or something else froze objects already (another send,
     listing or trigger of this process: the first to freeze gives back, the others only lose the
     saving)."""
-    if not gc.isenabled() or gc.get_freeze_count():
+    with frozen_as_it_goes():
         yield
-        return
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
 
 
 @contextmanager
