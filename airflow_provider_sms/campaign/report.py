@@ -4,7 +4,7 @@ Statuses are read page by page from the gateway's list endpoint, grouped into ch
 chunk is staged and merged by the storage layer (:mod:`airflow_provider_sms.storage.report`): the
 report never moves a status backwards, and the ledger rows with the same gateway message ids move
 forward with it. While a chunk is written, a background thread reads the next one from the gateway
-(``prefetch``). Airflow-free: the operator is :class:`~airflow_provider_sms.operators.report.SmsDeliveryReportOperator`.
+and prepares it for loading (``prefetch``). Airflow-free: the operator is :class:`~airflow_provider_sms.operators.report.SmsDeliveryReportOperator`.
 """
 
 from __future__ import annotations
@@ -19,12 +19,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from airflow_provider_sms.campaign.prefetch import prefetched
-from airflow_provider_sms.hooks.base import SmsGatewayHook, chunked, frozen_as_it_goes, long_lived_frozen
+from airflow_provider_sms.hooks.base import SmsGatewayHook, chunked, collector_paused, long_lived_frozen
 from airflow_provider_sms.messages import CLOCK_SKEW, DeliveryStatus, StatusReport, as_datetime
 from airflow_provider_sms.storage.ledger import MessageLedger, ledger_update_statements
 from airflow_provider_sms.storage.report import (
     Backfill,
     DeliveryReportTable,
+    Staged,
     StagedWriter,
     campaign_key_statement,
     status_rows,
@@ -101,30 +102,35 @@ class Reconcile:
         self.log.info("Reading %s statuses since %s into %s", gateway, since.isoformat(), self.report_table)
         done = Reconciled()
         with ExitStack() as stack:
-            # Given back last, once the reader has stopped.
-            freeze = stack.enter_context(frozen_as_it_goes())
+            # Resumed last, once the reader has stopped.
+            stack.enter_context(collector_paused())
             report = DeliveryReportTable(self.report_conn_id, self.report_table, self.history_table)
             stack.callback(report.close)
             report.ensure_tables()
             writers = self._writers(report, stack)
             stop = threading.Event()
-            chunks: Iterator[list[StatusReport]] = chunked(
-                self.statuses(since, stop, wanted), self.chunk_size
-            )
-            if self.prefetch:
-                _ = self.hook.connection  # read here, in the caller's thread: the reader only sends requests
-                chunks = stack.enter_context(closing(prefetched(chunks)))
-                # Unwound first: the reader stops at its next status instead of finishing a chunk.
-                stack.callback(stop.set)
-            for chunk in chunks:
-                freeze()  # the chunk: out of full collections, freed once written as before
+            read: Iterator[list[StatusReport]] = chunked(self.statuses(since, stop, wanted), self.chunk_size)
+
+            def prepare(chunk: list[StatusReport]) -> tuple[datetime, list[Staged]]:
                 observed_at = utcnow()
                 rows = status_rows(chunk, gateway, observed_at)
-                freeze()
+                return observed_at, [writer.prepare(rows) for writer, _, _ in writers]
+
+            chunks: Iterator[tuple[datetime, list[Staged]]]
+            if self.prefetch:
+                _ = self.hook.connection  # read here, in the caller's thread: the reader only sends requests
+                # The reader prepares each chunk too (rows, COPY text) while the one before is merged.
+                chunks = stack.enter_context(closing(prefetched(read, prepare)))
+                # Unwound first: the reader stops at its next status instead of finishing a chunk.
+                stack.callback(stop.set)
+            else:
+                chunks = map(prepare, read)
+            for observed_at, staged in chunks:
+                rows = staged[0].rows
                 done.counts.update([row[4] for row in rows])
                 done.fetched += len(rows)
-                for writer, statements, changed_at in writers:
-                    result = writer.write(rows, statements(observed_at))
+                for (writer, statements, changed_at), prepared in zip(writers, staged, strict=True):
+                    result = writer.write(prepared, statements(observed_at))
                     if changed_at is not None:
                         done.changed += result[changed_at]
                 self.log.info("Merged %d statuses (%d changed so far)", done.fetched, done.changed)

@@ -158,6 +158,13 @@ class Backfill(NamedTuple):
     merge: int
 
 
+class Staged(NamedTuple):
+    """A chunk's staged rows and the same rows as its writer loads them (:meth:`StagedWriter.prepare`)."""
+
+    rows: Sequence[tuple]
+    data: Any
+
+
 class StagedWriter:
     """Loads chunks into a temporary staging table on ``table``'s connection and runs statements
     against it, all in one transaction per chunk (PostgreSQL: ``COPY``; others: ``executemany``)."""
@@ -183,38 +190,46 @@ class StagedWriter:
             )
             cursor.execute(f"DELETE FROM {STAGING}")
 
-    def _load(self, cursor: Any, rows: Sequence[tuple]) -> None:
+    def prepare(self, rows: Sequence[tuple]) -> Staged:
+        """``rows`` made ready to load: the Python half of a write, which touches no connection, so a
+        reader thread can do it while the chunk before is merged (PostgreSQL: the ``COPY`` text;
+        others: the parameter rows, timestamps as this database stores them)."""
         if self.table.is_postgres:
-            data = copy_text(rows)
+            return Staged(rows, copy_text(rows))
+        ts = self.table.ts
+        return Staged(rows, [(*row[:7], ts(row[7]), ts(row[8]), ts(row[9]), ts(row[10])) for row in rows])
+
+    def _load(self, cursor: Any, staged: Staged) -> None:
+        if self.table.is_postgres:
             sql = f"COPY {STAGING} ({', '.join(self.names)}) FROM STDIN"
             if hasattr(cursor, "copy"):  # psycopg 3
                 with cursor.copy(sql) as copy:
-                    copy.write(data)
+                    copy.write(staged.data)
             else:  # psycopg2
-                cursor.copy_expert(sql, io.StringIO(data))
+                cursor.copy_expert(sql, io.StringIO(staged.data))
             # No ANALYZE (120 ms a chunk of 50,000): no plan here depends on staging statistics.
             # The merge and the history read staging alone; the ledger update's join is pinned
             # to index probes (ledger_update_statements).
         else:
-            ts = self.table.ts
             values = ", ".join([self.table.ph] * len(self.names))
             cursor.executemany(
-                f"INSERT INTO {STAGING} ({', '.join(self.names)}) VALUES ({values})",
-                [(*row[:7], ts(row[7]), ts(row[8]), ts(row[9]), ts(row[10])) for row in rows],
+                f"INSERT INTO {STAGING} ({', '.join(self.names)}) VALUES ({values})", staged.data
             )
 
     def write(
-        self, rows: Sequence[tuple], statements: Iterable[tuple[str, Sequence[Any]] | Backfill]
+        self, rows: Sequence[tuple] | Staged, statements: Iterable[tuple[str, Sequence[Any]] | Backfill]
     ) -> list[int]:
-        """Stage ``rows`` and run ``statements`` in one transaction; their row counts (for a
-        statement that answers rows, e.g. ``WITH ... SELECT count(*)``: its first value; 0 for a
-        :class:`Backfill` skipped because its merge changed every staged row)."""
+        """Stage ``rows`` (or what :meth:`prepare` made of them) and run ``statements`` in one
+        transaction; their row counts (for a statement that answers rows, e.g. ``WITH ... SELECT
+        count(*)``: its first value; 0 for a :class:`Backfill` skipped because its merge changed
+        every staged row)."""
+        staged = rows if isinstance(rows, Staged) else self.prepare(rows)
         counts: list[int] = []
         with self.table.transaction() as cursor:
             self._create_staging(cursor)
-            self._load(cursor, rows)
+            self._load(cursor, staged)
             for statement in statements:
-                if isinstance(statement, Backfill) and counts[statement.merge] >= len(rows):
+                if isinstance(statement, Backfill) and counts[statement.merge] >= len(staged.rows):
                     counts.append(0)
                     continue
                 sql, params = statement[0], statement[1]

@@ -428,61 +428,63 @@ def test_the_status_cache_follows_the_table_and_is_bounded(monkeypatch):
 
 
 # ------------------------------------------------------------------------------------------------ the collector
-def _recorded_gc(monkeypatch, *, enabled=True, frozen=0) -> list[str]:
+def _recorded_pauses(monkeypatch, *, enabled=True) -> list[str]:
     import gc
 
     calls: list[str] = []
-    monkeypatch.setattr(gc, "freeze", lambda: calls.append("freeze"))
-    monkeypatch.setattr(gc, "unfreeze", lambda: calls.append("unfreeze"))
+    monkeypatch.setattr(gc, "disable", lambda: calls.append("disable"))
+    monkeypatch.setattr(gc, "enable", lambda: calls.append("enable"))
     monkeypatch.setattr(gc, "isenabled", lambda: enabled)
-    monkeypatch.setattr(gc, "get_freeze_count", lambda: frozen)
     return calls
 
 
-def test_frozen_as_it_goes_freezes_again_between_batches_and_gives_back(monkeypatch):
-    calls = _recorded_gc(monkeypatch)
-    with base.frozen_as_it_goes() as freeze:
-        freeze()
-        freeze()
-    assert calls == ["freeze", "freeze", "freeze", "unfreeze"]
+def test_collector_paused_resumes_also_when_the_write_fails(monkeypatch):
+    calls = _recorded_pauses(monkeypatch)
+    with base.collector_paused():
+        assert calls == ["disable"]
+    assert calls == ["disable", "enable"]
     calls.clear()
-    with pytest.raises(RuntimeError), base.frozen_as_it_goes() as freeze:
-        freeze()
+    with pytest.raises(RuntimeError), base.collector_paused():
         raise RuntimeError("the write failed")
-    assert calls == ["freeze", "freeze", "unfreeze"]
+    assert calls == ["disable", "enable"]
 
 
-@pytest.mark.parametrize("enabled, frozen", [(False, 0), (True, 433_441)])
-def test_frozen_as_it_goes_leaves_someone_elses_freeze_alone(enabled, frozen, monkeypatch):
-    calls = _recorded_gc(monkeypatch, enabled=enabled, frozen=frozen)
-    with base.frozen_as_it_goes() as freeze:
-        freeze()
+def test_collector_paused_leaves_a_collector_that_is_off_alone(monkeypatch):
+    """Off already (the caller's choice, or an outer pause): not switched on at the end."""
+    calls = _recorded_pauses(monkeypatch, enabled=False)
+    with base.collector_paused():
+        pass
     assert calls == []
 
 
-def test_frozen_as_it_goes_really_freezes_and_frees_what_dies():
-    """On the real collector: frozen while inside, nothing frozen after, and a frozen batch that
-    nothing refers to any more is freed at once (reference counting)."""
+def test_collector_paused_really_pauses_and_frees_what_dies():
+    """On the real collector: off inside, on after (nested pauses resume once, at the outer end); a
+    batch nothing refers to any more is freed at once (reference counting), and a reference cycle
+    made inside is collected by the first collection after."""
     import gc
     import weakref
 
     class Row:
         pass
 
-    frozen_before = gc.get_freeze_count()
-    gc.unfreeze()
-    try:
-        with base.frozen_as_it_goes() as freeze:
-            assert gc.get_freeze_count() > 0
-            batch = [Row() for _ in range(100)]
-            probe = weakref.ref(batch[0])
-            freeze()
-            del batch
-            assert probe() is None
-        assert gc.get_freeze_count() == 0
-    finally:
-        if frozen_before:
-            gc.freeze()
+    assert gc.isenabled()
+    with base.collector_paused():
+        assert not gc.isenabled()
+        with base.collector_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+        batch = [Row() for _ in range(100)]
+        probe = weakref.ref(batch[0])
+        del batch
+        assert probe() is None
+        cycle = Row()
+        cycle.itself = cycle
+        in_cycle = weakref.ref(cycle)
+        del cycle
+        assert in_cycle() is not None  # only the collector frees a cycle
+    assert gc.isenabled()
+    gc.collect()
+    assert in_cycle() is None
 
 
 # ------------------------------------------------------------------------------------------------ look-ups

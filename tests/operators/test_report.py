@@ -362,7 +362,7 @@ def test_postgres_statements_cost_the_chunk_not_the_tables(postgres_conn_id):
                 "'m-' || i, 'sent' FROM generate_series(0, 20000) i"
             )
             writer._create_staging(cursor)
-            writer._load(cursor, staged)
+            writer._load(cursor, writer.prepare(staged))
             for sql, params in [
                 *report.merge_statements(now, ledger_table="sms_messages"),
                 *ledger_update_statements(report, "sms_messages", now),

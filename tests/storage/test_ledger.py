@@ -330,7 +330,7 @@ def test_postgres_status_updates_after_a_send_are_hot(postgres_conn_id):
         writer = StagedWriter(report)
         with report.transaction() as cursor:
             writer._create_staging(cursor)
-            writer._load(cursor, staged)
+            writer._load(cursor, writer.prepare(staged))
             for sql, params in ledger_update_statements(report, "sms_messages", now):
                 cursor.execute(sql, tuple(params))
             cursor.execute(
