@@ -44,7 +44,8 @@ from benchmarks.common import (
 )
 from benchmarks.send import ceiling
 
-TARGET_SPEEDUP = 20.0
+TARGET_SPEEDUP = 20.0  # against a commit per row (issue 20)
+TARGET_SPEEDUP_ONE_TRANSACTION = 10.0  # against one transaction (issue 20)
 NAIVE_COMMIT_ROWS = 20_000
 PAGE = 2000
 # The report's columns as the operator fills them from a status (the last two are write times).
@@ -257,7 +258,8 @@ def run(
         f"speed-up (rows/s) against a commit per row: {speedup['naive_commit']:.1f}x "
         f"(target >= {TARGET_SPEEDUP:.0f}x: {verdict(speedup['naive_commit'] >= TARGET_SPEEDUP)}); "
         f"against one transaction: {speedup['naive_batch']:.1f}x "
-        f"(target >= {TARGET_SPEEDUP:.0f}x: {verdict(speedup['naive_batch'] >= TARGET_SPEEDUP)})"
+        f"(target >= {TARGET_SPEEDUP_ONE_TRANSACTION:.0f}x: "
+        f"{verdict(speedup['naive_batch'] >= TARGET_SPEEDUP_ONE_TRANSACTION)})"
     )
     table.notes.append(
         "the operator reads the gateway in a background thread while it writes: its HTTP and database "
