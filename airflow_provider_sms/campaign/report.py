@@ -103,7 +103,7 @@ class Reconcile:
         done = Reconciled()
         with ExitStack() as stack:
             # Resumed last, once the reader has stopped.
-            stack.enter_context(collector_paused())
+            sweep = stack.enter_context(collector_paused())
             report = DeliveryReportTable(self.report_conn_id, self.report_table, self.history_table)
             stack.callback(report.close)
             report.ensure_tables()
@@ -126,6 +126,7 @@ class Reconcile:
             else:
                 chunks = map(prepare, read)
             for observed_at, staged in chunks:
+                sweep()  # the reference cycles of the pages read since the last chunk
                 rows = staged[0].rows
                 done.counts.update([row[4] for row in rows])
                 done.fetched += len(rows)

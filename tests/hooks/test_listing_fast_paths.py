@@ -434,41 +434,50 @@ def _recorded_pauses(monkeypatch, *, enabled=True) -> list[str]:
     calls: list[str] = []
     monkeypatch.setattr(gc, "disable", lambda: calls.append("disable"))
     monkeypatch.setattr(gc, "enable", lambda: calls.append("enable"))
+    monkeypatch.setattr(gc, "collect", lambda generation=2: calls.append(f"collect {generation}"))
     monkeypatch.setattr(gc, "isenabled", lambda: enabled)
     return calls
 
 
-def test_collector_paused_resumes_also_when_the_write_fails(monkeypatch):
+def test_collector_paused_sweeps_every_nth_batch_and_resumes_also_when_the_write_fails(monkeypatch):
     calls = _recorded_pauses(monkeypatch)
-    with base.collector_paused():
-        assert calls == ["disable"]
-    assert calls == ["disable", "enable"]
+    with base.collector_paused(sweep_every=3) as sweep:
+        for _ in range(7):
+            sweep()
+        assert calls == ["disable", "collect 0", "collect 0"]  # the 3rd and the 6th batch
+    assert calls[-1] == "enable"
     calls.clear()
-    with pytest.raises(RuntimeError), base.collector_paused():
+    with pytest.raises(RuntimeError), base.collector_paused() as sweep:
+        sweep()
         raise RuntimeError("the write failed")
     assert calls == ["disable", "enable"]
 
 
 def test_collector_paused_leaves_a_collector_that_is_off_alone(monkeypatch):
-    """Off already (the caller's choice, or an outer pause): not switched on at the end."""
+    """Off already (the caller's choice, or an outer pause): no sweep, not switched on at the end."""
     calls = _recorded_pauses(monkeypatch, enabled=False)
-    with base.collector_paused():
-        pass
+    with base.collector_paused(sweep_every=1) as sweep:
+        sweep()
     assert calls == []
 
 
-def test_collector_paused_really_pauses_and_frees_what_dies():
+def test_collector_paused_really_pauses_frees_what_dies_and_sweeps_cycles():
     """On the real collector: off inside, on after (nested pauses resume once, at the outer end); a
-    batch nothing refers to any more is freed at once (reference counting), and a reference cycle
-    made inside is collected by the first collection after."""
+    batch nothing refers to any more is freed at once (reference counting), a reference cycle made
+    inside waits for a sweep."""
     import gc
     import weakref
 
     class Row:
         pass
 
+    def cycle() -> weakref.ref:
+        row = Row()
+        row.itself = row
+        return weakref.ref(row)
+
     assert gc.isenabled()
-    with base.collector_paused():
+    with base.collector_paused(sweep_every=2) as sweep:
         assert not gc.isenabled()
         with base.collector_paused():
             assert not gc.isenabled()
@@ -477,14 +486,15 @@ def test_collector_paused_really_pauses_and_frees_what_dies():
         probe = weakref.ref(batch[0])
         del batch
         assert probe() is None
-        cycle = Row()
-        cycle.itself = cycle
-        in_cycle = weakref.ref(cycle)
-        del cycle
-        assert in_cycle() is not None  # only the collector frees a cycle
+        in_cycle = cycle()
+        sweep()
+        assert in_cycle() is not None  # the first batch: no sweep yet
+        sweep()
+        assert in_cycle() is None
+        left = cycle()
     assert gc.isenabled()
     gc.collect()
-    assert in_cycle() is None
+    assert left() is None
 
 
 # ------------------------------------------------------------------------------------------------ look-ups
