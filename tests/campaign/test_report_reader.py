@@ -66,8 +66,10 @@ def tables(conn_id: str, ledger_conn_id: str) -> tuple[dict, dict]:
         ledger.close()
 
 
-def run(conn_id: str, ledger_conn_id: str, prefetch: bool) -> tuple[Listing, object]:
-    hook = Listing(LISTED)
+def run(
+    conn_id: str, ledger_conn_id: str, prefetch: bool, hook: Listing | None = None
+) -> tuple[Listing, object]:
+    hook = hook or Listing(LISTED)
     done = Reconcile(
         hook=hook,
         report_conn_id=conn_id,
@@ -180,15 +182,7 @@ def test_reference_cycles_made_while_reading_are_swept_between_chunks(sql_conn_i
     )
     with_ledger(sql_conn_id)
 
-    Reconcile(
-        hook=CyclingListing(LISTED),
-        report_conn_id=sql_conn_id,
-        report_table="sms_delivery_report",
-        ledger_conn_id=sql_conn_id,
-        ledger_table="sms_messages",
-        chunk_size=7,
-        prefetch=False,
-    ).run(SINCE)
+    run(sql_conn_id, sql_conn_id, prefetch=False, hook=CyclingListing(LISTED))
 
     assert len(cycles) == 60
     # Without the sweeps all 59 finished cycles would still be there. A sweep collects what became
