@@ -216,14 +216,10 @@ class StagedWriter:
                 f"INSERT INTO {STAGING} ({', '.join(self.names)}) VALUES ({values})", staged.data
             )
 
-    def write(
-        self, rows: Sequence[tuple] | Staged, statements: Iterable[tuple[str, Sequence[Any]] | Backfill]
-    ) -> list[int]:
-        """Stage ``rows`` (or what :meth:`prepare` made of them) and run ``statements`` in one
-        transaction; their row counts (for a statement that answers rows, e.g. ``WITH ... SELECT
-        count(*)``: its first value; 0 for a :class:`Backfill` skipped because its merge changed
-        every staged row)."""
-        staged = rows if isinstance(rows, Staged) else self.prepare(rows)
+    def write(self, staged: Staged, statements: Iterable[tuple[str, Sequence[Any]] | Backfill]) -> list[int]:
+        """Stage what :meth:`prepare` made of a chunk and run ``statements`` in one transaction;
+        their row counts (for a statement that answers rows, e.g. ``WITH ... SELECT count(*)``: its
+        first value; 0 for a :class:`Backfill` skipped because its merge changed every staged row)."""
         counts: list[int] = []
         with self.table.transaction() as cursor:
             self._create_staging(cursor)

@@ -112,10 +112,10 @@ def test_the_reader_prepares_and_the_caller_writes_with_the_collector_paused(
         seen.append(("prepare", threading.current_thread().name, gc.isenabled()))
         return prepare(self, rows)
 
-    def watched_write(self, rows, statements):
+    def watched_write(self, staged, statements):
         seen.append(("write", threading.current_thread().name, gc.isenabled()))
-        assert isinstance(rows, report_module.Staged)
-        return write(self, rows, statements)
+        assert isinstance(staged, report_module.Staged)
+        return write(self, staged, statements)
 
     monkeypatch.setattr(report_module.StagedWriter, "prepare", watched_prepare)
     monkeypatch.setattr(report_module.StagedWriter, "write", watched_write)
@@ -136,7 +136,7 @@ def test_the_reader_prepares_and_the_caller_writes_with_the_collector_paused(
 def test_a_failing_write_stops_the_reader_and_resumes_the_collector(sql_conn_id, monkeypatch):
     with_ledger(sql_conn_id)
 
-    def broken(self, rows, statements):
+    def broken(self, staged, statements):
         raise RuntimeError("the database went away")
 
     monkeypatch.setattr(report_module.StagedWriter, "write", broken)
@@ -172,9 +172,9 @@ def test_reference_cycles_made_while_reading_are_swept_between_chunks(sql_conn_i
     alive_at_last_write: list[int] = []
     write = report_module.StagedWriter.write
 
-    def watched_write(self, rows, statements):
+    def watched_write(self, staged, statements):
         alive_at_last_write[:] = [sum(ref() is not None for ref in cycles)]
-        return write(self, rows, statements)
+        return write(self, staged, statements)
 
     monkeypatch.setattr(report_module.StagedWriter, "write", watched_write)
     monkeypatch.setattr(

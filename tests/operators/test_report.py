@@ -323,7 +323,7 @@ def test_a_failed_write_stops_the_background_reader(sms_conn_env, sqlite_conn_id
             yield StatusReport(f"m-{i}", DeliveryStatus.SENT, "Enroute")
             i += 1
 
-    def broken_write(self, rows, statements):
+    def broken_write(self, staged, statements):
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(report_module.StagedWriter, "write", broken_write)
