@@ -126,7 +126,7 @@ class Reconcile:
             else:
                 chunks = map(prepare, read)
             for observed_at, staged in chunks:
-                sweep()  # the reference cycles of the pages read since the last chunk
+                sweep()  # every 20 chunks: the reference cycles of the pages read since the last sweep
                 rows = staged[0].rows
                 done.counts.update([row[4] for row in rows])
                 done.fetched += len(rows)
