@@ -131,13 +131,49 @@ class _NotSent(Exception):
     """A queued request that did not leave because another one (or the run itself) ended the run."""
 
 
+class _Inline:
+    """An executor that runs each call at once, in the caller's thread: the ledger's lane where its
+    connection must stay in the thread that opened it (SQLite), or where there is no ledger."""
+
+    def submit(self, function: Callable[..., Any], *args: Any) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(function(*args))
+        except Exception as exc:  # a BaseException (the task being killed) goes straight up, as before
+            future.set_exception(exc)
+        return future
+
+    def shutdown(self, wait: bool = True) -> None:
+        return None
+
+
+@dataclass
+class _Claim:
+    """What the ledger's lane did for a batch about to leave: the recipients this try now holds as
+    ``sending`` (recorded at ``recorded_at``, or pending rows claimed at ``claimed_at``), and the
+    rows of the others as the ledger holds them (another try took them)."""
+
+    claimed: set[str]
+    recorded_at: datetime | None
+    claimed_at: datetime | None
+    taken: dict[str, LedgerEntry]
+
+    @property
+    def since(self) -> datetime:
+        """When the batch's rows were committed as ``sending``: where a look-up of it starts."""
+        return min(t for t in (self.recorded_at, self.claimed_at) if t is not None)
+
+
 @dataclass
 class _Request:
-    """A batch request handed to the gateway threads: its messages, when they were marked, its future."""
+    """A batch handed on: its claim in the ledger's lane and, behind it, its request in a gateway
+    thread (which leaves only once the claim is committed, with the claimed messages only)."""
 
     messages: list[OutboundMessage]
-    since: datetime
-    future: Future
+    new: list[str]  # recipients the claim records (none of this try's writes held them before)
+    changes: dict[str, tuple[str | None, int | None]]  # recorded rows claimed: text hash, segments
+    claim: Future  # of a _Claim
+    future: Future  # of the gateway's results
 
 
 class CampaignSend:
@@ -164,6 +200,15 @@ class CampaignSend:
         self.hook = hook
         self.send_at_in = send_at_in or self._window_opening
         self.gateway: ThreadPoolExecutor | None = None  # the threads that talk to the gateway
+        # The ledger's writes while batches go out (see _send_pending): on PostgreSQL the claims in
+        # one thread and the marks in another, each on its own connection and in the order given,
+        # so that a batch's claim never waits behind an earlier batch's mark and the main thread
+        # prepares the next batch meanwhile; in the caller's thread on SQLite, whose connection
+        # stays in the thread that opened it.
+        self.lane: ThreadPoolExecutor | _Inline = _Inline()
+        self.mark_lane: ThreadPoolExecutor | _Inline = _Inline()
+        self.mark_ledger = ledger  # the marks' own connection on PostgreSQL
+        self.marks: deque[Future] = deque()  # marks handed on, not seen committed yet
         self.halted = False  # set when a request failed in a way that ends the run
         # Batch requests at once: the setting, unless the gateway takes one at a time.
         capabilities = getattr(hook, "capabilities", None)  # a stand-in hook may declare none
@@ -208,6 +253,10 @@ class CampaignSend:
             if not self.settings.dry_run and hasattr(self.hook, "use_threads"):
                 self.hook.use_threads(self.in_flight)
             self.gateway = ThreadPoolExecutor(max_workers=self.in_flight, thread_name_prefix="sms-gateway")
+            if getattr(self.ledger, "is_postgres", False) and not self.settings.dry_run:
+                self.lane = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sms-claims")
+                self.mark_lane = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sms-marks")
+                self.mark_ledger = self.ledger.twin()
             try:
                 with self._one_try_at_a_time(), long_lived_frozen():
                     self.fresh = (
@@ -223,9 +272,13 @@ class CampaignSend:
                             self.deliver(entries, bodies)
             finally:
                 self.gateway.shutdown(cancel_futures=True)
+                self.lane.shutdown(wait=True)  # before the ledger's connections close
+                self.mark_lane.shutdown(wait=True)
         finally:
             if self.ledger is not None:
                 self.ledger.close()
+            if self.mark_ledger is not self.ledger:
+                self.mark_ledger.close()
             if self.rails is not None:
                 self.rails.close()
         summary = self.summary()
@@ -484,11 +537,14 @@ class CampaignSend:
     ) -> None:
         """Send ``entries``; what a lost answer left proven absent goes out again, a few rounds at most.
 
-        Up to ``in_flight`` requests are at the gateway while the main thread writes the outcome
-        of the oldest and marks the next batch ``sending``: the ledger's writes overlap the round
-        trips. A request leaves only after its rows are committed as ``sending``, and outcomes are
-        settled in the order the requests were made, so the ledger's writes and the counters do not
-        depend on which answer came first.
+        Up to ``in_flight`` requests are at the gateway while the main thread settles the oldest
+        and prepares the next batch. Each batch is claimed (committed as ``sending``) in the
+        claims' lane, and its request, in a gateway thread, leaves only once that claim is
+        committed, with the messages claimed. Outcomes are settled, and their marks handed to the
+        marks' lane, in the order the requests were made. A round claims each row once, and every
+        mark is committed before the round's end is read (a row marked ``pending`` again is so in
+        the ledger before the next round claims it), so the ledger's writes and the counters do
+        not depend on which answer came first.
         """
         recipients = [e.recipient for e in entries]
         for _ in range(MAX_SEND_ROUNDS):
@@ -497,18 +553,16 @@ class CampaignSend:
                 for batch in chunked(entries, self.settings.batch_size):
                     if self.halted:  # a request in the window failed for good: settling it raises
                         break
-                    messages = self._claim([self._message(e, bodies) for e in batch], current)
-                    if not messages:
-                        continue
-                    since = current[messages[0].to].sent_at
-                    window.append(_Request(messages, since, self.gateway.submit(self._send_batch, messages)))
+                    window.append(self._hand_on([self._message(e, bodies) for e in batch], current))
                     # One more than the threads: the next batch is queued, ready when a thread frees.
                     while len(window) > self.in_flight:
                         self._settle(window.popleft(), current)
                 while window:
                     self._settle(window.popleft(), current)
+                self._committed(wait=True)
             except BaseException:
                 self._settle_after_failure(window, current)
+                self._committed_anyway()
                 self._record_unsent(current)
                 raise
             entries = [current[r] for r in recipients if current[r].state == PENDING]
@@ -519,57 +573,97 @@ class CampaignSend:
             f"{MAX_SEND_ROUNDS} rounds of lost answers; they are pending in the ledger and a retry sends them"
         )
 
-    def _claim(
-        self, messages: list[OutboundMessage], current: dict[str, LedgerEntry]
-    ) -> list[OutboundMessage]:
-        """Claim the messages' rows as ``sending`` (committed before the request leaves) and return
-        those this try claimed; a row another try took meanwhile is read back, not sent."""
+    def _hand_on(self, messages: list[OutboundMessage], current: dict[str, LedgerEntry]) -> _Request:
+        """Hand a batch to the ledger's lane (its claim) and to the gateway threads (its request,
+        which waits for the claim). Rows this try has not recorded yet are recorded straight as
+        ``sending``; rows recorded as ``pending`` are claimed with the text about to leave where it
+        changed since it was recorded."""
         new = [m.to for m in messages if m.to in self.unrecorded]
-        recorded = [m for m in messages if m.to not in self.unrecorded]
-        claimed: set[str] = set()
-        if new:  # rendered by this try, so their texts are the ones prepared: nothing to compare
-            since, claimed = self.ledger.record_sending(self.campaign_key, [current[r] for r in new])
-            self.unrecorded.difference_update(new)
-            for recipient in claimed:
-                current[recipient] = evolve(current[recipient], state=SENDING, sent_at=since)
-        if recorded:
-            claimed |= self._claim_recorded(recorded, current)
-        taken = [m.to for m in messages if m.to not in claimed]
-        if taken:
-            self.log.warning(
-                "%d rows were taken by another try of this campaign; not sending them", len(taken)
-            )
-            current.update(self.ledger.load(self.campaign_key, taken))
-        return [m for m in messages if m.to in claimed]
-
-    def _claim_recorded(self, messages: list[OutboundMessage], current: dict[str, LedgerEntry]) -> set[str]:
-        """Claim rows the ledger holds as ``pending``, with the text about to leave where it changed
-        since it was recorded; the recipients claimed."""
-        claims = []
+        self.unrecorded.difference_update(new)  # given back by _claimed if the claim fails
+        changes: dict[str, tuple[str | None, int | None]] = {}
+        fresh = set(new)
         for m in messages:
+            if m.to in fresh:  # rendered by this try, so their texts are the ones prepared
+                continue
             text = body_hash(m.body)
             changed = text != current[m.to].body_hash  # the template or the row changed since it was recorded
-            claims.append(
-                (m.to, text if changed else None, count_segments(m.body).segments if changed else None)
+            changes[m.to] = (text, count_segments(m.body).segments) if changed else (None, None)
+        try:
+            claim = self.lane.submit(
+                self._claim, [current[r] for r in new], changes, [m.to for m in messages]
             )
-        since, claimed = self.ledger.claim(self.campaign_key, claims)
-        for recipient, text, segments in claims:
-            if recipient in claimed:
+        except BaseException:  # inline, and the task is being killed: nothing of it was committed
+            self.unrecorded.update(new)
+            raise
+        return _Request(messages, new, changes, claim, self.gateway.submit(self._send_batch, claim, messages))
+
+    def _claim(
+        self,
+        rows: list[LedgerEntry],
+        changes: dict[str, tuple[str | None, int | None]],
+        recipients: list[str],
+    ) -> _Claim:
+        """In the claims' lane: commit a batch's rows as ``sending``; a row another try took
+        meanwhile is read back, not sent. A failure ends the run: nothing more leaves."""
+        recorded_at = claimed_at = None
+        claimed: set[str] = set()
+        try:
+            if rows:
+                recorded_at, claimed = self.ledger.record_sending(self.campaign_key, rows)
+            if changes:
+                claimed_at, more = self.ledger.claim(
+                    self.campaign_key, [(r, text, segments) for r, (text, segments) in changes.items()]
+                )
+                claimed |= more
+            taken = [r for r in recipients if r not in claimed]
+            loaded = self.ledger.load(self.campaign_key, taken) if taken else {}
+        except BaseException:
+            self.halted = True
+            raise
+        return _Claim(claimed, recorded_at, claimed_at, loaded)
+
+    def _claimed(self, request: _Request, current: dict[str, LedgerEntry]) -> _Claim:
+        """The request's claim, once committed, with ``current`` in step with it. A claim that
+        failed wrote nothing: its new rows are unrecorded again, and its error is raised."""
+        try:
+            claim = request.claim.result()
+        except BaseException:
+            self.unrecorded.update(request.new)
+            raise
+        for recipient in request.new:
+            if recipient in claim.claimed:
+                current[recipient] = evolve(current[recipient], state=SENDING, sent_at=claim.recorded_at)
+        for recipient, (text, segments) in request.changes.items():
+            if recipient in claim.claimed:
                 row = current[recipient]
                 current[recipient] = evolve(
                     row,
                     state=SENDING,
-                    sent_at=since,
+                    sent_at=claim.claimed_at,
                     body_hash=text or row.body_hash,
                     segments=segments or row.segments,
                 )
-        return claimed
+        if claim.taken:
+            self.log.warning(
+                "%d rows were taken by another try of this campaign; not sending them", len(claim.taken)
+            )
+            current.update(claim.taken)
+        return claim
 
-    def _send_batch(self, messages: list[OutboundMessage]) -> list[SendResult]:
-        """In a gateway thread: send, unless a request failed in a way that ends the run (then
-        nothing more leaves; requests already at the gateway are settled by the main thread)."""
+    def _send_batch(self, claim: Future, messages: list[OutboundMessage]) -> list[SendResult]:
+        """In a gateway thread: once the batch's claim is committed, send the messages it claimed,
+        unless a request failed in a way that ends the run (then nothing more leaves; requests
+        already at the gateway are settled by the main thread). A claim that failed sends nothing
+        (the main thread raises its error)."""
+        try:
+            claimed = claim.result().claimed
+        except BaseException:
+            raise _NotSent from None
         if self.halted:
             raise _NotSent
+        messages = [m for m in messages if m.to in claimed]
+        if not messages:
+            return []
         try:
             return self.hook.send_batch(messages)
         except SmsAmbiguousSendError:
@@ -584,12 +678,35 @@ class CampaignSend:
         return self.gateway.submit(function, *args).result()
 
     def _mark(self, outcomes: list[SendOutcome], current: dict[str, LedgerEntry]) -> None:
-        """Write outcomes to the ledger (one transaction) and keep ``current`` in step with it."""
-        self.ledger.mark(self.campaign_key, outcomes)
+        """Hand outcomes to the ledger's lane (one transaction) and keep ``current`` in step with
+        what it writes; a mark that failed is raised here, or at the end of the round."""
+        self.marks.append(self.mark_lane.submit(self._write_marks, outcomes))
         for o in outcomes:
             current[o.recipient] = evolve(
                 current[o.recipient], state=o.state, message_id=o.message_id, error=o.error
             )
+        self._committed(wait=False)
+
+    def _write_marks(self, outcomes: list[SendOutcome]) -> None:
+        """In the marks' lane: one transaction. A failure ends the run: nothing more leaves."""
+        try:
+            self.mark_ledger.mark(self.campaign_key, outcomes)
+        except BaseException:
+            self.halted = True
+            raise
+
+    def _committed(self, wait: bool) -> None:
+        """Raise the error of a mark that failed: of those done (``wait``: of every one, waiting)."""
+        while self.marks and (wait or self.marks[0].done()):
+            self.marks.popleft().result()
+
+    def _committed_anyway(self) -> None:
+        """The run is failing: wait for the marks handed on (what they write stands), logging failures."""
+        while self.marks:
+            try:
+                self.marks.popleft().result()
+            except Exception as exc:  # the first failure is the one raised
+                self.log.warning("Could not record the outcome of a batch: %r", exc)
 
     def _mark_all(
         self, messages: list[OutboundMessage], state: str, error: str | None, current: dict[str, LedgerEntry]
@@ -605,10 +722,15 @@ class CampaignSend:
         while window:
             request = window.popleft()
             try:
-                if request.future.cancel():  # never left: provably not sent
-                    self._mark_all(request.messages, PENDING, None, current)
-                else:
+                if not request.future.cancel():
                     self._settle(request, current)
+                elif not request.claim.cancel():  # never left: provably not sent
+                    claim = self._claimed(request, current)
+                    self._mark_all(
+                        [m for m in request.messages if m.to in claim.claimed], PENDING, None, current
+                    )
+                else:  # neither claimed nor sent
+                    self.unrecorded.update(request.new)
             except BaseException as exc:
                 # The request's own failure (even a BaseException its thread died of) is logged and
                 # the next request settled; anything else (the task being killed now) goes on up.
@@ -630,7 +752,11 @@ class CampaignSend:
 
     def _settle(self, request: _Request, current: dict[str, LedgerEntry]) -> None:
         """Record the outcome of a request: its results, or what a failure proves about its messages."""
-        messages, since = request.messages, request.since
+        claim = self._claimed(request, current)
+        messages = [m for m in request.messages if m.to in claim.claimed]
+        if not messages:
+            return
+        since = claim.since
         try:
             results = request.future.result()
         except SmsAmbiguousSendError as exc:
@@ -734,6 +860,7 @@ class CampaignSend:
             # Matched by the text that was sent then (its hash), not by what this try would send.
             messages = [replace(self._message(e, bodies), sent_hash=e.body_hash) for e in batch]
             self._look_up(messages, since or utcnow() - timedelta(days=1), current)
+        self._committed(wait=True)  # what is proven absent is pending in the ledger before it is claimed
 
     # -- reporting ---------------------------------------------------------------------------------
 

@@ -149,6 +149,10 @@ class MessageLedger(SqlTable):
         self.gateway = gateway
         self.sms_conn_id = sms_conn_id
 
+    def twin(self) -> MessageLedger:
+        """The same ledger on a connection of its own (for writes from another thread)."""
+        return MessageLedger(self.conn_id, self.name, gateway=self.gateway, sms_conn_id=self.sms_conn_id)
+
     def ensure_table(self) -> None:
         self.create(COLUMNS, KEY, fillfactor=FILLFACTOR)
         suffix, columns, where = GATEWAY_INDEX

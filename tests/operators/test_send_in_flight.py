@@ -82,13 +82,13 @@ def test_faults_with_requests_in_parallel_still_send_exactly_once(
 
 @pytest.mark.parametrize("gateway", GATEWAYS)
 def test_a_failure_mid_flight_stops_what_has_not_left_and_settles_what_has(
-    gateway, sandbox, sms_conn_env, sqlite_conn_id
+    gateway, sandbox, sms_conn_env, sql_conn_id
 ):
     """The fifth request is refused for good while others are at the gateway (latency keeps them
     there): those that left are recorded as the gateway answered, no request leaves after the
     failure is seen, nothing stays ``sending``, and the retry sends the rest exactly once."""
     sandbox.set_faults(latency_ms=40)
-    op = make_operator(sms_conn_env[gateway], sqlite_conn_id, batch_size=50, max_in_flight=IN_FLIGHT)
+    op = make_operator(sms_conn_env[gateway], sql_conn_id, batch_size=50, max_in_flight=IN_FLIGHT)
     real_send, calls, lock = op.hook.send_batch, [], threading.Lock()
     refused: list[str] = []
 
@@ -108,27 +108,27 @@ def test_a_failure_mid_flight_stops_what_has_not_left_and_settles_what_has(
     # The fifth failed while at most IN_FLIGHT - 1 others were at the gateway, and one more queued
     # may have been picked up before the failure was flagged: none after that.
     assert 5 <= len(calls) <= 5 + IN_FLIGHT
-    ledger = MessageLedger(sqlite_conn_id)
+    ledger = MessageLedger(sql_conn_id)
     counts = ledger.counts("spring-sale")
     pending = {e.recipient for e in ledger.in_state("spring-sale", [PENDING])}
     ledger.close()
     assert counts.get("sending", 0) == 0
     assert counts[ACCEPTED] == 50 * (len(calls) - 1)  # every request that left and was answered
     assert set(refused) <= pending and counts[PENDING] == 990 - counts[ACCEPTED]
-    _ledger_matches_the_sandbox(sandbox, gateway, sqlite_conn_id, counts[ACCEPTED])
+    _ledger_matches_the_sandbox(sandbox, gateway, sql_conn_id, counts[ACCEPTED])
 
     sandbox.clear_faults()
-    summary = make_operator(sms_conn_env[gateway], sqlite_conn_id, max_in_flight=IN_FLIGHT).execute(context())
+    summary = make_operator(sms_conn_env[gateway], sql_conn_id, max_in_flight=IN_FLIGHT).execute(context())
     assert summary["accepted"] == 990
-    _ledger_matches_the_sandbox(sandbox, gateway, sqlite_conn_id, 990)
+    _ledger_matches_the_sandbox(sandbox, gateway, sql_conn_id, 990)
 
 
-def test_a_failure_in_the_run_itself_settles_every_request_that_left(sandbox, sms_conn_env, sqlite_conn_id):
+def test_a_failure_in_the_run_itself_settles_every_request_that_left(sandbox, sms_conn_env, sql_conn_id):
     """The ledger write of the second answer fails (the run's own failure, not the gateway's):
     the requests already at the gateway are still recorded; the batch whose write failed stays
     ``sending`` and the retry finds it at the gateway instead of sending it again."""
     sandbox.set_faults(latency_ms=40)
-    op = make_operator(sms_conn_env["smstools"], sqlite_conn_id, batch_size=50, max_in_flight=IN_FLIGHT)
+    op = make_operator(sms_conn_env["smstools"], sql_conn_id, batch_size=50, max_in_flight=IN_FLIGHT)
     real_mark, marks = MessageLedger.mark, []
 
     def fails_on_the_second(self, campaign_key, outcomes):
@@ -142,7 +142,7 @@ def test_a_failure_in_the_run_itself_settles_every_request_that_left(sandbox, sm
         patch.setattr(MessageLedger, "mark", fails_on_the_second)
         with pytest.raises(RuntimeError, match="went away"):
             op.execute(context())
-    ledger = MessageLedger(sqlite_conn_id)
+    ledger = MessageLedger(sql_conn_id)
     counts = ledger.counts("spring-sale")
     ledger.close()
     assert counts["sending"] == 50  # the batch whose answer could not be written
@@ -151,16 +151,91 @@ def test_a_failure_in_the_run_itself_settles_every_request_that_left(sandbox, sm
     assert counts[PENDING] == 990 - 50 * left
 
     sandbox.clear_faults()
-    summary = make_operator(sms_conn_env["smstools"], sqlite_conn_id, max_in_flight=IN_FLIGHT).execute(
-        context()
-    )
+    summary = make_operator(sms_conn_env["smstools"], sql_conn_id, max_in_flight=IN_FLIGHT).execute(context())
     assert summary["accepted"] == 990
-    _ledger_matches_the_sandbox(sandbox, "smstools", sqlite_conn_id, 990)
+    _ledger_matches_the_sandbox(sandbox, "smstools", sql_conn_id, 990)
+
+
+def test_a_claim_that_fails_sends_nothing_of_its_batch(sandbox, sms_conn_env, sql_conn_id):
+    """The ledger write that commits the fourth batch as ``sending`` fails: no message of that batch
+    leaves, nor any batch after it (an earlier one still queued may stay, as after any failure
+    that ends the run); those that left are recorded as the gateway answered, the rest is
+    ``pending``, and the retry sends it exactly once."""
+    sandbox.set_faults(latency_ms=40)
+    op = make_operator(sms_conn_env["smstools"], sql_conn_id, batch_size=50, max_in_flight=IN_FLIGHT)
+    real_record_sending, claims, refused = MessageLedger.record_sending, [], []
+
+    def fails_on_the_fourth(self, campaign_key, entries):
+        claims.append([e.recipient for e in entries])
+        if len(claims) == 4:
+            refused.extend(claims[-1])
+            raise RuntimeError("the ledger's database went away")
+        return real_record_sending(self, campaign_key, entries)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(MessageLedger, "record_sending", fails_on_the_fourth)
+        with pytest.raises(RuntimeError, match="went away"):
+            op.execute(context())
+    received = {m["recipient"] for m in sent_messages(sandbox, "smstools")}
+    first_three = {r for batch in claims[:3] for r in batch}
+    assert len(refused) == 50 and received <= first_three and received
+    ledger = MessageLedger(sql_conn_id)
+    counts = ledger.counts("spring-sale")
+    pending = {e.recipient for e in ledger.in_state("spring-sale", [PENDING])}
+    ledger.close()
+    assert counts.get("sending", 0) == 0 and counts[ACCEPTED] == len(received)
+    assert set(refused) <= pending and counts[PENDING] == 990 - len(received)
+    _ledger_matches_the_sandbox(sandbox, "smstools", sql_conn_id, len(received))
+
+    sandbox.clear_faults()
+    summary = make_operator(sms_conn_env["smstools"], sql_conn_id, max_in_flight=IN_FLIGHT).execute(context())
+    assert summary["accepted"] == 990
+    _ledger_matches_the_sandbox(sandbox, "smstools", sql_conn_id, 990)
+
+
+def test_on_postgresql_claims_and_marks_run_in_their_own_threads(sandbox, sms_conn_env, postgres_conn_id):
+    """On PostgreSQL the main thread hands the ledger's writes on: claims in one thread, marks in
+    another (each on its own connection), and every request leaves after its claim returned."""
+    op = make_operator(sms_conn_env["smstools"], postgres_conn_id, batch_size=100, max_in_flight=2)
+    real_record_sending, real_mark, real_send = (
+        MessageLedger.record_sending,
+        MessageLedger.mark,
+        op.hook.send_batch,
+    )
+    seen: dict[str, set[tuple[str, int]]] = {"claim": set(), "mark": set()}
+    claimed: set[str] = set()
+    early: list[str] = []
+
+    def record_sending(self, campaign_key, entries):
+        seen["claim"].add((threading.current_thread().name, id(self)))
+        result = real_record_sending(self, campaign_key, entries)
+        claimed.update(result[1])
+        return result
+
+    def mark(self, campaign_key, outcomes):
+        seen["mark"].add((threading.current_thread().name, id(self)))
+        return real_mark(self, campaign_key, outcomes)
+
+    def send_batch(messages):
+        early.extend(m.to for m in messages if m.to not in claimed)
+        return real_send(messages)
+
+    op.hook.send_batch = send_batch
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(MessageLedger, "record_sending", record_sending)
+        patch.setattr(MessageLedger, "mark", mark)
+        summary = op.execute(context())
+    assert summary["accepted"] == 990 and not early
+    ((claim_thread, claim_ledger),) = seen["claim"]
+    ((mark_thread, mark_ledger),) = seen["mark"]
+    assert claim_thread.startswith("sms-claims") and mark_thread.startswith("sms-marks")
+    assert claim_ledger != mark_ledger
+    _ledger_matches_the_sandbox(sandbox, "smstools", postgres_conn_id, 990)
 
 
 @pytest.mark.parametrize("gateway", ["smstools", "smsgateway24"])
 def test_outcomes_are_written_in_the_order_the_requests_were_made(
-    gateway, sandbox, sms_conn_env, sqlite_conn_id, monkeypatch
+    gateway, sandbox, sms_conn_env, sql_conn_id, monkeypatch
 ):
     """Earlier requests are held longer, so answers arrive out of order: the ledger's writes (and
     the summary) are the same as with one request at a time."""
@@ -178,7 +253,7 @@ def test_outcomes_are_written_in_the_order_the_requests_were_made(
         sandbox.reset()
         op = make_operator(
             sms_conn_env[gateway],
-            sqlite_conn_id,
+            sql_conn_id,
             batch_size=60,
             max_in_flight=current,
             campaign_key=f"order-{current}",
