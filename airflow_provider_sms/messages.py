@@ -112,6 +112,15 @@ _SEPARATORS = str.maketrans("", "", " ().-/")
 _E164_TOO_LONG = "too long: E.164 allows at most 15 digits"
 
 
+# The E.164 numbers normalize_phone gave lately, in two generations of at most _RECENT_MAX each: a
+# bulk send checks a recipient as it reads the row and again as the hook puts the message on the
+# wire, a few thousand numbers later; the second time is a dict probe instead of a check. The answer
+# for an E.164 text never changes (it is its own answer, whatever the region), so the memo is exact.
+_recent: dict[str, str] = {}
+_older: dict[str, str] = {}
+_RECENT_MAX = 1 << 13
+
+
 def normalize_phone(raw: object, default_region: str | None = None) -> str:
     """Return ``raw`` as an E.164 string (``+4915123456789``) or raise :class:`InvalidPhoneNumberError`.
 
@@ -119,6 +128,9 @@ def normalize_phone(raw: object, default_region: str | None = None) -> str:
     (ISO 3166 alpha-2, e.g. ``"DE"``), national numbers.
     """
     if type(raw) is str:
+        e164 = _recent.get(raw) or _older.get(raw)
+        if e164 is not None:
+            return e164
         text = raw.strip()
     else:
         if raw is None or (isinstance(raw, float) and raw != raw):  # None or NaN from pandas
@@ -132,7 +144,16 @@ def normalize_phone(raw: object, default_region: str | None = None) -> str:
     region = default_region.upper() if default_region and text[0] != "+" else None
     # International numbers are judged by the compiled metadata; the rest (and what it cannot
     # decide) by phonenumbers, cached: that costs 30-60 µs per number.
-    return _international(text, region) or _normalize(text, region)
+    e164 = _international(text, region) or _normalize(text, region)
+    _remember(e164)
+    return e164
+
+
+def _remember(e164: str) -> None:
+    global _recent, _older
+    if len(_recent) >= _RECENT_MAX:  # a new generation; the one before it is forgotten
+        _recent, _older = {}, _recent
+    _recent[e164] = e164
 
 
 def _international(text: str, region: str | None) -> str | None:

@@ -208,3 +208,52 @@ def test_normalize_phone_edge_cases_answer_as_the_phonenumbers_path(raw, region)
 def test_the_sandbox_validates_as_phonenumbers_does(sample):
     for digits in sample[:3_000]:
         assert validation._canonical(digits) == validation._canonical_by_phonenumbers(digits)
+
+
+def test_a_number_normalised_lately_is_its_own_answer_in_any_region(sample):
+    """The memo of recent answers (a bulk send checks each recipient twice: as it reads the row, and
+    as the hook puts the message on the wire) is exact: every E.164 answer, asked again in any
+    region, is its own answer for phonenumbers too."""
+    rng = random.Random(11)
+    answers = [
+        got
+        for got in (_outcome(normalize_phone, "+" + digits, None) for digits in sample[:10_000])
+        if isinstance(got, str) and got.startswith("+")
+    ]
+    assert len(answers) > 3_000
+    for e164 in answers:
+        assert _outcome(messages._reference, e164, None) == e164
+        assert normalize_phone(e164, rng.choice(REGIONS)) == e164
+
+
+def test_the_memo_answers_without_a_second_check_and_stays_bounded(monkeypatch):
+    checks = []
+    real = messages._international
+
+    def counted(text, region):
+        checks.append(text)
+        return real(text, region)
+
+    monkeypatch.setattr(messages, "_international", counted)
+    monkeypatch.setattr(messages, "_recent", {})
+    monkeypatch.setattr(messages, "_older", {})
+    assert normalize_phone("+49 151 2345 6789") == "+4915123456789"
+    assert normalize_phone("+4915123456789") == "+4915123456789"
+    assert normalize_phone("+4915123456789", "US") == "+4915123456789"
+    assert checks == ["+49 151 2345 6789"]  # the E.164 answer was remembered, not its spelling
+    assert normalize_phone(" +4915123456789") == "+4915123456789" and len(checks) == 2
+    with pytest.raises(InvalidPhoneNumberError):
+        normalize_phone("+49 1")
+    with pytest.raises(InvalidPhoneNumberError):  # a refusal is checked again each time
+        normalize_phone("+49 1")
+    assert len(checks) == 4
+
+    size = messages._RECENT_MAX
+    numbers = [f"+316{10_000_000 + i}" for i in range(3 * size)]
+    for number in numbers:
+        normalize_phone(number)
+    assert len(messages._recent) + len(messages._older) <= 2 * size
+    checks.clear()
+    normalize_phone(numbers[-size])  # within the last generation: remembered
+    normalize_phone(numbers[0])  # two generations ago: forgotten, checked again
+    assert checks == [numbers[0]]
