@@ -10,7 +10,9 @@ or through environment variables, which work however pytest is started::
     SMS_RELIABILITY_RUNS=200 SMS_RELIABILITY_EXAMPLES=2000 scripts/test.sh tests/reliability
 
 ``SMS_RELIABILITY_SEED`` shifts every seed (default 0: the same runs every time);
-``SMS_RELIABILITY_REPORT=path.json`` writes one line of facts per fault run.
+``SMS_RELIABILITY_REPORT=path.json`` writes one line of facts per fault run;
+``SMS_RELIABILITY_LEDGER=postgres`` (or ``sqlite``) puts every fault run's ledger there (default:
+one run in four on PostgreSQL).
 """
 
 from __future__ import annotations

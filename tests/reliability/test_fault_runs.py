@@ -70,6 +70,12 @@ class Plan:
     in_flight: int = 1  # max_in_flight of every try
 
 
+# Every run's ledger: SMS_RELIABILITY_LEDGER=postgres (or sqlite); by default one run in four on PostgreSQL.
+LEDGER = os.environ.get("SMS_RELIABILITY_LEDGER") or None
+if LEDGER not in (None, "sqlite", "postgres"):
+    raise ValueError(f"SMS_RELIABILITY_LEDGER must be sqlite or postgres, got {LEDGER!r}")
+
+
 def plan_for(seed: int) -> Plan:
     rng = random.Random(seed * 7919 + 17)
     primary = FAULTS[(seed // len(GATEWAYS)) % len(FAULTS)]
@@ -81,7 +87,7 @@ def plan_for(seed: int) -> Plan:
         kinds=kinds,
         size=rng.randint(100, 300),
         batch_size=rng.choice([10, 25, 50, 100]),
-        ledger="postgres" if seed % 10 == 9 else "sqlite",
+        ledger=LEDGER or ("postgres" if seed % 4 == 3 else "sqlite"),
         faulty_tries=rng.randint(1, 3),
         max_attempts=rng.choice([2, 3, 5]),
         template=rng.choice(TEMPLATES),
