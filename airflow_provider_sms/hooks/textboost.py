@@ -343,9 +343,17 @@ class TextBoostHook(SmsGatewayHook):
         """
         results: list[SendResult | None] = [None] * len(messages)
         groups: dict[str, tuple[dict[str, Any], list[tuple[int, str]]]] = {}  # request fields → rows
+        # A batch shares a handful of (text, sender, schedule, options): their fields are built once
+        # each, not once per message (options by identity, the messages holding them meanwhile).
+        known: dict[tuple[Any, ...], tuple[dict[str, Any], list[tuple[int, str]]]] = {}
         for index, number in self.wire_numbers(messages, results):
-            fields = self._message_fields(messages[index])
-            groups.setdefault(json.dumps(fields, sort_keys=True), (fields, []))[1].append((index, number))
+            m = messages[index]
+            same = (m.body, m.sender, m.send_at, id(m.options) if m.options else None)
+            group = known.get(same)
+            if group is None:
+                fields = self._message_fields(m)
+                group = known[same] = groups.setdefault(json.dumps(fields, sort_keys=True), (fields, []))
+            group[1].append((index, number))
         for fields, rows in groups.values():
             for chunk in chunked(rows, self.batch_size):
                 try:

@@ -595,6 +595,32 @@ def test_send_batch_sends_one_request_per_identical_body_sender_schedule_and_typ
     ]
 
 
+def test_send_batch_builds_the_fields_once_per_distinct_text_sender_schedule_and_options(
+    hook, requests_mock, monkeypatch
+):
+    """Messages sharing text, sender, schedule and options (the same options object, or none) share
+    one build of the request's fields; equal options in another object still share the request."""
+
+    def answer(request, context):
+        numbers = request.json()["recipient"].split(",")
+        objects = [sms(f"id-{n}", n, "Queued") for n in numbers]
+        return ok(objects if len(objects) > 1 else objects[0])
+
+    requests_mock.post(f"{BASE}/sms/send", json=answer)
+    built = []
+    real = hook._message_fields
+    monkeypatch.setattr(hook, "_message_fields", lambda m: built.append(m.to) or real(m))
+    voice = {"type": "voice", "language": "en-gb", "gender": "male"}
+    messages = [OutboundMessage(f"+316123456{i:02d}", "Hello", key=str(i)) for i in range(10)]
+    messages += [OutboundMessage(f"+316123457{i:02d}", "Hello", key=f"v{i}", options=voice) for i in range(3)]
+    messages += [OutboundMessage("+31612345800", "Hello", key="w", options=dict(voice))]
+    results = hook.send_batch(messages)
+    assert all(r.accepted for r in results)
+    assert built == ["+31612345600", "+31612345700", "+31612345800"]
+    recipients = [sent(r)[2]["recipient"] for r in requests_mock.request_history]
+    assert [len(r.split(",")) for r in recipients] == [10, 4]
+
+
 def test_send_batch_splits_a_group_into_requests_of_batch_size(env, requests_mock):
     hook = env(batch_size=2)
     requests_mock.post(
