@@ -315,9 +315,10 @@ def run(
         "its own CPU time, however well it overlaps with the sandbox"
     )
     detail.notes.append(
-        "send_batch s: time inside hook.send_batch (the gateway thread); ledger s: time in the ledger's "
-        "SQL methods (main thread). They overlap each other and the read-ahead thread's preparation "
-        "(phones, rendering), so they do not add up to the wall time"
+        "send_batch s: time inside hook.send_batch (the gateway threads); ledger s: time in the ledger's "
+        "SQL methods (the main thread on SQLite; on PostgreSQL the claims' and the marks' threads). They "
+        "overlap each other and the read-ahead thread's preparation (phones, rendering), so they do not "
+        "add up to the wall time"
     )
     ratios = Table(
         f"Bulk send: ratios measured in the same run{where}",
@@ -441,6 +442,10 @@ def run(
     ratios.notes.append(
         "naive = one message per request, plain requests with a keep-alive Session, no ledger "
         "(its rate is measured on the number of messages in the detail table)"
+    )
+    ratios.notes.append(
+        "CPU s per 100k: this process's CPU during the run, scaled to 100,000 messages (a run of "
+        "fewer messages scales its start-up costs too)"
     )
     if rtt_ms:
         sandbox.clear_faults()
