@@ -31,6 +31,25 @@ def _ledger_matches_the_sandbox(sandbox, gateway: str, ledger_conn_id: str, acce
     assert len(in_ledger) == accepted
 
 
+def _execute_until_the_ledger_fails(op, method: str, nth: int) -> list[list]:
+    """Run ``op`` with ``MessageLedger.<method>`` failing on its ``nth`` call (the database went
+    away), which the run must raise; the rows each call was given, in order."""
+    real, calls = getattr(MessageLedger, method), []
+
+    def failing(self, campaign_key, rows):
+        rows = list(rows)
+        calls.append(rows)
+        if len(calls) == nth:
+            raise RuntimeError("the ledger's database went away")
+        return real(self, campaign_key, rows)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(MessageLedger, method, failing)
+        with pytest.raises(RuntimeError, match="went away"):
+            op.execute(context())
+    return calls
+
+
 @pytest.mark.parametrize("gateway", GATEWAYS)
 def test_requests_in_parallel_send_each_recipient_once(gateway, sandbox, sms_conn_env, sql_conn_id):
     """The first two requests wait for each other at a barrier: the run only gets past it because
@@ -129,19 +148,7 @@ def test_a_failure_in_the_run_itself_settles_every_request_that_left(sandbox, sm
     ``sending`` and the retry finds it at the gateway instead of sending it again."""
     sandbox.set_faults(latency_ms=40)
     op = make_operator(sms_conn_env["smstools"], sql_conn_id, batch_size=50, max_in_flight=IN_FLIGHT)
-    real_mark, marks = MessageLedger.mark, []
-
-    def fails_on_the_second(self, campaign_key, outcomes):
-        outcomes = list(outcomes)
-        marks.append(len(outcomes))
-        if len(marks) == 2:
-            raise RuntimeError("the ledger's database went away")
-        return real_mark(self, campaign_key, outcomes)
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(MessageLedger, "mark", fails_on_the_second)
-        with pytest.raises(RuntimeError, match="went away"):
-            op.execute(context())
+    _execute_until_the_ledger_fails(op, "mark", 2)
     ledger = MessageLedger(sql_conn_id)
     counts = ledger.counts("spring-sale")
     ledger.close()
@@ -163,21 +170,10 @@ def test_a_claim_that_fails_sends_nothing_of_its_batch(sandbox, sms_conn_env, sq
     ``pending``, and the retry sends it exactly once."""
     sandbox.set_faults(latency_ms=40)
     op = make_operator(sms_conn_env["smstools"], sql_conn_id, batch_size=50, max_in_flight=IN_FLIGHT)
-    real_record_sending, claims, refused = MessageLedger.record_sending, [], []
-
-    def fails_on_the_fourth(self, campaign_key, entries):
-        claims.append([e.recipient for e in entries])
-        if len(claims) == 4:
-            refused.extend(claims[-1])
-            raise RuntimeError("the ledger's database went away")
-        return real_record_sending(self, campaign_key, entries)
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(MessageLedger, "record_sending", fails_on_the_fourth)
-        with pytest.raises(RuntimeError, match="went away"):
-            op.execute(context())
+    claims = _execute_until_the_ledger_fails(op, "record_sending", 4)
+    refused = [e.recipient for e in claims[3]]
     received = {m["recipient"] for m in sent_messages(sandbox, "smstools")}
-    first_three = {r for batch in claims[:3] for r in batch}
+    first_three = {e.recipient for batch in claims[:3] for e in batch}
     assert len(refused) == 50 and received <= first_three and received
     ledger = MessageLedger(sql_conn_id)
     counts = ledger.counts("spring-sale")
