@@ -163,6 +163,10 @@ class _Claim:
         """When the batch's rows were committed as ``sending``: where a look-up of it starts."""
         return min(t for t in (self.recorded_at, self.claimed_at) if t is not None)
 
+    def of(self, messages: list[OutboundMessage]) -> list[OutboundMessage]:
+        """The messages this claim took, in their order."""
+        return [m for m in messages if m.to in self.claimed]
+
 
 @dataclass
 class _Request:
@@ -607,7 +611,7 @@ class CampaignSend:
         meanwhile is read back, not sent. A failure ends the run: nothing more leaves."""
         recorded_at = claimed_at = None
         claimed: set[str] = set()
-        try:
+        with self._ending_the_run_on_failure():
             if rows:
                 recorded_at, claimed = self.ledger.record_sending(self.campaign_key, rows)
             if changes:
@@ -617,10 +621,16 @@ class CampaignSend:
                 claimed |= more
             taken = [r for r in recipients if r not in claimed]
             loaded = self.ledger.load(self.campaign_key, taken) if taken else {}
+        return _Claim(claimed, recorded_at, claimed_at, loaded)
+
+    @contextmanager
+    def _ending_the_run_on_failure(self) -> Iterator[None]:
+        """A ledger write in a lane: if it fails, nothing more leaves (the main thread raises it)."""
+        try:
+            yield
         except BaseException:
             self.halted = True
             raise
-        return _Claim(claimed, recorded_at, claimed_at, loaded)
 
     def _claimed(self, request: _Request, current: dict[str, LedgerEntry]) -> _Claim:
         """The request's claim, once committed, with ``current`` in step with it. A claim that
@@ -656,12 +666,11 @@ class CampaignSend:
         already at the gateway are settled by the main thread). A claim that failed sends nothing
         (the main thread raises its error)."""
         try:
-            claimed = claim.result().claimed
+            messages = claim.result().of(messages)
         except BaseException:
             raise _NotSent from None
         if self.halted:
             raise _NotSent
-        messages = [m for m in messages if m.to in claimed]
         if not messages:
             return []
         try:
@@ -689,11 +698,8 @@ class CampaignSend:
 
     def _write_marks(self, outcomes: list[SendOutcome]) -> None:
         """In the marks' lane: one transaction. A failure ends the run: nothing more leaves."""
-        try:
+        with self._ending_the_run_on_failure():
             self.mark_ledger.mark(self.campaign_key, outcomes)
-        except BaseException:
-            self.halted = True
-            raise
 
     def _committed(self, wait: bool) -> None:
         """Raise the error of a mark that failed: of those done (``wait``: of every one, waiting)."""
@@ -726,9 +732,7 @@ class CampaignSend:
                     self._settle(request, current)
                 elif not request.claim.cancel():  # never left: provably not sent
                     claim = self._claimed(request, current)
-                    self._mark_all(
-                        [m for m in request.messages if m.to in claim.claimed], PENDING, None, current
-                    )
+                    self._mark_all(claim.of(request.messages), PENDING, None, current)
                 else:  # neither claimed nor sent
                     self.unrecorded.update(request.new)
             except BaseException as exc:
@@ -753,7 +757,7 @@ class CampaignSend:
     def _settle(self, request: _Request, current: dict[str, LedgerEntry]) -> None:
         """Record the outcome of a request: its results, or what a failure proves about its messages."""
         claim = self._claimed(request, current)
-        messages = [m for m in request.messages if m.to in claim.claimed]
+        messages = claim.of(request.messages)
         if not messages:
             return
         since = claim.since
