@@ -25,21 +25,22 @@ import argparse
 import random
 import time
 
+from airflow_provider_sms.storage.ledger import CAMPAIGN_INDEX, COLUMNS, FILLFACTOR, GATEWAY_INDEX, KEY
 from benchmarks.common import PG_ADMIN_DB, PG_HOST, PG_PORT, PG_USER
 
 TABLE, IDS = "sms_schema_experiment", "sms_schema_experiment_ids"
-COLUMNS = """campaign_key VARCHAR(250) NOT NULL, recipient VARCHAR(250) NOT NULL,
-idempotency_key VARCHAR(32) NOT NULL, gateway VARCHAR(32), conn_id VARCHAR(250), source_row BIGINT,
-body_hash VARCHAR(64), segments INTEGER, state VARCHAR(16) NOT NULL, message_id TEXT,
-status VARCHAR(16), raw_status TEXT, error TEXT, attempts INTEGER NOT NULL,
-created_at TIMESTAMPTZ, updated_at TIMESTAMPTZ, sent_at TIMESTAMPTZ, PRIMARY KEY (campaign_key, recipient)"""
+# The ledger's own columns, key and fill factor (storage/ledger.py), as MessageLedger creates them.
+SCHEMA = ", ".join(f"{name} {'TIMESTAMPTZ' if kind == 'TIMESTAMP' else kind}" for name, kind in COLUMNS)
+CREATE = f"CREATE TABLE {TABLE} ({SCHEMA}, PRIMARY KEY ({', '.join(KEY)})) WITH (fillfactor = {FILLFACTOR})"
+_, CAMPAIGN_COLUMNS = CAMPAIGN_INDEX
+_, GATEWAY_COLUMNS, GATEWAY_WHERE = GATEWAY_INDEX
 LAYOUTS = {
     "as today": [
-        f"CREATE INDEX ON {TABLE} (campaign_key, created_at, state, segments)",
-        f"CREATE INDEX ON {TABLE} (gateway, message_id) WHERE message_id IS NOT NULL",
+        f"CREATE INDEX ON {TABLE} ({', '.join(CAMPAIGN_COLUMNS)})",
+        f"CREATE INDEX ON {TABLE} ({', '.join(GATEWAY_COLUMNS)}) WHERE {GATEWAY_WHERE}",
     ],
-    "ids apart": [
-        f"CREATE INDEX ON {TABLE} (campaign_key, created_at)",
+    "ids apart": [  # the campaign index without the columns a mark changes
+        f"CREATE INDEX ON {TABLE} ({', '.join(c for c in CAMPAIGN_COLUMNS if c not in ('state', 'segments'))})",
         f"CREATE TABLE {IDS} (gateway VARCHAR(32) NOT NULL, message_id TEXT NOT NULL, "
         "campaign_key VARCHAR(250) NOT NULL, recipient VARCHAR(250) NOT NULL, PRIMARY KEY (gateway, message_id))",
     ],
@@ -66,7 +67,7 @@ def run(conn, layout: str, batches: int, batch: int) -> tuple[float, float]:
     """Microseconds per message for the record and the mark."""
     with conn.cursor() as cur:
         cur.execute(f"DROP TABLE IF EXISTS {TABLE}, {IDS}")
-        cur.execute(f"CREATE TABLE {TABLE} ({COLUMNS}) WITH (fillfactor = 50)")
+        cur.execute(CREATE)
         for sql in LAYOUTS[layout]:
             cur.execute(sql)
     conn.commit()
