@@ -7,6 +7,7 @@ import contextlib
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
@@ -31,15 +32,19 @@ def _ledger_matches_the_sandbox(sandbox, gateway: str, ledger_conn_id: str, acce
     assert len(in_ledger) == accepted
 
 
-def _execute_until_the_ledger_fails(op, method: str, nth: int) -> list[list]:
+def _execute_until_the_ledger_fails(
+    op, method: str, nth: int, before_failing: Callable[[], object] = lambda: None
+) -> list[list]:
     """Run ``op`` with ``MessageLedger.<method>`` failing on its ``nth`` call (the database went
-    away), which the run must raise; the rows each call was given, in order."""
+    away; ``before_failing`` is called first), which the run must raise; the rows each call was
+    given, in order."""
     real, calls = getattr(MessageLedger, method), []
 
     def failing(self, campaign_key, rows):
         rows = list(rows)
         calls.append(rows)
         if len(calls) == nth:
+            before_failing()
             raise RuntimeError("the ledger's database went away")
         return real(self, campaign_key, rows)
 
@@ -170,7 +175,20 @@ def test_a_claim_that_fails_sends_nothing_of_its_batch(sandbox, sms_conn_env, sq
     ``pending``, and the retry sends it exactly once."""
     sandbox.set_faults(latency_ms=40)
     op = make_operator(sms_conn_env["smstools"], sql_conn_id, batch_size=50, max_in_flight=IN_FLIGHT)
-    claims = _execute_until_the_ledger_fails(op, "record_sending", 4)
+    # The fourth claim fails once the first batch is at the gateway, so that something has left
+    # whatever the threads' timing (the run's halt would stop a request not picked up yet).
+    real_send, first_answered = op.hook.send_batch, threading.Event()
+
+    def send_batch(messages):
+        try:
+            return real_send(messages)
+        finally:
+            first_answered.set()
+
+    op.hook.send_batch = send_batch
+    claims = _execute_until_the_ledger_fails(
+        op, "record_sending", 4, before_failing=lambda: first_answered.wait(timeout=60)
+    )
     refused = [e.recipient for e in claims[3]]
     received = {m["recipient"] for m in sent_messages(sandbox, "smstools")}
     first_three = {e.recipient for batch in claims[:3] for e in batch}
