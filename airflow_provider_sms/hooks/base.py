@@ -159,6 +159,7 @@ class Capabilities:
 
 # A page parser turns one page's payload into (items, the call for the next page or None).
 PageParser = Callable[[Any, Call], "tuple[list[Any], Call | None]"]
+ReportBuilder = Callable[..., StatusReport]  # SmsGatewayHook.report or .status_only
 
 
 class _RateLimiter:
@@ -969,8 +970,11 @@ class SmsGatewayHook(BaseHook):
         """A cheap authenticated call for :meth:`test_connection`."""
         raise NotImplementedError
 
-    def _status_listing(self, since: datetime | None) -> tuple[Call, PageParser]:
-        """The list endpoint that reports message statuses, and how to read its pages."""
+    def _status_listing(
+        self, since: datetime | None, build: ReportBuilder | None = None
+    ) -> tuple[Call, PageParser]:
+        """The list endpoint that reports message statuses, and how to read its pages: each listed
+        message through ``build`` (:meth:`report`, or :meth:`status_only`; None: :meth:`report`)."""
         raise NotImplementedError
 
     def _reply_listing(self, since: datetime | None) -> tuple[Call, PageParser]:
@@ -1122,13 +1126,20 @@ class SmsGatewayHook(BaseHook):
 
     def iter_statuses(self, since: datetime | None = None) -> Iterator[StatusReport]:
         """Every message the gateway reports (created after ``since`` where it can filter), paged."""
-        call, parse_page = self._status_listing(since)
-        return self.paginate(call, parse_page)
+        return self._status_pages(since, self.report)
 
     async def aiter_statuses(self, since: datetime | None = None) -> AsyncIterator[StatusReport]:
         """Async :meth:`iter_statuses`."""
+        async for report in self._astatus_pages(since, self.report):
+            yield report
+
+    def _status_pages(self, since: datetime | None, build: ReportBuilder) -> Iterator[StatusReport]:
+        call, parse_page = self._status_listing(since, build)
+        return self.paginate(call, parse_page)
+
+    async def _astatus_pages(self, since: datetime | None, build: ReportBuilder) -> AsyncIterator[StatusReport]:
         await self._aload_connection()
-        call, parse_page = self._status_listing(since)
+        call, parse_page = self._status_listing(since, build)
         async for report in self.apaginate(call, parse_page):
             yield report
 
@@ -1139,39 +1150,40 @@ class SmsGatewayHook(BaseHook):
 
         Ids the gateway does not list are absent from the result.
         """
-        return self._find(_Wanted(message_ids, _whole_report), since)
+        return self._find(_Wanted(message_ids, _whole_report), since, self.report)
 
     async def aget_statuses(
         self, message_ids: Iterable[str], since: datetime | None = None
     ) -> dict[str, StatusReport]:
         """Async :meth:`get_statuses`, for triggers."""
-        return await self._afind(_Wanted(message_ids, _whole_report), since)
+        return await self._afind(_Wanted(message_ids, _whole_report), since, self.report)
 
     def get_status_values(
         self, message_ids: Iterable[str], since: datetime | None = None
     ) -> dict[str, DeliveryStatus]:
         """:meth:`get_statuses` keeping only each normalised status: what a sensor watching a million
-        messages needs (the whole reports would hold every body and date in memory)."""
-        return self._find(_Wanted(message_ids, _status_of), since)
+        messages needs (the whole reports would hold every body and date in memory). The listing is
+        read through :meth:`status_only`: no recipient, body or update time is parsed."""
+        return self._find(_Wanted(message_ids, _status_of), since, self.status_only)
 
     async def aget_status_values(
         self, message_ids: Iterable[str], since: datetime | None = None
     ) -> dict[str, DeliveryStatus]:
         """Async :meth:`get_status_values`, for triggers."""
-        return await self._afind(_Wanted(message_ids, _status_of), since)
+        return await self._afind(_Wanted(message_ids, _status_of), since, self.status_only)
 
-    def _find(self, wanted: _Wanted, since: datetime | None) -> dict[str, Any]:
+    def _find(self, wanted: _Wanted, since: datetime | None, build: ReportBuilder) -> dict[str, Any]:
         if wanted.ids:
             with long_lived_frozen():
-                for report in self.iter_statuses(since):
+                for report in self._status_pages(since, build):
                     if wanted.take(report):
                         break
         return wanted.found
 
-    async def _afind(self, wanted: _Wanted, since: datetime | None) -> dict[str, Any]:
+    async def _afind(self, wanted: _Wanted, since: datetime | None, build: ReportBuilder) -> dict[str, Any]:
         if wanted.ids:
             with long_lived_frozen():  # across awaits: see long_lived_frozen for other freezers
-                async for report in self.aiter_statuses(since):
+                async for report in self._astatus_pages(since, build):
                     if wanted.take(report):
                         break
         return wanted.found
@@ -1257,6 +1269,36 @@ class SmsGatewayHook(BaseHook):
                 "body": body,
                 "created_at": self.parse_time(created),
                 "updated_at": self.parse_time(updated),
+            }
+        )
+
+    def status_only(
+        self,
+        message_id: Any,
+        raw_status: Any,
+        *,
+        status: DeliveryStatus | None = None,
+        recipient: Any = None,
+        key: Any = None,
+        body: str | None = None,
+        created: Any = None,
+        updated: Any = None,
+    ) -> StatusReport:
+        """:meth:`report` (same arguments) keeping what a status look-up reads: the id, the status and
+        the creation time (a listing's ``since`` is judged by it). The recipient, key, body and update
+        time are left None, unread: normalising a recipient is most of a report's cost."""
+        if status is None:
+            status = self.map_status(raw_status)
+        return _status_report(
+            {
+                "message_id": str(message_id),
+                "status": status,
+                "raw_status": None if raw_status is None else str(raw_status),
+                "recipient": None,
+                "key": None,
+                "body": None,
+                "created_at": self.parse_time(created),
+                "updated_at": None,
             }
         )
 

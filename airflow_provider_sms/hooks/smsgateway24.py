@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     )
 
 from airflow_provider_sms.exceptions import SmsAuthError, SmsValidationError
-from airflow_provider_sms.hooks.base import Call, Capabilities, PageParser, SmsGatewayHook
+from airflow_provider_sms.hooks.base import Call, Capabilities, PageParser, ReportBuilder, SmsGatewayHook
 from airflow_provider_sms.messages import DeliveryStatus, InvalidPhoneNumberError, SendResult
 
 # gateways.md, "Status codes" (1 with a future ``timetosend`` is scheduled: see ``_report``).
@@ -288,7 +288,7 @@ class SmsGateway24Hook(SmsGatewayHook):
         )
         payload = self.request(call)
         with self.parsing(call):
-            return self._parse_sms_list(payload, call)[0]
+            return [self._report(sms, self.report) for sms in _sms_rows(payload)]
 
     def count_sms(self, **filters: Any) -> int:
         """getallsms with ``onlycount=1``: how many messages match the filters of :meth:`get_all_sms`."""
@@ -329,8 +329,16 @@ class SmsGateway24Hook(SmsGatewayHook):
         payload = self.request_object(Call("POST", "getsmsstatus", data={"sms_id": sms_id}))
         return self.report(payload.get("sms_id") or sms_id, payload.get("status"))
 
-    def _status_listing(self, since: datetime | None) -> tuple[Call, PageParser]:
-        return self._get_all_sms_call(begindate=since), self._parse_sms_list
+    def _status_listing(
+        self, since: datetime | None, build: ReportBuilder | None = None
+    ) -> tuple[Call, PageParser]:
+        build = build or self.report
+
+        def parse(payload: Any, call: Call) -> tuple[list[StatusReport], None]:
+            """One getallsms answer (never paged), see :func:`_sms_rows`."""
+            return [self._report(sms, build) for sms in _sms_rows(payload)], None
+
+        return self._get_all_sms_call(begindate=since), parse
 
     def _reply_listing(self, since: datetime | None) -> tuple[Call, PageParser]:
         """getallsms with ``status`` 5 (incoming SMS) from ``since``, one answer (never paged); a row
@@ -364,15 +372,11 @@ class SmsGateway24Hook(SmsGatewayHook):
             listing = [report for key in wanted for report in self.get_all_sms(customer_id=key)]
         return {wanted[int(r.key)]: r for r in listing if r.key and r.key.isdigit() and int(r.key) in wanted}
 
-    def _parse_sms_list(self, payload: Any, call: Call) -> tuple[list[StatusReport], None]:
-        """One getallsms answer (never paged), see :func:`_sms_rows`."""
-        return [self._report(sms) for sms in _sms_rows(payload)], None
-
-    def _report(self, sms: Mapping[str, Any]) -> StatusReport:
+    def _report(self, sms: Mapping[str, Any], build: ReportBuilder) -> StatusReport:
         raw = sms.get("status")
         send_at = self.parse_time(sms.get("timetosend"))
         scheduled = str(raw) == "1" and send_at is not None and send_at > pendulum.now("UTC")
-        return self.report(
+        return build(
             sms["id"],
             raw,
             status=DeliveryStatus.SCHEDULED if scheduled else None,

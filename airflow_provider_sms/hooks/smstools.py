@@ -29,6 +29,7 @@ from airflow_provider_sms.hooks.base import (
     Call,
     Capabilities,
     PageParser,
+    ReportBuilder,
     SmsGatewayHook,
     chunked,
     parse_amount,
@@ -321,15 +322,18 @@ class SmstoolsHook(SmsGatewayHook):
         ``key`` is the request's ``reference`` (for a batch request, its first message's key)."""
         return self.iter_statuses(since)
 
-    def _status_listing(self, since: datetime | None) -> tuple[Call, PageParser]:
+    def _status_listing(
+        self, since: datetime | None, build: ReportBuilder | None = None
+    ) -> tuple[Call, PageParser]:
         """The logging, newest pages first when ``since`` is given: the API has no date filter, so an
         oldest-first listing is read from its last page backwards, a newest-first one until ``since``."""
         walk: dict[str, bool | None] = {}
         since = None if since is None else as_utc(since)
+        build = build or self.report
 
         def parse(payload: Any, call: Call) -> tuple[list[StatusReport], Call | None]:
             rows = _items(payload, "messages")
-            reports = [self._logged(row) for row in rows]
+            reports = [self._logged(row, build) for row in rows]
             page, last = int(call.params["page"]), _last_page(payload, call, len(rows))
             if since is None:
                 return reports, self.with_params(call, page=page + 1) if page < last else None
@@ -347,11 +351,11 @@ class SmstoolsHook(SmsGatewayHook):
 
         return Call("GET", "v1/message/logging", params={"limit": PAGE_LIMIT, "page": 1}), parse
 
-    def _logged(self, row: Mapping[str, Any]) -> StatusReport:
+    def _logged(self, row: Mapping[str, Any], build: ReportBuilder) -> StatusReport:
         response = row.get("response")
         if response.__class__ is not dict and not isinstance(response, Mapping):
             response = {}
-        return self.report(
+        return build(
             row.get("message_ID") or row.get("ID"),
             row.get("status", response.get("status")),
             recipient=row.get("to"),

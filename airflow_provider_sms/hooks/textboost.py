@@ -12,7 +12,7 @@ from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from functools import cached_property
+from functools import cached_property, partial
 from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +30,7 @@ from airflow_provider_sms.hooks.base import (
     Call,
     Capabilities,
     PageParser,
+    ReportBuilder,
     SmsGatewayHook,
     chunked,
     parse_amount,
@@ -452,10 +453,13 @@ class TextBoostHook(SmsGatewayHook):
         """GET /sms: every message (inbound ones as ``received``), paged lazily."""
         return self.paginate(self._list_call("GET", "sms"), self._pages(self._report))
 
-    def _status_listing(self, since: datetime | None) -> tuple[Call, PageParser]:
+    def _status_listing(
+        self, since: datetime | None, build: ReportBuilder | None = None
+    ) -> tuple[Call, PageParser]:
         """GET /sms, which has no date filter: pages are read only as far as ``since`` reaches
         (see :class:`_RecentPages`), and older messages are left out."""
-        return self._list_call("GET", "sms"), _RecentPages(self, since)
+        render = None if build is None else partial(self._report, build=build)
+        return self._list_call("GET", "sms"), _RecentPages(self, since, render=render)
 
     def find_sent(
         self, messages: Sequence[OutboundMessage], since: datetime | None = None
@@ -500,8 +504,8 @@ class TextBoostHook(SmsGatewayHook):
 
         return self._list_call("GET", "sms"), parse
 
-    def _report(self, obj: Mapping[str, Any]) -> StatusReport:
-        return self.report(
+    def _report(self, obj: Mapping[str, Any], build: ReportBuilder | None = None) -> StatusReport:
+        return (build or self.report)(
             obj["uid"],
             obj.get("status"),
             status=DeliveryStatus.RECEIVED if _inbound(obj) else None,

@@ -93,3 +93,51 @@ def test_a_scheduled_message_waits_at_every_gateway(sandbox, sms_conn_env):
         send_at = datetime.fromisoformat(message["send_at"].replace("Z", "+00:00"))
         assert abs(send_at - at) < timedelta(minutes=1)
     assert stored["textboost"]["normalized_status"] == DeliveryStatus.SCHEDULED.value
+
+
+@pytest.mark.parametrize("gateway", GATEWAYS)
+def test_status_values_read_lean_reports_equal_to_the_whole_ones(gateway, sandbox, sms_conn_env):
+    """The status look-up builds reports with :meth:`status_only` (no recipient, key, body or
+    update time parsed); what it does read is the whole report's, message by message, and the
+    statuses it returns are those of the whole listing, in every state and with or without since."""
+    hook = get_gateway_hook(sms_conn_env[gateway])
+    since = datetime.now(timezone.utc) - timedelta(minutes=1)
+    later = datetime.now(timezone.utc) + timedelta(days=1)
+    final, fresh = (
+        [
+            OutboundMessage(to=f"+49151123400{n:02d}", body=f"Parcel {n} arrives today", key=str(2000 + n))
+            for n in numbers
+        ]
+        for numbers in ((1, 13, 66), (2, 14))
+    )
+    ids = [r.message_id for r in hook.send_messages(final)]
+    sandbox.advance(10)  # delivered, undelivered, failed
+    fresh.append(OutboundMessage("+4915112340003", "Tomorrow's parcel", key="2099", send_at=later))
+    ids += [r.message_id for r in hook.send_messages(fresh)]  # queued, and scheduled for tomorrow
+
+    for when in (None, since):
+        whole = {r.message_id: r for r in hook.iter_statuses(when) if r.message_id in ids}
+        lean = {
+            r.message_id: r
+            for r in hook._status_pages(when, hook.status_only)  # the listing get_status_values reads
+            if r.message_id in ids
+        }
+        assert whole.keys() == lean.keys() == set(ids)
+        for message_id, report in whole.items():
+            kept = lean[message_id]
+            assert (kept.status, kept.raw_status, kept.created_at) == (
+                report.status,
+                report.raw_status,
+                report.created_at,
+            )
+            assert (kept.recipient, kept.key, kept.body, kept.updated_at) == (None, None, None, None)
+            assert report.recipient and report.body  # the whole report did read them
+        want = {i: whole[i].status for i in ids}
+        assert len(set(want.values())) >= 4  # final and waiting ones compared
+        assert hook.get_status_values(ids, since=when) == want
+
+        async def read_async(when=when):
+            async_hook = await aget_gateway_hook(sms_conn_env[gateway])
+            return await async_hook.aget_status_values(ids, since=when)
+
+        assert asyncio.run(read_async()) == want
