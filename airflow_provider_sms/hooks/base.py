@@ -1137,7 +1137,9 @@ class SmsGatewayHook(BaseHook):
         call, parse_page = self._status_listing(since, build)
         return self.paginate(call, parse_page)
 
-    async def _astatus_pages(self, since: datetime | None, build: ReportBuilder) -> AsyncIterator[StatusReport]:
+    async def _astatus_pages(
+        self, since: datetime | None, build: ReportBuilder
+    ) -> AsyncIterator[StatusReport]:
         await self._aload_connection()
         call, parse_page = self._status_listing(since, build)
         async for report in self.apaginate(call, parse_page):
