@@ -592,6 +592,15 @@ def evolve(instance: _D, **changes: Any) -> _D:
     return copy
 
 
+_ACCEPTED = SendResult(OutboundMessage("", ""), accepted=True)
+
+
+def accepted(message: OutboundMessage, message_id: str | None = None) -> SendResult:
+    """``SendResult(message, accepted=True, message_id=message_id)``, copied from one template
+    (:func:`evolve`): the hooks make one per message of every batch."""
+    return evolve(_ACCEPTED, message=message, message_id=message_id)
+
+
 def _copyable_fields(cls: type) -> frozenset[str] | None:
     if not is_dataclass(cls) or hasattr(cls, "__post_init__") or "__slots__" in cls.__dict__:
         return None

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 from airflow_provider_sms.exceptions import SmsAuthError, SmsValidationError
 from airflow_provider_sms.hooks.base import Call, Capabilities, PageParser, ReportBuilder, SmsGatewayHook
-from airflow_provider_sms.messages import DeliveryStatus, InvalidPhoneNumberError, SendResult
+from airflow_provider_sms.messages import DeliveryStatus, InvalidPhoneNumberError, SendResult, accepted
 
 # gateways.md, "Status codes" (1 with a future ``timetosend`` is scheduled: see ``_report``).
 STATUS_MAP: dict[str, DeliveryStatus] = {
@@ -184,20 +184,10 @@ class SmsGateway24Hook(SmsGatewayHook):
         """
         rows: list[dict[str, Any]] = []
         results: list[SendResult | None] = []
+        shared: dict[tuple[Any, ...], tuple[dict[str, Any], dict[str, Any]]] = {}
         for message in messages:
-            options = message.options
             try:
-                rows.append(
-                    self._sms_fields(
-                        message.to,
-                        message.body,
-                        options.get("device_id"),
-                        options.get("sim"),
-                        message.send_at,
-                        message.key or None,
-                        options.get("urgent"),
-                    )
-                )
+                rows.append(self._row(message, shared))
                 results.append(None)
             except InvalidPhoneNumberError as exc:
                 results.append(SendResult.rejected(message, str(exc), "invalid_phone"))
@@ -213,6 +203,37 @@ class SmsGateway24Hook(SmsGatewayHook):
         outcomes = iter(self._batch_outcomes(sent, payload, started))
         return [r if r is not None else next(outcomes) for r in results]
 
+    def _row(
+        self, message: OutboundMessage, shared: dict[tuple[Any, ...], tuple[dict[str, Any], dict[str, Any]]]
+    ) -> dict[str, Any]:
+        """:meth:`_sms_fields` of one addalotofsms row, equal to it in value and order; the fields
+        around the number and key are built once per text, schedule and options object in
+        ``shared`` (a batch's messages share them: per message, only the number is read)."""
+        key = message.key or None
+        if key is not None and not str(key).isdigit():  # the order of _sms_fields' checks
+            raise ValueError(f"SmsGateway24 customerid must be digits, got {key!r}")
+        sendto = self.wire_phone(message.to)
+        options = message.options
+        around = (message.body, message.send_at, id(options) if options else None)
+        fields = shared.get(around)
+        if fields is None:
+            whole = self._sms_fields(
+                message.to,
+                message.body,
+                options.get("device_id"),
+                options.get("sim"),
+                message.send_at,
+                None,
+                options.get("urgent"),
+            )
+            urgent = {"urgent": whole.pop("urgent")} if "urgent" in whole else {}
+            del whole["sendto"]
+            fields = shared[around] = (whole, urgent)
+        head, tail = fields
+        if key is None:
+            return {"sendto": sendto, **head, **tail}
+        return {"sendto": sendto, **head, "customerid": int(key), **tail}
+
     def _batch_outcomes(
         self, sent: list[OutboundMessage], payload: dict[str, Any], started: datetime
     ) -> list[SendResult]:
@@ -223,12 +244,12 @@ class SmsGateway24Hook(SmsGatewayHook):
         if isinstance(ids, list) and len(ids) == len(sent):
             errors = _row_errors(payload.get("errors"))
             return [
-                SendResult(m, accepted=True, message_id=str(i))
+                accepted(m, str(i))
                 if i is not None
                 else SendResult.rejected(m, errors.get(n, "refused by the gateway"), None)
                 for n, (m, i) in enumerate(zip(sent, ids, strict=True))
             ]
-        return [SendResult(m, accepted=True) for m in sent]
+        return [accepted(m) for m in sent]
 
     def send_batch(self, messages: Sequence[OutboundMessage]) -> list[SendResult]:
         """Send through addalotofsms (see :meth:`add_a_lot_of_sms`)."""

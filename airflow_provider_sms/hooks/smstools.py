@@ -41,9 +41,9 @@ from airflow_provider_sms.messages import (
     DeliveryStatus,
     OutboundMessage,
     SendResult,
+    accepted,
     as_utc,
     body_hash,
-    evolve,
 )
 
 # gateways.md, "Smstools status strings" (case-insensitive; anything else is unknown, raw value kept).
@@ -73,7 +73,6 @@ MESSAGE_ERRORS = frozenset({"102", "103", "106", "118"})
 NOT_ENOUGH_CREDITS = 108
 # OutboundMessage.options passed on to message/send; other gateways' options are ignored.
 SEND_OPTIONS = ("test", "subid")
-_ACCEPTED = SendResult(OutboundMessage("", ""), accepted=True)  # copied per accepted message (evolve)
 CONTACT_EXTRA_FIELDS = ("email", *(f"extra{i}" for i in range(1, 9)))
 _NUMBER = re.compile(r"\+?\d{5,}")
 Outcome = tuple[str | None, str | None, str | None]  # (gateway id, error, error code)
@@ -275,7 +274,7 @@ class SmstoolsHook(SmsGatewayHook):
             for (index, _), (message_id, error, code) in zip(rows, outcomes, strict=True):
                 m = messages[index]
                 results[index] = (
-                    evolve(_ACCEPTED, message=m, message_id=message_id)  # SendResult(m, True, message_id)
+                    accepted(m, message_id)
                     if message_id
                     else SendResult.rejected(m, error or "refused by the gateway", code)
                 )

@@ -394,6 +394,37 @@ def test_send_batch_is_one_addalotofsms_with_the_token_inside_datajson(hook, req
     assert results[3].error_code == "invalid_phone"
 
 
+def test_addalotofsms_rows_equal_sms_fields_and_share_what_is_around_the_number(hook, monkeypatch):
+    """Each row equals :meth:`_sms_fields` of its message, in value and key order; the fields
+    around the number and key are built once per text, schedule and options object."""
+    later = dt.datetime(2026, 7, 1, 21, 50, tzinfo=UTC)
+    urgent = {"sim": 0, "urgent": True}
+    messages = [OutboundMessage(f"+49157529822{i:02d}", "Hello", key=str(1000 + i)) for i in range(6)]
+    messages += [
+        OutboundMessage("+4915752982290", "Hello"),  # no key: no customerid
+        OutboundMessage("+4915752982291", "Hello", key="", options=urgent),
+        OutboundMessage("+4915752982292", "Hello", key="7", options=urgent),
+        OutboundMessage("+4915752982293", "Hello", key="8", options=dict(urgent)),  # equal, another object
+        OutboundMessage("+4915752982294", "Later", key="9", send_at=later, options={"device_id": 1576}),
+        OutboundMessage("+4915752982295", "Hello", key="10", send_at=later),
+    ]
+    built = []
+    real = hook._sms_fields
+    monkeypatch.setattr(hook, "_sms_fields", lambda *a: built.append(a[0]) or real(*a))
+    shared: dict = {}
+    rows = [hook._row(m, shared) for m in messages]
+    assert built == ["+4915752982200", "+4915752982291", "+4915752982293", "+4915752982294", "+4915752982295"]
+    reference = [
+        real(m.to, m.body, m.options.get("device_id"), m.options.get("sim"), m.send_at, m.key or None,
+             m.options.get("urgent"))
+        for m in messages
+    ]  # fmt: skip
+    assert rows == reference
+    assert [list(row) for row in rows] == [list(row) for row in reference]  # the same key order
+    with pytest.raises(ValueError, match="customerid must be digits"):
+        hook._row(OutboundMessage("+4915752982296", "Hello", key="k-1"), shared)
+
+
 def test_send_messages_splits_into_addalotofsms_batches_of_batch_size(monkeypatch, requests_mock, gettoken):
     monkeypatch.setenv("AIRFLOW_CONN_SGW_SMALL", _conn(batch_size=2))
     hook = SmsGateway24Hook("sgw_small")
