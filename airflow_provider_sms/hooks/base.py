@@ -970,11 +970,9 @@ class SmsGatewayHook(BaseHook):
         """A cheap authenticated call for :meth:`test_connection`."""
         raise NotImplementedError
 
-    def _status_listing(
-        self, since: datetime | None, build: ReportBuilder | None = None
-    ) -> tuple[Call, PageParser]:
+    def _status_listing(self, since: datetime | None, build: ReportBuilder) -> tuple[Call, PageParser]:
         """The list endpoint that reports message statuses, and how to read its pages: each listed
-        message through ``build`` (:meth:`report`, or :meth:`status_only`; None: :meth:`report`)."""
+        message through ``build`` (:meth:`report`, or :meth:`status_only`)."""
         raise NotImplementedError
 
     def _reply_listing(self, since: datetime | None) -> tuple[Call, PageParser]:

@@ -350,11 +350,7 @@ class SmsGateway24Hook(SmsGatewayHook):
         payload = self.request_object(Call("POST", "getsmsstatus", data={"sms_id": sms_id}))
         return self.report(payload.get("sms_id") or sms_id, payload.get("status"))
 
-    def _status_listing(
-        self, since: datetime | None, build: ReportBuilder | None = None
-    ) -> tuple[Call, PageParser]:
-        build = build or self.report
-
+    def _status_listing(self, since: datetime | None, build: ReportBuilder) -> tuple[Call, PageParser]:
         def parse(payload: Any, call: Call) -> tuple[list[StatusReport], None]:
             """One getallsms answer (never paged), see :func:`_sms_rows`."""
             return [self._report(sms, build) for sms in _sms_rows(payload)], None

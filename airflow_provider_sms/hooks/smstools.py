@@ -321,14 +321,11 @@ class SmstoolsHook(SmsGatewayHook):
         ``key`` is the request's ``reference`` (for a batch request, its first message's key)."""
         return self.iter_statuses(since)
 
-    def _status_listing(
-        self, since: datetime | None, build: ReportBuilder | None = None
-    ) -> tuple[Call, PageParser]:
+    def _status_listing(self, since: datetime | None, build: ReportBuilder) -> tuple[Call, PageParser]:
         """The logging, newest pages first when ``since`` is given: the API has no date filter, so an
         oldest-first listing is read from its last page backwards, a newest-first one until ``since``."""
         walk: dict[str, bool | None] = {}
         since = None if since is None else as_utc(since)
-        build = build or self.report
 
         def parse(payload: Any, call: Call) -> tuple[list[StatusReport], Call | None]:
             rows = _items(payload, "messages")

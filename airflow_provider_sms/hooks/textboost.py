@@ -453,13 +453,12 @@ class TextBoostHook(SmsGatewayHook):
         """GET /sms: every message (inbound ones as ``received``), paged lazily."""
         return self.paginate(self._list_call("GET", "sms"), self._pages(self._report))
 
-    def _status_listing(
-        self, since: datetime | None, build: ReportBuilder | None = None
-    ) -> tuple[Call, PageParser]:
+    def _status_listing(self, since: datetime | None, build: ReportBuilder) -> tuple[Call, PageParser]:
         """GET /sms, which has no date filter: pages are read only as far as ``since`` reaches
         (see :class:`_RecentPages`), and older messages are left out."""
-        render = None if build is None else partial(self._report, build=build)
-        return self._list_call("GET", "sms"), _RecentPages(self, since, render=render)
+        return self._list_call("GET", "sms"), _RecentPages(
+            self, since, render=partial(self._report, build=build)
+        )
 
     def find_sent(
         self, messages: Sequence[OutboundMessage], since: datetime | None = None
