@@ -27,7 +27,6 @@ import asyncio
 import io
 import json
 import os
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -38,10 +37,12 @@ from typing import Any
 from benchmarks.common import (
     CAMPAIGN_TEMPLATE,
     SENDER,
+    BackendCpu,
     NumberPool,
     Table,
     log,
     own_peak_rss_mb,
+    pg_connect,
     process_cpu_seconds,
     sql_connection,
     task_context,
@@ -77,18 +78,9 @@ def expected(rows: int) -> Counter:
     return counts
 
 
-def _connect(conn_id: str):
-    import psycopg2
-
-    config = json.loads(os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"])
-    return psycopg2.connect(
-        host=config["host"], port=config["port"], user=config["login"], dbname=config["schema"]
-    )
-
-
 def fill_audience(conn_id: str, block: range) -> None:
     """The audience and suppression tables, written with COPY in slices of 100k rows."""
-    db = _connect(conn_id)
+    db = pg_connect(conn_id)
     first = block.start
     with db, db.cursor() as cur:
         cur.execute(
@@ -119,42 +111,6 @@ def fill_audience(conn_id: str, block: range) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ measuring
-class BackendCpu:
-    """CPU seconds of the PostgreSQL backends connected to one database, sampled in a thread."""
-
-    def __init__(self, conn_id: str, database: str) -> None:
-        self.conn_id, self.database = conn_id, database
-        self.seen: dict[int, float] = {}  # backend pid -> CPU seconds at its last sighting
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._sample, name="pg-cpu", daemon=True)
-
-    def _sample(self) -> None:
-        db = _connect(self.conn_id)  # its own backend is counted too: a query every 0.2 s
-        db.autocommit = True
-        try:
-            with db.cursor() as cur:
-                while not self.stop.is_set():
-                    cur.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", [self.database])
-                    for (pid,) in cur.fetchall():
-                        cpu = process_cpu_seconds(pid)
-                        if cpu is not None:
-                            self.seen[pid] = max(cpu, self.seen.get(pid, 0.0))
-                    self.stop.wait(0.2)
-        finally:
-            db.close()
-
-    def total(self) -> float:
-        return sum(self.seen.values())
-
-    def __enter__(self) -> BackendCpu:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop.set()
-        self.thread.join()
-
-
 @dataclass
 class Phase:
     name: str
@@ -347,7 +303,7 @@ def check(
     )
     ok(s["accepted"] == want["plain"], f"accepted {s['accepted']} == plain rows {want['plain']}")
 
-    db = _connect(conn_id)
+    db = pg_connect(conn_id)
     try:
         with db.cursor() as cur:
             cur.execute(

@@ -12,6 +12,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 import warnings
@@ -357,3 +358,49 @@ def verdict(ok: bool | None) -> str:
 def log(message: str) -> None:
     """Progress lines go to stderr, so that stdout holds only the tables."""
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def pg_connect(conn_id: str):
+    """A psycopg2 connection to the PostgreSQL database of Airflow connection ``conn_id`` (from its env var)."""
+    import psycopg2
+
+    config = json.loads(os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"])
+    return psycopg2.connect(
+        host=config["host"], port=config["port"], user=config["login"], dbname=config["schema"]
+    )
+
+
+class BackendCpu:
+    """CPU seconds of the PostgreSQL backends connected to one database, sampled in a thread."""
+
+    def __init__(self, conn_id: str, database: str) -> None:
+        self.conn_id, self.database = conn_id, database
+        self.seen: dict[int, float] = {}  # backend pid -> CPU seconds at its last sighting
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._sample, name="pg-cpu", daemon=True)
+
+    def _sample(self) -> None:
+        db = pg_connect(self.conn_id)  # its own backend is counted too: a query every 0.2 s
+        db.autocommit = True
+        try:
+            with db.cursor() as cur:
+                while not self.stop.is_set():
+                    cur.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", [self.database])
+                    for (pid,) in cur.fetchall():
+                        cpu = process_cpu_seconds(pid)
+                        if cpu is not None:
+                            self.seen[pid] = max(cpu, self.seen.get(pid, 0.0))
+                    self.stop.wait(0.2)
+        finally:
+            db.close()
+
+    def total(self) -> float:
+        return sum(self.seen.values())
+
+    def __enter__(self) -> BackendCpu:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop.set()
+        self.thread.join()
