@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import json
-import os
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -40,6 +38,7 @@ from benchmarks.common import (
     BackendCpu,
     NumberPool,
     Table,
+    connection_config,
     log,
     own_peak_rss_mb,
     pg_connect,
@@ -169,7 +168,7 @@ def run(sandbox, conn_ids: dict[str, str], gateway: str, recipients: int, pool: 
     phases: list[Phase] = []
     want = expected(recipients)
     with sql_connection("postgres", workdir, "campaign") as conn_id:
-        database = json.loads(os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"])["schema"]
+        database = connection_config(conn_id)["schema"]
         sandbox.reset()
         with BackendCpu(conn_id, database) as backends:
             with phase(phases, "audience (COPY)", pid, backends) as p:

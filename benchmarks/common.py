@@ -360,11 +360,17 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
+def connection_config(conn_id: str) -> dict[str, Any]:
+    """The fields of Airflow connection ``conn_id``, from the ``AIRFLOW_CONN_*`` variable the
+    benchmarks set (``conn_type``, ``host``, ``schema``, ...)."""
+    return json.loads(os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"])
+
+
 def pg_connect(conn_id: str):
-    """A psycopg2 connection to the PostgreSQL database of Airflow connection ``conn_id`` (from its env var)."""
+    """A psycopg2 connection to the PostgreSQL database of Airflow connection ``conn_id``."""
     import psycopg2
 
-    config = json.loads(os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"])
+    config = connection_config(conn_id)
     return psycopg2.connect(
         host=config["host"], port=config["port"], user=config["login"], dbname=config["schema"]
     )

@@ -31,6 +31,7 @@ from benchmarks.common import (
     SENDER,
     NumberPool,
     Table,
+    connection_config,
     e164,
     log,
     sql_connection,
@@ -43,7 +44,7 @@ QUERY = "SELECT phone, first_name, city FROM audience ORDER BY id"
 
 def fill_source(conn_id: str, block: range) -> None:
     """Create and fill table ``audience`` (id, phone, first_name, city) on the connection."""
-    config = json.loads(os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"])
+    config = connection_config(conn_id)
     names = ("Ana", "Ben", "Chloé", "Dmitri", "Eve")
     phones = e164(block)
     if config["conn_type"] == "sqlite":

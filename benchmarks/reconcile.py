@@ -24,8 +24,6 @@ loops, if anything: their tables stay small.
 from __future__ import annotations
 
 import io
-import json
-import os
 import time
 from typing import Any
 
@@ -39,6 +37,7 @@ from benchmarks.common import (
     Timer,
     e164,
     log,
+    pg_connect,
     sql_connection,
     verdict,
 )
@@ -79,22 +78,13 @@ NAIVE_UPSERT = f"""INSERT INTO naive_report AS t ({CHECKED}, first_seen_at, upda
     WHERE excluded.status_rank > t.status_rank"""
 
 
-def _connect(conn_id: str):
-    import psycopg2
-
-    config = json.loads(os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"])
-    return psycopg2.connect(
-        host=config["host"], port=config["port"], user=config["login"], dbname=config["schema"]
-    )
-
-
 def naive(url: str, conn_id: str, rows: int, commit_per_row: bool) -> dict[str, float]:
     """Read the first ``rows`` statuses page by page with requests and upsert them one by one
     (autocommit, or one transaction); seconds per part and rows."""
     from airflow_provider_sms.hooks.smstools import STATUS_MAP
     from airflow_provider_sms.messages import DeliveryStatus
 
-    db = _connect(conn_id)
+    db = pg_connect(conn_id)
     with db.cursor() as cur:
         cur.execute(_naive_table())
     db.commit()
@@ -182,7 +172,7 @@ def mismatches(provider_conn_id: str, naive_conn_id: str) -> int:
     """Rows of the naive table (``CHECKED`` columns) that differ from, or are missing in, the
     operator's report table; 0 when both wrote the same."""
     columns = f"({CHECKED})::text"
-    naive_db, provider_db = _connect(naive_conn_id), _connect(provider_conn_id)
+    naive_db, provider_db = pg_connect(naive_conn_id), pg_connect(provider_conn_id)
     try:
         data = io.StringIO()
         with naive_db.cursor() as cur:

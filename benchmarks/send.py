@@ -39,6 +39,7 @@ from benchmarks.common import (
     Table,
     Timer,
     audience_frame,
+    connection_config,
     e164,
     log,
     sql_connection,
@@ -248,7 +249,7 @@ def provider_run(
     )
     context = task_context(run_id=campaign)
     timer = Timer(server_pid)
-    config = json.loads(os.environ[f"AIRFLOW_CONN_{ledger_conn_id.upper()}"])
+    config = connection_config(ledger_conn_id)
     backends = BackendCpu(ledger_conn_id, config["schema"]) if config["conn_type"] == "postgres" else None
     with split_timers(op) as spent, backends or nullcontext():
         if profile is not None:
@@ -469,7 +470,9 @@ def run(
         "CPU s per 100k: this process's CPU during the run, scaled to 100,000 messages (a run of "
         "fewer messages scales its start-up costs too)"
     )
-    if not rtt_ms:
+    if rtt_ms:
+        sandbox.clear_faults()
+    else:
         ratios.notes.append(
             f"overhead floor: the overhead if the CPU the run took (this process, the sandbox and "
             f"PostgreSQL's backends) kept all {CORES} cores busy from start to end, over the ceiling's "
@@ -477,8 +480,6 @@ def run(
             "overhead target leaves them on these cores once the sandbox has its share, (target + 1) x "
             "ceiling wall x cores - sandbox CPU. A run over budget cannot meet the target by overlap alone"
         )
-    if rtt_ms:
-        sandbox.clear_faults()
     return [detail, ratios], results
 
 

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import Table, log, sql_connection, verdict
+from benchmarks.common import Table, connection_config, log, sql_connection, verdict
 
 QUERY = "SELECT id, phone, first_name, last_name FROM contacts ORDER BY id"
 NAMES = ("Ana", "Ben", "Chloé", "Dmitri", "Eve", "Finn", "Gül", "Hana")
@@ -120,7 +120,7 @@ def run(sandbox, conn_ids: dict[str, str], gateway: str, contacts: int, changed:
         sql_connection("sqlite", workdir, "sync_source") as source,
         sql_connection("sqlite", workdir, "sync_state") as state,
     ):
-        path = json.loads(os.environ[f"AIRFLOW_CONN_{source.upper()}"])["host"]
+        path = connection_config(source)["host"]
         log(f"sync: filling the source with {contacts:,} contacts")
         fill(path, 0, contacts)
         batch = BATCH_CREATE.get(gateway, 1)
